@@ -1,0 +1,96 @@
+"""Command line: ``python -m qmia train|run|sweep ...``; see ``python -m qmia --help``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from .config import PROFILES, get_profile
+from .data import DATASETS, DatasetUnavailable
+from .models import ARCHS
+from .quantizers import MODES, QUANTIZERS, QuantSpec
+
+
+def _zero_point(text: str) -> int | str:
+    if text == "centred":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"zero point must be an integer or 'centred'; got {text!r}") from None
+
+
+def add_model_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model")
+    g.add_argument("--dataset", choices=DATASETS, help="default: the profile's dataset for --arch")
+    g.add_argument("--arch", choices=tuple(ARCHS), default="lenet")
+    g.add_argument("--quant", choices=QUANTIZERS, default="none", help="none = full precision; mia = the paper's quantizer")
+    g.add_argument("--bits", type=int, help="weight bitwidth, 1..32 (the paper: 4, 8, 16)")
+    g.add_argument("--act-bits", type=int, help="DoReFa activation bitwidth (default: --bits)")
+    g.add_argument("--layers", default="all", help="'all' or 'last:K' (e.g. last:5)")
+    g.add_argument("--zero-point", type=_zero_point, default=2, help="MIA zero point z: an integer (paper: 2) or 'centred' (2^(b-1))")
+    g.add_argument("--mode", choices=MODES, default="ste", help="MIA training: ste (latent weights), project, ptq")
+    g.add_argument("--profile", choices=tuple(PROFILES), default="smoke")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--data-root", help="where datasets are (default: $QMIA_DATA or data/)")
+    g.add_argument("--device", help="cpu or cuda (default: cuda when present)")
+    g.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def spec_from_args(a: argparse.Namespace) -> QuantSpec:
+    if a.quant == "none":
+        if a.bits is not None:
+            raise ValueError("--bits needs --quant mia or --quant dorefa (--quant none is full precision)")
+        return QuantSpec()
+    if a.bits is None:
+        raise ValueError(f"--quant {a.quant} needs --bits (an integer from 1 to 32)")
+    kw = {"layers": a.layers, "act_bits": a.act_bits}
+    if a.quant == "mia":
+        kw.update(zero_point=a.zero_point, mode=a.mode)
+    return QuantSpec(a.quant, a.bits, **kw)
+
+
+def config_from_args(a: argparse.Namespace):
+    return get_profile(a.profile).config(a.arch, a.dataset, spec_from_args(a), seed=a.seed)
+
+
+def cmd_train(a: argparse.Namespace) -> int:
+    from .train import model_dir, train
+
+    config = config_from_args(a)
+    cached = (model_dir(config) / "meta.json").exists()
+    start = time.perf_counter()
+    m = train(config, a.data_root, a.device, progress=not a.no_progress)
+    acc = m.meta["accuracy"]
+    print(
+        f"{config.label}: {'reused cache' if cached else 'trained'} in {time.perf_counter() - start:.1f} s; "
+        f"train acc {acc['target_in']:.3f}, test acc {acc['target_out']:.3f}\n{m.path}"
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m qmia", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train", help="train and cache one model; prints where it is")
+    add_model_options(t)
+    t.set_defaults(func=cmd_train)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except DatasetUnavailable as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except ValueError as e:
+        parser.error(str(e))
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,160 @@
+"""Experiments as data: one frozen dataclass per trained model, and the three profiles.
+
+A :class:`TrainConfig` names everything that changes a model's weights; its :attr:`key`
+(a hash of every field plus the versions of the data and training code) keys the cache of
+checkpoints and outputs. A :class:`Profile` is the one place that fixes dataset sizes,
+epochs and which models the book trains: ``smoke`` (digits, offline, a few minutes on a
+CPU), ``quick`` (the real datasets, reduced), ``paper`` (the paper's settings).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+
+from .data import DATA_VERSION, dataset_info
+from .models import ARCHS
+from .quantizers import QuantSpec
+from .store import stable_hash
+
+ROLES = ("target", "shadow", "ref")
+TRAIN_VERSION = 1  # bump when a change to qmia.train changes the weights it produces
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One model to train.
+
+    role: 'target' trains on target_in, 'shadow' on shadow_in, 'ref' (a LiRA reference model)
+    on a seeded random half of target_in + target_out chosen by ``ref_index``.
+    n_per_split: images in each of the four disjoint splits (15,000 in the paper).
+    seed: seeds the split, the initialisation and the batch order.
+    """
+
+    dataset: str
+    arch: str
+    n_per_split: int
+    epochs: int
+    quant: QuantSpec = field(default_factory=QuantSpec)
+    role: str = "target"
+    ref_index: int = 0
+    batch_size: int = 128
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    augment: bool = True
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        dataset_info(self.dataset)
+        if self.arch not in ARCHS:
+            raise ValueError(f"unknown architecture {self.arch!r}; valid: {', '.join(ARCHS)}")
+        if self.role not in ROLES:
+            raise ValueError(f"unknown role {self.role!r}; valid: {', '.join(ROLES)}")
+        for name in ("n_per_split", "epochs", "batch_size"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be a positive integer; got {v!r}")
+        if self.arch == "lenet" and dataset_info(self.dataset).image_size < 10:
+            raise ValueError("LeNet-5 needs images of at least 10x10")
+
+    @property
+    def key(self) -> str:
+        """Hash of every setting that changes the weights, and the code versions."""
+        return stable_hash({**asdict(self), "train_version": TRAIN_VERSION, "data_version": DATA_VERSION})
+
+    @property
+    def label(self) -> str:
+        role = f"ref{self.ref_index}" if self.role == "ref" else self.role
+        return f"{self.dataset}/{self.arch}/{self.quant.label}/{role}/seed{self.seed}"
+
+    def with_(self, **changes) -> "TrainConfig":
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Sizes, epochs and the experiment grid of one profile.
+
+    models: (architecture, dataset) pairs of the paper's Tables 3-5 under this profile.
+    resnet: the (architecture, dataset) used for Figure 5, Table 6 and Figure 6.
+    sweep: the (architecture, dataset) of the privacy-utility sweep over ``sweep_bits``.
+    lira_refs: LiRA reference models per target configuration (16 in the paper profile).
+    """
+
+    name: str
+    n_per_split: dict[str, int]
+    epochs: dict[str, int]
+    models: tuple[tuple[str, str], ...]
+    resnet: tuple[str, str]
+    sweep: tuple[str, str]
+    bits: tuple[int, ...] = (4, 8, 16)
+    sweep_bits: tuple[int, ...] = (2, 3, 4, 6, 8, 12, 16)
+    lira_refs: int = 16
+    lira_models: tuple[tuple[str, str], ...] = ()
+    seeds: tuple[int, ...] = (0,)
+    batch_size: int = 128
+    lr: float = 0.05
+    description: str = ""
+
+    def config(self, arch: str, dataset: str | None = None, quant: QuantSpec | None = None, **kw) -> TrainConfig:
+        """The TrainConfig of ``arch`` on ``dataset`` (default: the profile's dataset for it)."""
+        dataset = dataset or dict(self.models + (self.resnet, self.sweep)).get(arch)
+        if dataset is None:
+            raise ValueError(f"profile {self.name!r} has no dataset for {arch!r}; pass dataset=")
+        if dataset not in self.n_per_split:
+            raise ValueError(f"profile {self.name!r} does not use dataset {dataset!r}; it uses {', '.join(self.n_per_split)}")
+        return TrainConfig(
+            dataset=dataset,
+            arch=arch,
+            n_per_split=self.n_per_split[dataset],
+            epochs=self.epochs[arch],
+            quant=quant or QuantSpec(),
+            batch_size=self.batch_size,
+            lr=self.lr,
+            **kw,
+        )
+
+
+PROFILES: dict[str, Profile] = {
+    "smoke": Profile(
+        name="smoke",
+        n_per_split={"digits": 400},
+        epochs={"lenet": 30, "resnet20": 8, "resnet50": 2},
+        models=(("lenet", "digits"), ("resnet20", "digits")),
+        resnet=("resnet20", "digits"),
+        sweep=("lenet", "digits"),
+        sweep_bits=(2, 4, 8, 16),
+        lira_refs=4,
+        lira_models=(("lenet", "digits"),),
+        batch_size=64,
+        description="scikit-learn digits (16x16), 400 images per split; runs offline in minutes on a CPU",
+    ),
+    "quick": Profile(
+        name="quick",
+        n_per_split={"fashion_mnist": 5000, "cifar10": 1000},
+        epochs={"lenet": 20, "resnet20": 8, "resnet50": 4},
+        models=(("lenet", "fashion_mnist"), ("resnet20", "cifar10")),
+        resnet=("resnet20", "cifar10"),
+        sweep=("lenet", "fashion_mnist"),
+        lira_refs=8,
+        lira_models=(("lenet", "fashion_mnist"),),
+        description="real Fashion-MNIST (5,000 per split) and CIFAR-10 (1,000 per split), few epochs; the book in minutes on a CPU",
+    ),
+    "paper": Profile(
+        name="paper",
+        n_per_split={"fashion_mnist": 15000, "cifar10": 15000},
+        epochs={"lenet": 50, "resnet20": 50, "resnet50": 50},
+        models=(("lenet", "fashion_mnist"), ("resnet20", "cifar10"), ("resnet50", "cifar10")),
+        resnet=("resnet20", "cifar10"),
+        sweep=("resnet20", "cifar10"),
+        lira_refs=16,
+        lira_models=(("lenet", "fashion_mnist"), ("resnet20", "cifar10")),
+        description="the paper's settings: 15,000 images per split, 50 epochs, LeNet, ResNet-20 and ResNet-50",
+    ),
+}
+
+
+def get_profile(name: str) -> Profile:
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}; valid: {', '.join(PROFILES)}")
+    return PROFILES[name]

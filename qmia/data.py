@@ -1,0 +1,279 @@
+"""Datasets as uint8 tensors, the paper's four disjoint splits, and batched augmentation.
+
+A dataset is decoded once into ``<cache>/data/<name>.pt`` (images uint8 N x C x H x W,
+labels int64 N; the official train and test sets pooled, train first). Sources:
+
+* ``fashion_mnist``: torchvision's FashionMNIST under the data root (gzipped idx files are
+  unpacked into the cache when the root is read-only, e.g. ``../shared/data``).
+* ``cifar10``: torchvision's CIFAR10 (python batches) under the data root, or an image-folder
+  copy ``<root>/cifar10/{train,test}/<class>/*``, or its tarball ``<root>/cifar10*.tar.gz``
+  holding ``train/`` and ``test/`` folders (read without unpacking).
+* ``digits``: scikit-learn's embedded 8x8 digits (1,797 images), resized to 16x16; offline.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import math
+import os
+import shutil
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .store import atomic_save, cache_root
+
+DATASETS = ("digits", "fashion_mnist", "cifar10")
+SPLITS = ("target_in", "target_out", "shadow_in", "shadow_out")
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+DATA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    channels: int
+    image_size: int
+    num_classes: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    augment: str  # 'crop+rotate' or 'crop+flip'
+    pad: int
+
+
+INFO = {
+    "digits": DatasetInfo(1, 16, 10, (0.31,), (0.37,), "crop+rotate", 2),
+    "fashion_mnist": DatasetInfo(1, 28, 10, (0.286,), (0.353,), "crop+rotate", 2),
+    "cifar10": DatasetInfo(3, 32, 10, (0.491, 0.482, 0.447), (0.247, 0.243, 0.262), "crop+flip", 4),
+}
+
+
+class DatasetUnavailable(RuntimeError):
+    """A dataset is neither on disk nor downloadable."""
+
+
+def dataset_info(name: str) -> DatasetInfo:
+    if name not in INFO:
+        raise ValueError(f"unknown dataset {name!r}; valid: {', '.join(DATASETS)}")
+    return INFO[name]
+
+
+def data_root(root: str | os.PathLike | None = None) -> Path:
+    """The data root: the argument, else ``$QMIA_DATA``, else ``data/``."""
+    return Path(root or os.environ.get("QMIA_DATA") or "data")
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def _missing(name: str, root: Path, looked: list[str], err: Exception | None) -> DatasetUnavailable:
+    where = "\n  ".join(looked)
+    return DatasetUnavailable(
+        f"dataset {name!r} is not on disk and could not be downloaded ({type(err).__name__ if err else 'offline'}).\n"
+        f"Looked in:\n  {where}\n"
+        f"Point qmia at a copy with --data-root DIR or QMIA_DATA=DIR (on the development machines: "
+        f"QMIA_DATA=../shared/data), or run offline with PROFILE=smoke (scikit-learn's digits)."
+    )
+
+
+def _load_digits() -> tuple[torch.Tensor, torch.Tensor]:
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = torch.tensor(d.images, dtype=torch.float32)[:, None] / 16.0  # N x 1 x 8 x 8 in [0, 1]
+    x = F.interpolate(x, size=16, mode="bilinear", align_corners=False)
+    return (x.clamp(0, 1) * 255).round().to(torch.uint8), torch.tensor(d.target, dtype=torch.int64)
+
+
+def _fashion_dir(root: Path, scratch: Path) -> Path:
+    """A folder holding FashionMNIST/raw/ with unzipped idx files (unpacking .gz into scratch)."""
+    raw = root / "FashionMNIST" / "raw"
+    names = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
+    if all((raw / n).exists() for n in names):
+        return root
+    if all((raw / f"{n}.gz").exists() for n in names):
+        out = scratch / "FashionMNIST" / "raw"
+        out.mkdir(parents=True, exist_ok=True)
+        for n in names:
+            if not (out / n).exists():
+                with gzip.open(raw / f"{n}.gz", "rb") as src, open(out / f"{n}.part", "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+                os.replace(out / f"{n}.part", out / n)
+        return scratch
+    return root
+
+
+def _load_fashion(root: Path, download: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    from torchvision.datasets import FashionMNIST
+
+    base = _fashion_dir(root, cache_root() / "data" / "raw")
+    parts, err = [], None
+    try:
+        for train in (True, False):
+            ds = FashionMNIST(str(base), train=train, download=False)
+            parts.append((ds.data[:, None].clone(), ds.targets.clone()))
+    except RuntimeError as e:
+        if not download:
+            raise _missing("fashion_mnist", root, [str(root / "FashionMNIST/raw")], e) from e
+        try:
+            parts = []
+            for train in (True, False):
+                ds = FashionMNIST(str(root), train=train, download=True)
+                parts.append((ds.data[:, None].clone(), ds.targets.clone()))
+        except Exception as e2:  # offline: URLError, OSError, ...
+            raise _missing("fashion_mnist", root, [str(root / "FashionMNIST/raw")], e2) from e2
+    return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+
+
+def _decode_images(items: list[tuple[str, bytes, int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    from PIL import Image
+
+    xs = np.stack([np.asarray(Image.open(io.BytesIO(b)).convert("RGB")) for _, b, _ in items])
+    return torch.from_numpy(xs).permute(0, 3, 1, 2).contiguous(), torch.tensor([y for *_, y in items])
+
+
+def _cifar_from_tar(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    by_split: dict[str, list[tuple[str, bytes, int]]] = {"train": [], "test": []}
+    with tarfile.open(path, "r:*") as tar:
+        for m in tar:
+            parts = Path(m.name).parts
+            if not m.isfile() or len(parts) < 3 or parts[-3] not in by_split or parts[-2] not in CIFAR10_CLASSES:
+                continue
+            by_split[parts[-3]].append((m.name, tar.extractfile(m).read(), CIFAR10_CLASSES.index(parts[-2])))
+    return _pool_image_splits(by_split)
+
+
+def _cifar_from_folder(folder: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    by_split: dict[str, list[tuple[str, bytes, int]]] = {}
+    for split in ("train", "test"):
+        by_split[split] = [
+            (str(f), f.read_bytes(), CIFAR10_CLASSES.index(c))
+            for c in CIFAR10_CLASSES
+            for f in sorted((folder / split / c).iterdir())
+            if f.is_file()
+        ]
+    return _pool_image_splits(by_split)
+
+
+def _pool_image_splits(by_split: dict[str, list[tuple[str, bytes, int]]]) -> tuple[torch.Tensor, torch.Tensor]:
+    xs, ys = [], []
+    for split in ("train", "test"):
+        items = sorted(by_split[split], key=lambda t: t[0])
+        if not items:
+            raise DatasetUnavailable(f"CIFAR-10 image folder has no {split}/ images")
+        x, y = _decode_images(items)
+        xs.append(x), ys.append(y)
+    return torch.cat(xs), torch.cat(ys)
+
+
+def _load_cifar(root: Path, download: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    from torchvision.datasets import CIFAR10
+
+    looked = [str(root / "cifar-10-batches-py"), str(root / "cifar10/{train,test}/<class>/"), str(root / "cifar10*.tar.gz")]
+    if (root / "cifar-10-batches-py").exists() or download:
+        try:
+            parts = [CIFAR10(str(root), train=t, download=download and not (root / "cifar-10-batches-py").exists()) for t in (True, False)]
+            x = torch.cat([torch.from_numpy(p.data).permute(0, 3, 1, 2) for p in parts])
+            return x.contiguous(), torch.cat([torch.tensor(p.targets) for p in parts])
+        except Exception as e:
+            err = e
+    else:
+        err = None
+    if (root / "cifar10" / "train").is_dir():
+        return _cifar_from_folder(root / "cifar10")
+    tars = sorted(root.glob("cifar10*.tar.gz")) + sorted(root.glob("cifar10*.tar"))
+    if tars:
+        return _cifar_from_tar(tars[0])
+    raise _missing("cifar10", root, looked, err)
+
+
+def load_dataset(name: str, root: str | os.PathLike | None = None, download: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """All images of a dataset pooled (train then test): uint8 N x C x H x W and int64 N labels.
+
+    Decoded once and cached in ``<cache>/data/<name>.pt``; later calls read the cache.
+    """
+    dataset_info(name)
+    cached = cache_root() / "data" / f"{name}-v{DATA_VERSION}.pt"
+    if cached.exists():
+        blob = torch.load(cached, weights_only=True)
+        return blob["x"], blob["y"]
+    if name == "digits":
+        x, y = _load_digits()
+    elif name == "fashion_mnist":
+        x, y = _load_fashion(data_root(root), download)
+    else:
+        x, y = _load_cifar(data_root(root), download)
+    atomic_save({"x": x, "y": y}, cached)
+    return x, y
+
+
+# ----------------------------------------------------------------------------- splits
+
+
+def make_splits(n_total: int, n_per_split: int, seed: int) -> dict[str, torch.Tensor]:
+    """The paper's four disjoint subsets of the pooled data: target/shadow x in/out.
+
+    Returns int64 index tensors of length ``n_per_split`` each, from one seeded permutation.
+    """
+    if 4 * n_per_split > n_total:
+        raise ValueError(f"4 splits of {n_per_split} need {4 * n_per_split} images; the dataset has {n_total}")
+    g = torch.Generator().manual_seed(10_000 + seed)
+    perm = torch.randperm(n_total, generator=g)
+    return {s: perm[i * n_per_split : (i + 1) * n_per_split].clone() for i, s in enumerate(SPLITS)}
+
+
+def half_subset(candidates: torch.Tensor, index: int, seed: int) -> torch.Tensor:
+    """A seeded random half of ``candidates`` (the LiRA reference model ``index``'s training set)."""
+    g = torch.Generator().manual_seed(20_000 + 1_000 * seed + index)
+    keep = torch.randperm(len(candidates), generator=g)[: len(candidates) // 2]
+    return candidates[keep.sort().values]
+
+
+# ----------------------------------------------------------------------------- augmentation
+
+
+def standardize(x: torch.Tensor, info: DatasetInfo) -> torch.Tensor:
+    """Float images in [0, 1] -> standardised per channel with the dataset's mean and std."""
+    mean = torch.tensor(info.mean, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
+    std = torch.tensor(info.std, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
+    return (x - mean) / std
+
+
+def normalize(x: torch.Tensor, info: DatasetInfo) -> torch.Tensor:
+    """uint8 N x C x H x W -> float32 scaled to [0, 1] and standardised per channel."""
+    return standardize(x.float() / 255, info)
+
+
+def augment(x: torch.Tensor, info: DatasetInfo, generator: torch.Generator | None = None) -> torch.Tensor:
+    """The paper's augmentation of a float batch N x C x H x W in [0, 1], per image, on x's device.
+
+    'crop+flip' (CIFAR-10): random crop after zero-padding by ``info.pad``, horizontal flip.
+    'crop+rotate' (Fashion-MNIST, digits): random crop, random rotation within +-10 degrees.
+    """
+    n, _, h, w = x.shape
+    dev = x.device
+
+    def rand(*shape: int) -> torch.Tensor:
+        return torch.rand(*shape, generator=generator, device="cpu").to(dev)
+
+    p = info.pad
+    padded = F.pad(x, (p, p, p, p))
+    dy = (rand(n) * (2 * p + 1)).long().clamp_max(2 * p)
+    dx = (rand(n) * (2 * p + 1)).long().clamp_max(2 * p)
+    rows = (torch.arange(h, device=dev)[None] + dy[:, None])[:, None, :, None]
+    cols = (torch.arange(w, device=dev)[None] + dx[:, None])[:, None, None, :]
+    out = padded[torch.arange(n, device=dev)[:, None, None, None], torch.arange(x.shape[1], device=dev)[None, :, None, None], rows, cols]
+    if info.augment == "crop+flip":
+        flip = rand(n) < 0.5
+        out = torch.where(flip[:, None, None, None], out.flip(-1), out)
+    else:
+        angle = (rand(n) * 2 - 1) * math.radians(10)
+        cos, sin = torch.cos(angle), torch.sin(angle)
+        theta = torch.stack([torch.stack([cos, -sin, torch.zeros_like(cos)], 1), torch.stack([sin, cos, torch.zeros_like(cos)], 1)], 1)
+        grid = F.affine_grid(theta.to(out.dtype), list(out.shape), align_corners=False)
+        out = F.grid_sample(out, grid, align_corners=False)
+    return out

@@ -1,0 +1,58 @@
+"""Where cached things live, and writing them so that an interruption never leaves half a file.
+
+The cache root is ``$QMIA_CACHE`` or ``cache/``; results go under ``$QMIA_RESULTS`` or
+``results/``. Every write goes to a temporary file in the same folder, then
+``os.replace`` renames it into place (atomic on POSIX).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("QMIA_CACHE") or "cache")
+
+
+def results_root() -> Path:
+    return Path(os.environ.get("QMIA_RESULTS") or "results")
+
+
+def _atomic(path: Path, write) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
+    """``torch.save`` to ``path`` atomically (load back with ``torch.load(weights_only=True)``)."""
+    return _atomic(Path(path), lambda f: torch.save(obj, f))
+
+
+def atomic_write_text(text: str, path: str | os.PathLike) -> Path:
+    return _atomic(Path(path), lambda f: f.write(text.encode()))
+
+
+def atomic_write_json(obj: Any, path: str | os.PathLike) -> Path:
+    return atomic_write_text(json.dumps(obj, indent=1, sort_keys=True, default=str), path)
+
+
+def stable_hash(obj: Any, length: int = 16) -> str:
+    """Hex digest of a JSON-serialisable object, independent of dict order."""
+    blob = json.dumps(obj, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:length]

@@ -1,0 +1,210 @@
+"""Training with a cache: one readable loop, data resident on the device, checkpoints keyed by config.
+
+``train(config)`` returns a :class:`TrainedModel` from ``<cache>/models/<key>/`` if it is
+there, else trains it and writes, each atomically, ``model.pt`` (the exported state dict:
+quantized weights as plain tensors), ``outputs.pt`` (logits on all four splits, split
+indices and labels) and last ``meta.json`` (which marks the entry complete). An interrupted
+run loses at most the model in flight; a rerun resumes with the next missing one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import time
+from dataclasses import asdict
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from .config import TRAIN_VERSION, TrainConfig
+from .data import SPLITS, augment, dataset_info, half_subset, load_dataset, make_splits, normalize, standardize
+from .models import build_model
+from .quantizers import export_quantized, project_weights, quantize_model
+from .store import atomic_save, atomic_write_json, cache_root
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@lru_cache(maxsize=1)
+def git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def model_dir(config: TrainConfig) -> Path:
+    return cache_root() / "models" / config.key
+
+
+def training_indices(config: TrainConfig, splits: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Indices (into the pooled dataset) a model of this role trains on."""
+    if config.role == "target":
+        return splits["target_in"]
+    if config.role == "shadow":
+        return splits["shadow_in"]
+    return half_subset(torch.cat([splits["target_in"], splits["target_out"]]), config.ref_index, config.seed)
+
+
+def _progress_enabled(progress: bool | None) -> bool:
+    if progress is not None:
+        return progress
+    return os.environ.get("QMIA_PROGRESS", "1") != "0"
+
+
+def build_exported(config: TrainConfig) -> nn.Module:
+    """An untrained model with the structure of ``config``'s exported checkpoint."""
+    info = dataset_info(config.dataset)
+    model = build_model(config.arch, info.channels, info.num_classes, info.image_size)
+    return export_quantized(quantize_model(model, config.quant, training=True), config.quant)
+
+
+class TrainedModel:
+    """A cached, trained model: its config, checkpoint and outputs."""
+
+    def __init__(self, config: TrainConfig) -> None:
+        self.config, self.path = config, model_dir(config)
+        self.meta = json.loads((self.path / "meta.json").read_text())
+        self._outputs: dict | None = None
+
+    def load(self, device: torch.device | str = "cpu") -> nn.Module:
+        """The exported model, weights loaded without executing code (``weights_only=True``)."""
+        model = build_exported(self.config)
+        model.load_state_dict(torch.load(self.path / "model.pt", map_location=device, weights_only=True))
+        return model.to(device).eval()
+
+    @property
+    def outputs(self) -> dict:
+        """{'logits': {split: float32 n x classes}, 'logits_flip': {...} or {}, 'indices': {...}, 'labels': {...}}."""
+        if self._outputs is None:
+            self._outputs = torch.load(self.path / "outputs.pt", map_location="cpu", weights_only=True)
+        return self._outputs
+
+    def __repr__(self) -> str:
+        return f"TrainedModel({self.config.label}, {self.path})"
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x_u8: torch.Tensor, info, batch_size: int = 2048, flip: bool = False) -> torch.Tensor:
+    """Logits (float32, n x classes) of uint8 images, in eval mode, in large batches."""
+    model.eval()
+    dev = next(model.parameters()).device
+    out = []
+    for i in range(0, len(x_u8), batch_size):
+        xb = normalize(x_u8[i : i + batch_size].to(dev, non_blocking=True), info)
+        if flip:
+            xb = xb.flip(-1)
+        with _autocast(dev):
+            out.append(model(_layout(xb, dev)).float().cpu())
+    return torch.cat(out)
+
+
+def _autocast(dev: torch.device):
+    return torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda" else contextlib.nullcontext()
+
+
+def _layout(x: torch.Tensor, dev: torch.device) -> torch.Tensor:
+    return x.contiguous(memory_format=torch.channels_last) if dev.type == "cuda" else x
+
+
+def fit(model: nn.Module, config: TrainConfig, x_u8: torch.Tensor, y: torch.Tensor, progress: bool = True) -> float:
+    """Train ``model`` in place on uint8 images ``x_u8`` (N x C x H x W, on the model's device).
+
+    SGD with Nesterov momentum and weight decay, one-cycle learning rate over all steps,
+    cross-entropy loss, bf16 autocast on CUDA. Returns the mean loss of the last epoch.
+    """
+    info = dataset_info(config.dataset)
+    dev = x_u8.device
+    n = len(x_u8)
+    bs = min(config.batch_size, n)
+    steps = max(n // bs, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, nesterov=True, weight_decay=config.weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=config.epochs * steps, pct_start=0.15)
+    gen = torch.Generator().manual_seed(int(config.key[:8], 16))
+    project = config.quant.method == "mia" and config.quant.mode == "project"
+    bar = tqdm(range(config.epochs), desc=config.label, leave=False, disable=not progress, unit="epoch")
+    last = float("nan")
+    for _ in bar:
+        model.train()
+        perm = torch.randperm(n, generator=gen).to(dev)
+        total = torch.zeros((), device=dev)
+        for i in range(steps):
+            idx = perm[i * bs : (i + 1) * bs]
+            xb = x_u8[idx].float() / 255
+            if config.augment:
+                xb = augment(xb, info, gen)
+            xb = _layout(standardize(xb, info), dev)
+            with _autocast(dev):
+                loss = F.cross_entropy(model(xb), y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            if project:
+                project_weights(model, config.quant)
+            total += loss.detach()
+        last = float(total) / steps
+        bar.set_postfix(loss=f"{last:.3f}")
+    return last
+
+
+def train(config: TrainConfig, data_root: str | os.PathLike | None = None, device: torch.device | str | None = None,
+          progress: bool | None = None, force: bool = False) -> TrainedModel:
+    """Train ``config`` (or reuse its cache entry) and return it with its outputs on all splits."""
+    path = model_dir(config)
+    if (path / "meta.json").exists() and not force:
+        return TrainedModel(config)
+    dev = torch.device(device) if device is not None else default_device()
+    info = dataset_info(config.dataset)
+    x, y = load_dataset(config.dataset, data_root)
+    splits = make_splits(len(x), config.n_per_split, config.seed)
+    train_idx = training_indices(config, splits)
+
+    torch.manual_seed(int(config.key[8:16], 16))
+    model = build_model(config.arch, info.channels, info.num_classes, info.image_size)
+    model = quantize_model(model, config.quant, training=True).to(dev)
+    if dev.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    start = time.perf_counter()
+    loss = fit(model, config, x[train_idx].to(dev), y[train_idx].to(dev), _progress_enabled(progress))
+    seconds = time.perf_counter() - start
+    model = export_quantized(model, config.quant)
+
+    flips = info.augment == "crop+flip"
+    outputs = {
+        "logits": {s: predict(model, x[splits[s]], info) for s in SPLITS},
+        "logits_flip": {s: predict(model, x[splits[s]], info, flip=True) for s in SPLITS} if flips else {},
+        "indices": splits,
+        "labels": {s: y[splits[s]] for s in SPLITS},
+        "train_indices": train_idx,
+    }
+    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    atomic_save(state, path / "model.pt")
+    atomic_save(outputs, path / "outputs.pt")
+    acc = {s: float((outputs["logits"][s].argmax(1) == outputs["labels"][s]).float().mean()) for s in SPLITS}
+    atomic_write_json(
+        {
+            "config": asdict(config),
+            "key": config.key,
+            "label": config.label,
+            "train_version": TRAIN_VERSION,
+            "final_loss": loss,
+            "train_seconds": seconds,
+            "images_per_second": config.epochs * len(train_idx) / seconds,
+            "accuracy": acc,
+            "device": str(dev),
+            "torch": torch.__version__,
+            "commit": git_commit(),
+        },
+        path / "meta.json",
+    )
+    return TrainedModel(config)

@@ -1,0 +1,120 @@
+import gzip
+import io
+import struct
+import tarfile
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from qmia.data import (
+    CIFAR10_CLASSES,
+    SPLITS,
+    DatasetUnavailable,
+    augment,
+    dataset_info,
+    half_subset,
+    load_dataset,
+    make_splits,
+)
+
+
+def test_splits_are_disjoint_seeded_and_sized():
+    a = make_splits(1797, 400, seed=3)
+    assert list(a) == list(SPLITS)
+    allidx = torch.cat(list(a.values()))
+    assert len(allidx) == 1600 and len(torch.unique(allidx)) == 1600
+    assert all(torch.equal(a[s], make_splits(1797, 400, seed=3)[s]) for s in SPLITS)
+    assert not torch.equal(a["target_in"], make_splits(1797, 400, seed=4)["target_in"])
+    with pytest.raises(ValueError, match="need 2000"):
+        make_splits(1797, 500, seed=0)
+
+
+def test_half_subset_is_a_seeded_half():
+    cand = torch.arange(100, 300)
+    h = half_subset(cand, index=2, seed=0)
+    assert len(h) == 100 and set(h.tolist()) <= set(cand.tolist()) and len(set(h.tolist())) == 100
+    assert torch.equal(h, half_subset(cand, 2, 0)) and not torch.equal(h, half_subset(cand, 3, 0))
+
+
+def test_digits_loads_offline_and_is_cached(_isolated):
+    x, y = load_dataset("digits")
+    assert x.dtype == torch.uint8 and x.shape == (1797, 1, 16, 16) and y.shape == (1797,)
+    assert set(y.tolist()) == set(range(10))
+    assert (_isolated / "cache" / "data").glob("digits*.pt")
+    x2, _ = load_dataset("digits")
+    assert torch.equal(x, x2)
+
+
+def _idx(path, arr, labels=False):
+    header = struct.pack(">HBB", 0, 8, arr.ndim) + b"".join(struct.pack(">I", d) for d in arr.shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + arr.astype(np.uint8).tobytes())
+
+
+def test_fashion_mnist_from_gzipped_idx_in_a_read_only_root(tmp_path):
+    raw = tmp_path / "root" / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", 12), ("t10k", 5)):
+        _idx(raw / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28)))
+        _idx(raw / f"{prefix}-labels-idx1-ubyte.gz", rng.integers(0, 10, (n,)))
+    (tmp_path / "root").chmod(0o555)
+    raw.chmod(0o555)
+    x, y = load_dataset("fashion_mnist", tmp_path / "root", download=False)
+    assert x.shape == (17, 1, 28, 28) and x.dtype == torch.uint8 and y.shape == (17,)
+
+
+def _jpeg(color):
+    buf = io.BytesIO()
+    Image.new("RGB", (32, 32), color).save(buf, format="JPEG", quality=95)
+    return buf.getvalue()
+
+
+def test_cifar10_from_an_image_folder_tarball(tmp_path):
+    tar_path = tmp_path / "cifar10-jpeg-q75.tar.gz"
+    with tarfile.open(tar_path, "w:gz") as tar:
+        for split, n in (("train", 2), ("test", 1)):
+            for ci, cls in enumerate(CIFAR10_CLASSES[:3]):
+                for i in range(n):
+                    data = _jpeg((ci * 100, 10, 200))
+                    info = tarfile.TarInfo(f"{split}/{cls}/{i:04d}.jpg")
+                    info.size = len(data)
+                    tar.addfile(info, io.BytesIO(data))
+    x, y = load_dataset("cifar10", tmp_path, download=False)
+    assert x.shape == (9, 3, 32, 32) and y.tolist() == [0, 0, 1, 1, 2, 2, 0, 1, 2]
+    assert abs(int(x[2, 0].float().mean()) - 100) < 4  # class 1's red channel survived decoding
+
+
+def test_cifar10_from_an_image_folder(tmp_path):
+    for split in ("train", "test"):
+        for ci, cls in enumerate(CIFAR10_CLASSES):
+            d = tmp_path / "cifar10" / split / cls
+            d.mkdir(parents=True)
+            (d / "0000.jpg").write_bytes(_jpeg((ci * 20, 0, 0)))
+    x, y = load_dataset("cifar10", tmp_path, download=False)
+    assert x.shape == (20, 3, 32, 32) and y[:10].tolist() == list(range(10))
+
+
+def test_missing_dataset_says_where_it_looked_and_what_to_do(tmp_path):
+    with pytest.raises(DatasetUnavailable) as e:
+        load_dataset("cifar10", tmp_path / "none", download=False)
+    msg = str(e.value)
+    assert str(tmp_path / "none") in msg and "QMIA_DATA" in msg and "--data-root" in msg and "PROFILE=smoke" in msg
+
+
+def test_unknown_dataset_lists_valid_ones():
+    with pytest.raises(ValueError, match="digits, fashion_mnist, cifar10"):
+        load_dataset("mnist")
+
+
+@pytest.mark.parametrize("name", ["cifar10", "fashion_mnist"])
+def test_augmentation_keeps_shape_and_varies_per_image(name):
+    info = dataset_info(name)
+    x = torch.rand(1, info.channels, info.image_size, info.image_size).repeat(16, 1, 1, 1)
+    out = augment(x, info, torch.Generator().manual_seed(0))
+    assert out.shape == x.shape
+    assert len({tuple(o.flatten()[:200].tolist()) for o in out}) > 4  # images get different transforms
+    again = augment(x, info, torch.Generator().manual_seed(0))
+    assert torch.equal(out, again)

@@ -1,0 +1,94 @@
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from qmia.config import TrainConfig, get_profile
+from qmia.data import SPLITS
+from qmia.quantizers import QuantSpec, max_levels, selected_layers
+from qmia.train import TrainedModel, model_dir, train
+
+
+def _config(quant=QuantSpec(), epochs=6, **kw):
+    return get_profile("smoke").config("lenet", quant=quant, **kw).with_(epochs=epochs)
+
+
+def test_key_hashes_every_weight_setting():
+    base = _config()
+    assert base.key == _config().key
+    variants = [base.with_(seed=1), base.with_(lr=0.01), base.with_(quant=QuantSpec("mia", 4)), base.with_(role="shadow"),
+                base.with_(quant=QuantSpec("mia", 4, zero_point="centred")), base.with_(epochs=7), base.with_(role="ref", ref_index=1)]
+    assert len({v.key for v in variants} | {base.key}) == len(variants) + 1
+
+
+def test_train_caches_outputs_and_reuses(_isolated):
+    cfg = _config(quant=QuantSpec("mia", 4))
+    m = train(cfg)
+    assert (m.path / "meta.json").exists() and m.path == model_dir(cfg)
+    out = m.outputs
+    for s in SPLITS:
+        assert out["logits"][s].shape == (400, 10) and torch.isfinite(out["logits"][s]).all()
+        assert out["labels"][s].shape == (400,)
+    assert torch.equal(out["train_indices"], out["indices"]["target_in"])
+    mtime = (m.path / "model.pt").stat().st_mtime_ns
+    again = train(cfg)
+    assert (again.path / "model.pt").stat().st_mtime_ns == mtime  # not retrained
+    model = again.load()
+    for _, layer in selected_layers(model, cfg.quant):
+        assert len(torch.unique(layer.weight)) <= max_levels(4)
+    # the cached logits are the reloaded model's outputs
+    from qmia.data import dataset_info, load_dataset
+    from qmia.train import predict
+
+    x, _ = load_dataset("digits")
+    fresh = predict(model, x[out["indices"]["target_out"]], dataset_info("digits"))
+    assert torch.allclose(fresh, out["logits"]["target_out"], atol=1e-4)
+    assert not any(p.name.endswith(".part") for p in m.path.iterdir())
+
+
+def test_training_is_deterministic_by_seed(_isolated, monkeypatch):
+    cfg = _config(epochs=3)
+    a = train(cfg).outputs["logits"]["target_out"]
+    monkeypatch.setenv("QMIA_CACHE", str(_isolated / "other"))
+    b = train(cfg).outputs["logits"]["target_out"]
+    assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_full_precision_learns_digits():
+    m = train(_config(epochs=30))
+    assert m.meta["accuracy"]["target_out"] > 0.8
+
+
+def test_ref_models_train_on_half_the_candidates():
+    m = train(_config(role="ref", ref_index=0, epochs=1))
+    o = m.outputs
+    cand = set(torch.cat([o["indices"]["target_in"], o["indices"]["target_out"]]).tolist())
+    t = set(o["train_indices"].tolist())
+    assert len(t) == 400 and t <= cand
+
+
+def test_cli_trains_then_reuses(_isolated):
+    cmd = [sys.executable, "-m", "qmia", "train", "--dataset", "digits", "--arch", "lenet", "--quant", "mia", "--bits", "4",
+           "--profile", "smoke", "--no-progress"]
+    first = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    assert "trained in" in first.stdout
+    path = first.stdout.strip().splitlines()[-1]
+    assert json.loads((_isolated / "cache" / "models" / path.split("/")[-1] / "meta.json").read_text())["label"].endswith("mia-4b/target/seed0")
+    second = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    assert "reused cache" in second.stdout
+
+
+@pytest.mark.parametrize("args, match", [(["--quant", "mia"], "needs --bits"), (["--quant", "mia", "--bits", "0"], "1 to 32"),
+                                         (["--bits", "4"], "needs --quant")])
+def test_cli_rejects_bad_bits(args, match):
+    r = subprocess.run([sys.executable, "-m", "qmia", "train", "--profile", "smoke", *args], capture_output=True, text=True)
+    assert r.returncode == 2 and match in r.stderr
+
+
+def test_config_rejects_bad_input():
+    with pytest.raises(ValueError, match="target, shadow, ref"):
+        TrainConfig("digits", "lenet", 10, 1, role="victim")
+    with pytest.raises(ValueError, match="valid: smoke, quick, paper"):
+        get_profile("huge")
