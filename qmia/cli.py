@@ -70,12 +70,45 @@ def cmd_train(a: argparse.Namespace) -> int:
     return 0
 
 
+SUMMARY_COLUMNS = ["attack", "attack_acc", "auc", "auc_lo", "auc_hi", "tpr_at_0.1%fpr", "tpr_at_1%fpr", "f1_member", "advantage"]
+
+
+def cmd_run(a: argparse.Namespace) -> int:
+    import json
+
+    import pandas as pd
+
+    from .experiment import evaluate
+
+    config = config_from_args(a)
+    start = time.perf_counter()
+    df = evaluate(config, a.attack, profile=a.profile, lira_refs=a.lira_refs, data_root=a.data_root, device=a.device,
+                  progress=not a.no_progress)
+    first = df.iloc[0]
+    print(f"{config.label}: target train acc {first.target_train_acc:.3f}, test acc {first.target_test_acc:.3f}; "
+          f"shadow test acc {first.shadow_test_acc:.3f}; {time.perf_counter() - start:.1f} s")
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print(df[SUMMARY_COLUMNS].round(3).to_string(index=False))
+    if a.json:
+        rows = json.loads(df.to_json(orient="records"))
+        with open(a.json, "w") as f:
+            json.dump(rows, f, indent=1)
+        print(f"wrote {len(rows)} rows to {a.json}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m qmia", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train and cache one model; prints where it is")
     add_model_options(t)
     t.set_defaults(func=cmd_train)
+    r = sub.add_parser("run", help="train what is missing, attack, print a summary (rows kept under results/)")
+    add_model_options(r)
+    r.add_argument("--attack", choices=("shadow", "adaptive", "metric", "lira", "all"), default="all")
+    r.add_argument("--lira-refs", type=int, help="LiRA reference models (default: the profile's)")
+    r.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
+    r.set_defaults(func=cmd_run)
     return p
 
 

@@ -24,8 +24,8 @@ TRAIN_VERSION = 1  # bump when a change to qmia.train changes the weights it pro
 class TrainConfig:
     """One model to train.
 
-    role: 'target' trains on target_in, 'shadow' on shadow_in, 'ref' (a LiRA reference model)
-    on a seeded random half of target_in + target_out chosen by ``ref_index``.
+    role: 'target' trains on target_in, 'shadow' on shadow_in, 'ref' (LiRA reference model
+    ``ref_index`` of ``ref_count``) on a seeded random half of target_in + target_out.
     n_per_split: images in each of the four disjoint splits (15,000 in the paper).
     seed: seeds the split, the initialisation and the batch order.
     """
@@ -37,6 +37,7 @@ class TrainConfig:
     quant: QuantSpec = field(default_factory=QuantSpec)
     role: str = "target"
     ref_index: int = 0
+    ref_count: int = 0
     batch_size: int = 128
     lr: float = 0.05
     momentum: float = 0.9
@@ -54,6 +55,10 @@ class TrainConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be a positive integer; got {v!r}")
+        if self.role == "ref" and not (self.ref_count >= 2 and 0 <= self.ref_index < self.ref_count):
+            raise ValueError(f"a reference model needs ref_count >= 2 and 0 <= ref_index < ref_count; got {self.ref_index}/{self.ref_count}")
+        if self.role != "ref" and (self.ref_index or self.ref_count):
+            raise ValueError("ref_index and ref_count are for role='ref' only")
         if self.arch == "lenet" and dataset_info(self.dataset).image_size < 10:
             raise ValueError("LeNet-5 needs images of at least 10x10")
 

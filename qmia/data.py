@@ -226,11 +226,19 @@ def make_splits(n_total: int, n_per_split: int, seed: int) -> dict[str, torch.Te
     return {s: perm[i * n_per_split : (i + 1) * n_per_split].clone() for i, s in enumerate(SPLITS)}
 
 
-def half_subset(candidates: torch.Tensor, index: int, seed: int) -> torch.Tensor:
-    """A seeded random half of ``candidates`` (the LiRA reference model ``index``'s training set)."""
-    g = torch.Generator().manual_seed(20_000 + 1_000 * seed + index)
-    keep = torch.randperm(len(candidates), generator=g)[: len(candidates) // 2]
-    return candidates[keep.sort().values]
+def half_subset(candidates: torch.Tensor, index: int, count: int, seed: int) -> torch.Tensor:
+    """Training set of LiRA reference model ``index`` of ``count``: a seeded random half of ``candidates``.
+
+    As in Carlini et al.'s code, inclusion is balanced per example: every candidate is in
+    exactly ``count // 2`` of the ``count`` reference models (so each has IN and OUT models),
+    and each model trains on about half of the candidates.
+    """
+    if not 0 <= index < count:
+        raise ValueError(f"reference index {index} out of range for {count} reference models")
+    g = torch.Generator().manual_seed(20_000 + seed)
+    order = torch.rand(count, len(candidates), generator=g).argsort(0)
+    keep = order[index] < count // 2
+    return candidates[keep]
 
 
 # ----------------------------------------------------------------------------- augmentation

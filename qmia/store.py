@@ -25,7 +25,7 @@ def results_root() -> Path:
     return Path(os.environ.get("QMIA_RESULTS") or "results")
 
 
-def _atomic(path: Path, write) -> Path:
+def atomic_write(path: Path, write) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
@@ -41,11 +41,11 @@ def _atomic(path: Path, write) -> Path:
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
     """``torch.save`` to ``path`` atomically (load back with ``torch.load(weights_only=True)``)."""
-    return _atomic(Path(path), lambda f: torch.save(obj, f))
+    return atomic_write(Path(path), lambda f: torch.save(obj, f))
 
 
 def atomic_write_text(text: str, path: str | os.PathLike) -> Path:
-    return _atomic(Path(path), lambda f: f.write(text.encode()))
+    return atomic_write(Path(path), lambda f: f.write(text.encode()))
 
 
 def atomic_write_json(obj: Any, path: str | os.PathLike) -> Path:

@@ -52,7 +52,7 @@ def training_indices(config: TrainConfig, splits: dict[str, torch.Tensor]) -> to
         return splits["target_in"]
     if config.role == "shadow":
         return splits["shadow_in"]
-    return half_subset(torch.cat([splits["target_in"], splits["target_out"]]), config.ref_index, config.seed)
+    return half_subset(torch.cat([splits["target_in"], splits["target_out"]]), config.ref_index, config.ref_count, config.seed)
 
 
 def _progress_enabled(progress: bool | None) -> bool:

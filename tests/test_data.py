@@ -31,11 +31,18 @@ def test_splits_are_disjoint_seeded_and_sized():
         make_splits(1797, 500, seed=0)
 
 
-def test_half_subset_is_a_seeded_half():
+def test_half_subset_balances_inclusion_per_example():
     cand = torch.arange(100, 300)
-    h = half_subset(cand, index=2, seed=0)
-    assert len(h) == 100 and set(h.tolist()) <= set(cand.tolist()) and len(set(h.tolist())) == 100
-    assert torch.equal(h, half_subset(cand, 2, 0)) and not torch.equal(h, half_subset(cand, 3, 0))
+    sets = [half_subset(cand, i, 4, seed=0) for i in range(4)]
+    counts = torch.zeros(300, dtype=torch.long)
+    for s in sets:
+        assert set(s.tolist()) <= set(cand.tolist()) and len(set(s.tolist())) == len(s)
+        counts[s] += 1
+    assert (counts[100:] == 2).all()  # every candidate in exactly half of the 4 models
+    assert sum(len(s) for s in sets) == 400
+    assert torch.equal(sets[1], half_subset(cand, 1, 4, 0)) and not torch.equal(sets[1], half_subset(cand, 1, 4, 1))
+    with pytest.raises(ValueError, match="out of range"):
+        half_subset(cand, 4, 4, 0)
 
 
 def test_digits_loads_offline_and_is_cached(_isolated):

@@ -19,7 +19,7 @@ def test_key_hashes_every_weight_setting():
     base = _config()
     assert base.key == _config().key
     variants = [base.with_(seed=1), base.with_(lr=0.01), base.with_(quant=QuantSpec("mia", 4)), base.with_(role="shadow"),
-                base.with_(quant=QuantSpec("mia", 4, zero_point="centred")), base.with_(epochs=7), base.with_(role="ref", ref_index=1)]
+                base.with_(quant=QuantSpec("mia", 4, zero_point="centred")), base.with_(epochs=7), base.with_(role="ref", ref_index=1, ref_count=2)]
     assert len({v.key for v in variants} | {base.key}) == len(variants) + 1
 
 
@@ -62,11 +62,15 @@ def test_full_precision_learns_digits():
 
 
 def test_ref_models_train_on_half_the_candidates():
-    m = train(_config(role="ref", ref_index=0, epochs=1))
+    m = train(_config(role="ref", ref_index=0, ref_count=2, epochs=1))
     o = m.outputs
     cand = set(torch.cat([o["indices"]["target_in"], o["indices"]["target_out"]]).tolist())
     t = set(o["train_indices"].tolist())
-    assert len(t) == 400 and t <= cand
+    assert t <= cand and 300 < len(t) < 500  # about half of the 800 candidates
+    from qmia.data import half_subset
+
+    other = set(half_subset(torch.cat([o["indices"]["target_in"], o["indices"]["target_out"]]), 1, 2, 0).tolist())
+    assert not (t & other) and (t | other) == cand  # with 2 models, each candidate is in exactly one
 
 
 def test_cli_trains_then_reuses(_isolated):
@@ -88,6 +92,8 @@ def test_cli_rejects_bad_bits(args, match):
 
 
 def test_config_rejects_bad_input():
+    with pytest.raises(ValueError, match="ref_count >= 2"):
+        TrainConfig("digits", "lenet", 10, 1, role="ref", ref_index=2, ref_count=2)
     with pytest.raises(ValueError, match="target, shadow, ref"):
         TrainConfig("digits", "lenet", 10, 1, role="victim")
     with pytest.raises(ValueError, match="valid: smoke, quick, paper"):

@@ -1,0 +1,172 @@
+"""Black-box membership-inference attacks on model outputs (logits), as pure functions.
+
+Each attack sees only output vectors (and, where its paper says so, the true labels of the
+queried examples) and returns ``(scores, predictions)`` for the target's members followed
+by its non-members: scores are higher for "member", predictions are 0/1 decisions. Nothing
+here sees the target's membership: thresholds and attack models come from the attacker's
+own shadow or reference models.
+
+* :func:`shadow_attack`: Shokri et al. 2017, the paper's attack.
+* :func:`metric_attack`: Yeom et al. 2018 and Song & Mittal 2021 (confidence, loss,
+  entropy, modified entropy), threshold chosen on the shadow model's outputs.
+* :func:`lira`: Carlini et al. 2022, online and offline.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from scipy.stats import norm
+from sklearn.neural_network import MLPClassifier
+
+from .metrics import best_threshold
+
+METRICS = ("confidence", "loss", "entropy", "mentropy")
+
+
+def _probs(logits: torch.Tensor) -> np.ndarray:
+    return torch.softmax(logits.double(), dim=1).numpy()
+
+
+def attack_features(logits: torch.Tensor, top_k: int | None = 3) -> np.ndarray:
+    """Confidence vectors sorted in decreasing order, the top ``top_k`` (None: all classes)."""
+    p = np.sort(_probs(logits), axis=1)[:, ::-1]
+    return p[:, :top_k] if top_k else p
+
+
+def shadow_attack(shadow_in: torch.Tensor, shadow_out: torch.Tensor, target_in: torch.Tensor, target_out: torch.Tensor,
+                  top_k: int | None = 3, per_class: bool = False, shadow_labels: tuple[torch.Tensor, torch.Tensor] | None = None,
+                  target_labels: tuple[torch.Tensor, torch.Tensor] | None = None, hidden: int = 64, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Shokri et al.'s attack: an MLP with one hidden layer learns member/non-member from the
+    shadow model's confidence vectors on its own training (in) and held-out (out) data, then
+    labels the target's confidence vectors.
+
+    Default: one attack model on sorted top-3 vectors (Salem et al. 2019 show it matches the
+    per-class models and it sees every shadow example). ``per_class=True`` trains one model per
+    true class on the full (unsorted) vectors, as Shokri et al.; it needs the labels.
+    Inputs are logits, n x classes. Returns scores and predictions for target_in + target_out.
+    """
+    x_train = np.concatenate([_probs(shadow_in), _probs(shadow_out)]) if per_class else \
+        np.concatenate([attack_features(shadow_in, top_k), attack_features(shadow_out, top_k)])
+    y_train = np.concatenate([np.ones(len(shadow_in)), np.zeros(len(shadow_out))]).astype(int)
+    x_test = np.concatenate([_probs(target_in), _probs(target_out)]) if per_class else \
+        np.concatenate([attack_features(target_in, top_k), attack_features(target_out, top_k)])
+
+    def mlp() -> MLPClassifier:
+        return MLPClassifier(hidden_layer_sizes=(hidden,), max_iter=500, random_state=seed)
+
+    if not per_class:
+        model = mlp().fit(x_train, y_train)
+        scores = model.predict_proba(x_test)[:, 1]
+    else:
+        if shadow_labels is None or target_labels is None:
+            raise ValueError("per_class=True needs shadow_labels and target_labels")
+        c_train = torch.cat(shadow_labels).numpy()
+        c_test = torch.cat(target_labels).numpy()
+        scores = np.full(len(x_test), 0.5)
+        for c in np.unique(c_test):
+            tr, te = c_train == c, c_test == c
+            if len(np.unique(y_train[tr])) < 2:
+                continue
+            scores[te] = mlp().fit(x_train[tr], y_train[tr]).predict_proba(x_test[te])[:, 1]
+    return scores, (scores >= 0.5).astype(int)
+
+
+def metric_scores(logits: torch.Tensor, labels: torch.Tensor, metric: str) -> np.ndarray:
+    """Membership score of each example, higher = more member-like (Song & Mittal 2021).
+
+    confidence: p_y; loss: log p_y (minus the cross-entropy); entropy: minus the prediction
+    entropy; mentropy: minus the modified entropy
+    Mentr = -(1 - p_y) log p_y - sum_{i != y} p_i log(1 - p_i).
+    """
+    if metric not in METRICS:
+        raise ValueError(f"unknown metric {metric!r}; valid: {', '.join(METRICS)}")
+    logp = torch.log_softmax(logits.double(), dim=1)
+    p = logp.exp()
+    y = labels.long()
+    logp_y = logp.gather(1, y[:, None]).squeeze(1)
+    p_y = logp_y.exp()
+    if metric == "confidence":
+        s = p_y
+    elif metric == "loss":
+        s = logp_y
+    elif metric == "entropy":
+        s = (p * logp).sum(1)
+    else:
+        log1m = torch.log1p(-p.clamp(max=1 - 1e-12))
+        other = (p * log1m).sum(1) - (p_y * log1m.gather(1, y[:, None]).squeeze(1))
+        s = (1 - p_y) * logp_y + other
+    return s.numpy()
+
+
+def metric_attack(metric: str, shadow: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor],
+                  target: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]) -> tuple[np.ndarray, np.ndarray, float]:
+    """Threshold attack on one metric. ``shadow`` and ``target`` are (logits_in, labels_in,
+    logits_out, labels_out). The threshold maximises balanced accuracy on the shadow's in/out;
+    the target's membership is never used. Returns scores, predictions, threshold.
+    """
+    s_in, s_out = metric_scores(shadow[0], shadow[1], metric), metric_scores(shadow[2], shadow[3], metric)
+    thr = best_threshold(np.concatenate([s_in, s_out]), np.concatenate([np.ones(len(s_in)), np.zeros(len(s_out))]))
+    t = np.concatenate([metric_scores(target[0], target[1], metric), metric_scores(target[2], target[3], metric)])
+    return t, (t >= thr).astype(int), thr
+
+
+def scaled_confidence(logits: torch.Tensor, labels: torch.Tensor) -> np.ndarray:
+    """LiRA's logit-scaled confidence phi = log(p_y / (1 - p_y)), computed stably from logits.
+
+    logits: n x classes or n x queries x classes; returns n or n x queries.
+    """
+    z = logits.double()
+    y = labels.long().view(-1, *([1] * (z.dim() - 1)))
+    y = y.expand(*z.shape[:-1], 1)
+    z_y = z.gather(-1, y).squeeze(-1)
+    others = z.scatter(-1, y, float("-inf"))
+    return (z_y - torch.logsumexp(others, dim=-1)).numpy()
+
+
+def lira(target_obs: np.ndarray, ref_obs: np.ndarray, ref_in: np.ndarray, online: bool = True,
+         fix_variance: bool = True) -> np.ndarray:
+    """Likelihood-ratio attack (Carlini et al. 2022) on logit-scaled confidences.
+
+    target_obs: n x q (the target's phi for n examples and q queries, e.g. original and flipped).
+    ref_obs: r x n x q (each reference model's phi on the same queries).
+    ref_in: r x n booleans, True where reference model r trained on example i.
+    Online: mean over queries of log N(phi; mu_in, sd_in) - log N(phi; mu_out, sd_out).
+    Offline: one-sided, mean over queries of log P[N(mu_out, sd_out) <= phi] (no IN models).
+    ``fix_variance`` uses one pooled standard deviation per query (advised for few references).
+    Examples with no IN (or OUT) reference borrow the mean IN-OUT shift of the others.
+    Returns scores, higher = member.
+    """
+    target_obs = np.asarray(target_obs, dtype=np.float64)
+    ref_obs = np.asarray(ref_obs, dtype=np.float64)
+    if target_obs.ndim == 1:
+        target_obs, ref_obs = target_obs[:, None], ref_obs[..., None]
+    if ref_obs.shape[1:] != target_obs.shape or ref_in.shape != ref_obs.shape[:2]:
+        raise ValueError(f"shapes disagree: target {target_obs.shape}, refs {ref_obs.shape}, in-mask {ref_in.shape}")
+    w_in = ref_in[..., None].astype(np.float64)
+    w_out = 1.0 - w_in
+    n_in, n_out = w_in.sum(0), w_out.sum(0)  # n x 1
+
+    def stats(w: np.ndarray, count: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        mean = (w * ref_obs).sum(0) / np.maximum(count, 1)
+        resid = (ref_obs - mean) ** 2 * w
+        if fix_variance:
+            sd = np.broadcast_to(np.sqrt(resid.sum((0, 1)) / np.maximum(w.sum((0, 1)) - 1, 1)), mean.shape)
+        else:
+            sd = np.sqrt(resid.sum(0) / np.maximum(count - 1, 1))
+        return mean, np.maximum(sd, 1e-6)
+
+    mu_out, sd_out = stats(w_out, n_out)
+    if not online:
+        no_out = (n_out == 0)[:, 0]
+        if no_out.any():
+            raise ValueError(f"{int(no_out.sum())} examples have no OUT reference model; offline LiRA needs one")
+        return norm.logcdf(target_obs, mu_out, sd_out).mean(1)
+    mu_in, sd_in = stats(w_in, n_in)
+    both = ((n_in > 0) & (n_out > 0))[:, 0]
+    if not both.any():
+        raise ValueError("online LiRA needs examples with both IN and OUT reference models")
+    shift = (mu_in - mu_out)[both].mean(0)
+    mu_in = np.where(n_in > 0, mu_in, mu_out + shift)
+    mu_out = np.where(n_out > 0, mu_out, mu_in - shift)
+    return (norm.logpdf(target_obs, mu_in, sd_in) - norm.logpdf(target_obs, mu_out, sd_out)).mean(1)

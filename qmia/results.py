@@ -1,0 +1,70 @@
+"""The results store: one JSON row and one ROC file per (target config, attack, settings).
+
+Rows live in ``<results>/rows/<row_key>.json`` (written atomically, so concurrent or
+interrupted runs never corrupt the store) and their ROC points in
+``<results>/roc/<row_key>.npz``; :func:`load_results` gathers them into one tidy DataFrame
+and :func:`export_csv` writes ``<results>/results.csv`` for people who prefer one file.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .store import atomic_write, atomic_write_json, results_root
+
+
+def row_path(row_key: str) -> Path:
+    return results_root() / "rows" / f"{row_key}.json"
+
+
+def roc_path(row_key: str) -> Path:
+    return results_root() / "roc" / f"{row_key}.npz"
+
+
+def save_row(row: dict, fpr: np.ndarray, tpr: np.ndarray) -> None:
+    """Store a row and its ROC points (the ROC first, so a stored row always has its curve)."""
+    atomic_write(roc_path(row["row_key"]), lambda f: np.savez_compressed(f, fpr=fpr, tpr=tpr))
+    atomic_write_json(row, row_path(row["row_key"]))
+
+
+def load_row(row_key: str) -> dict | None:
+    p = row_path(row_key)
+    return json.loads(p.read_text()) if p.exists() else None
+
+
+def load_results(profile: str | None = None) -> pd.DataFrame:
+    """Every stored row (optionally of one profile) as a DataFrame."""
+    rows = [json.loads(p.read_text()) for p in sorted((results_root() / "rows").glob("*.json"))]
+    df = pd.DataFrame(rows)
+    if profile is not None and len(df):
+        df = df[df["profile"] == profile].reset_index(drop=True)
+    return df
+
+
+def export_csv(path: str | Path | None = None) -> Path:
+    """Write all stored rows to one CSV (default ``<results>/results.csv``)."""
+    path = Path(path or results_root() / "results.csv")
+    df = load_results()
+    atomic_write(path, lambda f: f.write(df.to_csv(index=False).encode()))
+    return path
+
+
+def load_roc(row) -> tuple[np.ndarray, np.ndarray]:
+    """The stored ROC curve (fpr, tpr) of a result row (a dict or a pandas Series)."""
+    with np.load(roc_path(row["row_key"])) as z:
+        return z["fpr"], z["tpr"]
+
+
+def provenance(df: pd.DataFrame) -> str:
+    """One line naming the profile(s), seeds, data and commit(s) behind a table or figure."""
+    if len(df) == 0:
+        return "no results"
+
+    def uniq(col: str) -> str:
+        return ", ".join(str(v) for v in sorted(pd.unique(df[col].astype(str))))
+
+    return f"profile {uniq('profile')} · seeds {uniq('seed')} · data {uniq('data')} · commit {uniq('commit')}"
