@@ -97,6 +97,24 @@ def cmd_run(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(a: argparse.Namespace) -> int:
+    from .plan import book_plan, run_plan
+    from .results import export_csv
+
+    profile = get_profile(a.profile)
+    plan = book_plan(profile)
+    n_models = len({c for c, _ in plan})
+    print(f"profile {profile.name}: {n_models} target configurations ({profile.description})")
+    if a.dry_run:
+        for c, attacks in plan:
+            print(f"  {c.label}: {', '.join(attacks)}")
+        return 0
+    df = run_plan(profile, a.data_root, a.device, progress=not a.no_progress)
+    path = export_csv()
+    print(f"{len(df)} result rows in {df.attrs['seconds']:.0f} s; all rows in {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m qmia", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -109,6 +127,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--lira-refs", type=int, help="LiRA reference models (default: the profile's)")
     r.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
     r.set_defaults(func=cmd_run)
+    w = sub.add_parser("sweep", help="compute every model and attack the book needs (no Jupyter needed)")
+    w.add_argument("--profile", choices=tuple(PROFILES), default="smoke")
+    w.add_argument("--data-root", help="where datasets are (default: $QMIA_DATA or data/)")
+    w.add_argument("--device", help="cpu or cuda (default: cuda when present)")
+    w.add_argument("--dry-run", action="store_true", help="list the plan, train nothing")
+    w.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    w.set_defaults(func=cmd_sweep)
     return p
 
 
