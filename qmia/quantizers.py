@@ -15,10 +15,17 @@ nbins + 1 = 2^b + 2 distinct values, spaced by s, from -z*s to (nbins - z)*s.
 Readings of "quantized during training" (``QuantSpec.mode``):
 
 * ``ste`` (default): full-precision latent weights are kept and updated by SGD; the
-  forward pass uses W_Q; gradients pass straight through the rounding (identity STE).
-  This is the standard quantization-aware training the paper's Algorithm 1 describes
-  (quantize, forward, backward, update), and the reading under which "during training"
-  and a trainable model at 4 bits are both true.
+  forward pass uses W_Q; the gradient passes straight through the rounding and, as the
+  clamp's own derivative, is zero for weights the clamp of Eq. 3 clips (the usual
+  straight-through estimator for round-and-clamp). This is the standard
+  quantization-aware training that the paper's Algorithm 1 describes (quantize, forward,
+  backward, update) and the reading under which "during training" and a usable model
+  at 4 bits are both true.
+
+Zero point: the paper fixes z = 2, which leaves only two levels below zero, so at 8 bits
+and more the clamp clips nearly every negative weight. z = 2 is the default (it is what
+the paper states); ``QuantSpec(zero_point="centred")`` gives z = 2^(b-1), which keeps the
+grid symmetric, so the book can separate the effect of quantization from that of clipping.
 * ``project``: the stored weights themselves are replaced by W_Q after every optimizer
   step (no latent copy); the forward pass uses them as they are.
 * ``ptq``: train in full precision, quantize once at the end (post-training).
