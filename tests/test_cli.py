@@ -1,0 +1,61 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from qmia.plan import book_plan
+from qmia.config import get_profile
+
+ROW_FIELDS = [
+    "profile", "dataset", "arch", "quant", "method", "bits", "seed", "attack",
+    "target_train_acc", "target_test_acc", "shadow_train_acc", "shadow_test_acc",
+    "attack_acc", "attack_acc_lo", "attack_acc_hi",
+    "precision_member", "recall_member", "f1_member", "precision_nonmember", "recall_nonmember", "f1_nonmember",
+    "tn", "fp", "fn", "tp", "tnr", "fpr", "fnr", "tpr",
+    "auc", "auc_lo", "auc_hi", "tpr_at_0.1%fpr", "tpr_at_1%fpr", "tpr_at_0.1%fpr_lo", "tpr_at_1%fpr_hi",
+    "advantage", "data", "commit", "seconds",
+]
+
+
+def _qmia(*args):
+    return subprocess.run([sys.executable, "-m", "qmia", *args], capture_output=True, text=True)
+
+
+def test_run_writes_json_rows_with_every_field(tmp_path):
+    out = tmp_path / "rows.json"
+    r = _qmia("run", "--dataset", "digits", "--arch", "lenet", "--quant", "mia", "--bits", "4", "--zero-point", "centred",
+              "--profile", "smoke", "--attack", "metric", "--json", str(out), "--no-progress")
+    assert r.returncode == 0, r.stderr
+    rows = json.loads(out.read_text())
+    assert [row["attack"] for row in rows] == ["metric-confidence", "metric-loss", "metric-entropy", "metric-mentropy"]
+    for row in rows:
+        missing = [f for f in ROW_FIELDS if f not in row]
+        assert not missing
+        assert row["tn"] + row["fp"] == row["n_nonmembers"] == 400 and row["tp"] + row["fn"] == row["n_members"] == 400
+        assert row["quant"] == "mia-4b-zc" and row["profile"] == "smoke"
+    assert "metric-loss" in r.stdout  # the one-screen summary
+
+
+def test_run_rejects_an_unknown_attack():
+    r = _qmia("run", "--profile", "smoke", "--attack", "label-only")
+    assert r.returncode == 2 and "shadow" in r.stderr and "all" in r.stderr
+
+
+def test_sweep_dry_run_lists_the_book_plan():
+    r = _qmia("sweep", "--profile", "quick", "--dry-run")
+    assert r.returncode == 0
+    plan = book_plan(get_profile("quick"))
+    assert f"{len(plan)} target configurations" in r.stdout
+    assert "cifar10/resnet20/dorefa-w4a4/target/seed0: shadow, adaptive" in r.stdout
+    assert "fashion_mnist/lenet/fp32/target/seed0: shadow, adaptive, metric, lira" in r.stdout
+
+
+@pytest.mark.parametrize("name", ["smoke", "quick", "paper"])
+def test_book_plan_covers_every_result(name):
+    p = get_profile(name)
+    plan = dict(book_plan(p))
+    labels = {c.quant.label for c in plan if (c.arch, c.dataset) == p.resnet}
+    assert {"fp32", "mia-4b", "mia-8b", "mia-16b", "dorefa-w4a4", "dorefa-w8a8", "mia-4b-last5", "mia-8b-zc"} <= labels
+    assert any("lira" in a for a in plan.values())
+    assert len({c.key for c in plan}) == len(plan)
