@@ -61,6 +61,12 @@ def test_full_precision_learns_digits():
     assert m.meta["accuracy"]["target_out"] > 0.8
 
 
+def test_dorefa_lenet_learns_digits():
+    # LeNet-5 has no BatchNorm: DoReFa's [-1, 1] weights need the He gain to train at all
+    m = train(_config(quant=QuantSpec("dorefa", 4), epochs=30))
+    assert m.meta["accuracy"]["target_out"] > 0.8
+
+
 def test_ref_models_train_on_half_the_candidates():
     m = train(_config(role="ref", ref_index=0, ref_count=2, epochs=1))
     o = m.outputs
