@@ -229,16 +229,18 @@ def make_splits(n_total: int, n_per_split: int, seed: int) -> dict[str, torch.Te
 def half_subset(candidates: torch.Tensor, index: int, count: int, seed: int) -> torch.Tensor:
     """Training set of LiRA reference model ``index`` of ``count``: a seeded random half of ``candidates``.
 
-    As in Carlini et al.'s code, inclusion is balanced per example: every candidate is in
-    exactly ``count // 2`` of the ``count`` reference models (so each has IN and OUT models),
-    and each model trains on about half of the candidates.
+    Reference models come in complementary pairs (2k, 2k + 1): one random permutation of the
+    candidates per pair, the first half for model 2k and the rest for 2k + 1. So every model
+    trains on exactly half of the candidates (models of one size can train together, see
+    :mod:`qmia.multitrain`), and with an even ``count`` every candidate is IN exactly
+    ``count / 2`` models and OUT of the others, the balance of Carlini et al.'s code.
     """
     if not 0 <= index < count:
         raise ValueError(f"reference index {index} out of range for {count} reference models")
-    g = torch.Generator().manual_seed(20_000 + seed)
-    order = torch.rand(count, len(candidates), generator=g).argsort(0)
-    keep = order[index] < count // 2
-    return candidates[keep]
+    g = torch.Generator().manual_seed(20_000 + 1_000 * seed + index // 2)
+    order = torch.randperm(len(candidates), generator=g)
+    half = len(candidates) // 2
+    return candidates[order[:half] if index % 2 == 0 else order[half:]].sort().values
 
 
 # ----------------------------------------------------------------------------- augmentation
@@ -256,32 +258,47 @@ def normalize(x: torch.Tensor, info: DatasetInfo) -> torch.Tensor:
     return standardize(x.float() / 255, info)
 
 
-def augment(x: torch.Tensor, info: DatasetInfo, generator: torch.Generator | None = None) -> torch.Tensor:
-    """The paper's augmentation of a float batch N x C x H x W in [0, 1], per image, on x's device.
+def augment_draws(n: int, info: DatasetInfo, generator: torch.Generator | None = None,
+                  device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
+    """The random choices of :func:`apply_augment` for ``n`` images, drawn on the CPU from
+    ``generator`` (so runs are reproducible on any device) and moved to ``device`` at once.
+
+    {'dy', 'dx'}: crop offsets in [0, 2 * pad] (int64, n); 'flip' (bool, n) for 'crop+flip';
+    'angle' (radians in [-10, 10] degrees, float32, n) for 'crop+rotate'.
+    """
+    p = info.pad
+    u = torch.rand(3, n, generator=generator, device="cpu")
+    draws = {"dy": (u[0] * (2 * p + 1)).long().clamp_max(2 * p), "dx": (u[1] * (2 * p + 1)).long().clamp_max(2 * p)}
+    if info.augment == "crop+flip":
+        draws["flip"] = u[2] < 0.5
+    else:
+        draws["angle"] = (u[2] * 2 - 1) * math.radians(10)
+    return {k: v.to(device, non_blocking=True) for k, v in draws.items()}
+
+
+def apply_augment(x: torch.Tensor, info: DatasetInfo, draws: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Augment a float batch N x C x H x W in [0, 1] with the choices ``draws`` (each of length N).
 
     'crop+flip' (CIFAR-10): random crop after zero-padding by ``info.pad``, horizontal flip.
     'crop+rotate' (Fashion-MNIST, digits): random crop, random rotation within +-10 degrees.
+    No host synchronisation: everything stays on x's device.
     """
-    n, _, h, w = x.shape
+    n, c, h, w = x.shape
     dev = x.device
-
-    def rand(*shape: int) -> torch.Tensor:
-        return torch.rand(*shape, generator=generator, device="cpu").to(dev)
-
     p = info.pad
     padded = F.pad(x, (p, p, p, p))
-    dy = (rand(n) * (2 * p + 1)).long().clamp_max(2 * p)
-    dx = (rand(n) * (2 * p + 1)).long().clamp_max(2 * p)
-    rows = (torch.arange(h, device=dev)[None] + dy[:, None])[:, None, :, None]
-    cols = (torch.arange(w, device=dev)[None] + dx[:, None])[:, None, None, :]
-    out = padded[torch.arange(n, device=dev)[:, None, None, None], torch.arange(x.shape[1], device=dev)[None, :, None, None], rows, cols]
-    if info.augment == "crop+flip":
-        flip = rand(n) < 0.5
-        out = torch.where(flip[:, None, None, None], out.flip(-1), out)
-    else:
-        angle = (rand(n) * 2 - 1) * math.radians(10)
-        cos, sin = torch.cos(angle), torch.sin(angle)
-        theta = torch.stack([torch.stack([cos, -sin, torch.zeros_like(cos)], 1), torch.stack([sin, cos, torch.zeros_like(cos)], 1)], 1)
-        grid = F.affine_grid(theta.to(out.dtype), list(out.shape), align_corners=False)
-        out = F.grid_sample(out, grid, align_corners=False)
-    return out
+    rows = (torch.arange(h, device=dev)[None] + draws["dy"][:, None])[:, None, :, None]
+    cols = (torch.arange(w, device=dev)[None] + draws["dx"][:, None])[:, None, None, :]
+    out = padded[torch.arange(n, device=dev)[:, None, None, None], torch.arange(c, device=dev)[None, :, None, None], rows, cols]
+    if "flip" in draws:
+        return torch.where(draws["flip"][:, None, None, None], out.flip(-1), out)
+    angle = draws["angle"]
+    cos, sin, zero = torch.cos(angle), torch.sin(angle), torch.zeros_like(angle)
+    theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)
+    grid = F.affine_grid(theta.to(out.dtype), [n, c, h, w], align_corners=False)
+    return F.grid_sample(out, grid, align_corners=False)
+
+
+def augment(x: torch.Tensor, info: DatasetInfo, generator: torch.Generator | None = None) -> torch.Tensor:
+    """The paper's augmentation (see :func:`apply_augment`) with fresh draws from ``generator``."""
+    return apply_augment(x, info, augment_draws(len(x), info, generator, x.device))

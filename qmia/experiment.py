@@ -33,7 +33,8 @@ from .metrics import attack_metrics, bootstrap_intervals, roc_points
 from .quantizers import QuantSpec
 from .results import load_row, save_row
 from .store import stable_hash
-from .train import TrainedModel, git_commit, train
+from .multitrain import train_many
+from .train import TrainedModel, git_commit
 
 ATTACKS = ("shadow", "adaptive", "metric", "lira")
 ATTACK_VERSION = 1  # bump when a change to the attacks or metrics changes stored rows
@@ -108,24 +109,31 @@ def evaluate(target: TrainConfig, attacks: str | Sequence[str] = ATTACKS, *, pro
     return pd.DataFrame([rows[v] for v in variants])
 
 
+def models_needed(target: TrainConfig, variants: Sequence[str], lira_refs: int) -> dict[str, list[TrainConfig]]:
+    """The models the attack ``variants`` of ``target`` use: {'target', 'shadow_fp', 'shadow_adaptive',
+    'refs_fp', 'refs_adaptive'} -> configs (empty lists for what no variant needs)."""
+    need = {"target": [target], "shadow_fp": [target.with_(role="shadow", quant=QuantSpec())],
+            "shadow_adaptive": [], "refs_fp": [], "refs_adaptive": []}
+    if "adaptive" in variants:
+        need["shadow_adaptive"] = [target.with_(role="shadow")]
+    if any(v.startswith("lira") for v in variants):
+        need["refs_fp"] = [target.with_(role="ref", ref_index=i, ref_count=lira_refs, quant=QuantSpec()) for i in range(lira_refs)]
+        if any(v.endswith("-adaptive") for v in variants):
+            need["refs_adaptive"] = need["refs_fp"] if target.quant.method == "none" else \
+                [target.with_(role="ref", ref_index=i, ref_count=lira_refs) for i in range(lira_refs)]
+    return need
+
+
 def _compute(target: TrainConfig, variants: list[str], keys: dict, settings: dict, profile: str,
              data_root, device, progress) -> dict[str, dict]:
-    def fit(c: TrainConfig) -> TrainedModel:
-        return train(c, data_root, device, progress)
-
     start = time.perf_counter()
-    t = fit(target)
-    fp_shadow_cfg = target.with_(role="shadow", quant=QuantSpec())
-    shadows = {"fp": fit(fp_shadow_cfg)}
-    if "adaptive" in variants:
-        shadows["adaptive"] = fit(target.with_(role="shadow"))
-    refs: dict[str, list[TrainedModel]] = {}
-    if any(v.startswith("lira") for v in variants):
-        n = settings["lira_refs"]
-        refs["fp"] = [fit(target.with_(role="ref", ref_index=i, ref_count=n, quant=QuantSpec())) for i in range(n)]
-        if any(v.endswith("-adaptive") for v in variants):
-            refs["adaptive"] = refs["fp"] if target.quant.method == "none" else \
-                [fit(target.with_(role="ref", ref_index=i, ref_count=n)) for i in range(n)]
+    need = models_needed(target, variants, settings["lira_refs"])
+    train_many([c for cs in need.values() for c in cs], data_root, device, progress)  # several at once on a GPU
+    t = TrainedModel(target)
+    shadows = {"fp": TrainedModel(need["shadow_fp"][0])}
+    if need["shadow_adaptive"]:
+        shadows["adaptive"] = TrainedModel(need["shadow_adaptive"][0])
+    refs = {k.removeprefix("refs_"): [TrainedModel(c) for c in need[k]] for k in ("refs_fp", "refs_adaptive") if need[k]}
     train_seconds = time.perf_counter() - start
 
     t_in, t_out = _split(t, "target_in"), _split(t, "target_out")

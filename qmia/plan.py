@@ -88,8 +88,16 @@ def run_plan(p: Profile, data_root=None, device=None, progress: bool | None = No
     """Evaluate the whole book plan; returns all rows. Cached models and rows are reused."""
     from .experiment import evaluate
 
+    from .experiment import attack_variants, models_needed
+    from .multitrain import train_many
+
     plan = book_plan(p)
-    frames, start = [], time.perf_counter()
+    start = time.perf_counter()
+    # every model of the plan first, so that models of one shape train together on a GPU
+    needed = [c for config, attacks in plan
+              for cs in models_needed(config, attack_variants(attacks), p.lira_refs).values() for c in cs]
+    train_many(needed, data_root, device, progress)
+    frames = []
     for config, attacks in tqdm(plan, desc=f"{p.name} plan", unit="target", disable=progress is False):
         frames.append(evaluate(config, attacks, profile=p.name, data_root=data_root, device=device, progress=progress))
     df = pd.concat(frames, ignore_index=True)

@@ -24,7 +24,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .config import TRAIN_VERSION, TrainConfig
-from .data import SPLITS, augment, dataset_info, half_subset, load_dataset, make_splits, normalize, standardize
+from .data import SPLITS, apply_augment, augment_draws, dataset_info, half_subset, load_dataset, make_splits, normalize, standardize
 from .models import build_model
 from .quantizers import export_quantized, project_weights, quantize_model
 from .store import atomic_save, atomic_write_json, cache_root
@@ -94,10 +94,12 @@ class TrainedModel:
 
 
 @torch.no_grad()
-def predict(model: nn.Module, x_u8: torch.Tensor, info, batch_size: int = 2048, flip: bool = False) -> torch.Tensor:
-    """Logits (float32, n x classes) of uint8 images, in eval mode, in large batches."""
+def predict(model: nn.Module, x_u8: torch.Tensor, info, batch_size: int | None = None, flip: bool = False) -> torch.Tensor:
+    """Logits (float32, n x classes) of uint8 images, in eval mode, in large batches
+    (default 8192 images on CUDA, 2048 on a CPU)."""
     model.eval()
     dev = next(model.parameters()).device
+    batch_size = batch_size or (8192 if dev.type == "cuda" else 2048)
     out = []
     for i in range(0, len(x_u8), batch_size):
         xb = normalize(x_u8[i : i + batch_size].to(dev, non_blocking=True), info)
@@ -116,33 +118,58 @@ def _layout(x: torch.Tensor, dev: torch.device) -> torch.Tensor:
     return x.contiguous(memory_format=torch.channels_last) if dev.type == "cuda" else x
 
 
+def make_optimizer(params, config: TrainConfig, total_steps: int, dev: torch.device):
+    """SGD (Nesterov momentum, weight decay; fused on CUDA) and a one-cycle schedule over ``total_steps``."""
+    opt = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, nesterov=True,
+                          weight_decay=config.weight_decay, fused=dev.type == "cuda")
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=total_steps, pct_start=0.15)
+    return opt, sched
+
+
+def epoch_plan(n: int, config: TrainConfig, info, gen: torch.Generator, dev: torch.device):
+    """One epoch's order (a permutation of n, on ``dev``) and augmentation draws (per position, or None).
+
+    Drawn on the CPU from ``gen`` once per epoch and moved in one copy, so the steps never wait
+    for the host; identical on every device.
+    """
+    perm = torch.randperm(n, generator=gen).to(dev, non_blocking=True)
+    draws = augment_draws(n, info, gen, dev) if config.augment else None
+    return perm, draws
+
+
+def make_batch(x_u8: torch.Tensor, idx: torch.Tensor, draws: dict | None, info) -> torch.Tensor:
+    """uint8 images ``x_u8[idx]`` -> augmented (with ``draws``, one per image) and standardised float32."""
+    xb = x_u8[idx].float() / 255
+    if draws is not None:
+        xb = apply_augment(xb, info, draws)
+    return standardize(xb, info)
+
+
 def fit(model: nn.Module, config: TrainConfig, x_u8: torch.Tensor, y: torch.Tensor, progress: bool = True) -> float:
     """Train ``model`` in place on uint8 images ``x_u8`` (N x C x H x W, on the model's device).
 
     SGD with Nesterov momentum and weight decay, one-cycle learning rate over all steps,
-    cross-entropy loss, bf16 autocast on CUDA. Returns the mean loss of the last epoch.
+    cross-entropy loss, bf16 autocast and channels_last on CUDA. Returns the mean loss of the
+    last epoch. :func:`qmia.multitrain.fit_many` is the same loop for several models at once.
     """
     info = dataset_info(config.dataset)
     dev = x_u8.device
     n = len(x_u8)
     bs = min(config.batch_size, n)
     steps = max(n // bs, 1)
-    opt = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, nesterov=True, weight_decay=config.weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=config.epochs * steps, pct_start=0.15)
+    opt, sched = make_optimizer(model.parameters(), config, config.epochs * steps, dev)
     gen = torch.Generator().manual_seed(int(config.key[:8], 16))
     project = config.quant.method == "mia" and config.quant.mode == "project"
     bar = tqdm(range(config.epochs), desc=config.label, leave=False, disable=not progress, unit="epoch")
     last = float("nan")
     for _ in bar:
         model.train()
-        perm = torch.randperm(n, generator=gen).to(dev)
+        perm, draws = epoch_plan(n, config, info, gen, dev)
         total = torch.zeros((), device=dev)
         for i in range(steps):
-            idx = perm[i * bs : (i + 1) * bs]
-            xb = x_u8[idx].float() / 255
-            if config.augment:
-                xb = augment(xb, info, gen)
-            xb = _layout(standardize(xb, info), dev)
+            sl = slice(i * bs, (i + 1) * bs)
+            idx = perm[sl]
+            xb = _layout(make_batch(x_u8, idx, None if draws is None else {k: v[sl] for k, v in draws.items()}, info), dev)
             with _autocast(dev):
                 loss = F.cross_entropy(model(xb), y[idx])
             opt.zero_grad(set_to_none=True)
@@ -160,32 +187,60 @@ def fit(model: nn.Module, config: TrainConfig, x_u8: torch.Tensor, y: torch.Tens
 def train(config: TrainConfig, data_root: str | os.PathLike | None = None, device: torch.device | str | None = None,
           progress: bool | None = None, force: bool = False) -> TrainedModel:
     """Train ``config`` (or reuse its cache entry) and return it with its outputs on all splits."""
-    path = model_dir(config)
-    if (path / "meta.json").exists() and not force:
+    if is_cached(config) and not force:
         return TrainedModel(config)
+    job = prepare(config, data_root, device)
+    start = time.perf_counter()
+    loss = fit(job.model, config, job.x_train, job.y_train, _progress_enabled(progress))
+    return finish(job, loss, time.perf_counter() - start)
+
+
+def is_cached(config: TrainConfig) -> bool:
+    return (model_dir(config) / "meta.json").exists()
+
+
+class TrainingJob:
+    """One model about to train: its config, device, data and splits (see :func:`prepare`)."""
+
+    def __init__(self, config: TrainConfig, dev: torch.device, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                 splits: dict[str, torch.Tensor], train_idx: torch.Tensor) -> None:
+        self.config, self.dev, self.model, self.x, self.y = config, dev, model, x, y
+        self.splits, self.train_idx = splits, train_idx
+        self.x_train, self.y_train = x[train_idx].to(dev), y[train_idx].to(dev)
+
+
+def prepare(config: TrainConfig, data_root: str | os.PathLike | None = None,
+            device: torch.device | str | None = None) -> TrainingJob:
+    """Load the data and splits of ``config`` and build its (quantized, untrained) model on the device."""
     dev = torch.device(device) if device is not None else default_device()
     info = dataset_info(config.dataset)
     x, y = load_dataset(config.dataset, data_root)
     splits = make_splits(len(x), config.n_per_split, config.seed)
     train_idx = training_indices(config, splits)
-
     torch.manual_seed(int(config.key[8:16], 16))
     model = build_model(config.arch, info.channels, info.num_classes, info.image_size)
     model = quantize_model(model, config.quant, training=True).to(dev)
     if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fastest kernels for the fixed shapes (bitwise reproducible on the CPU only)
         model = model.to(memory_format=torch.channels_last)
-    start = time.perf_counter()
-    loss = fit(model, config, x[train_idx].to(dev), y[train_idx].to(dev), _progress_enabled(progress))
-    seconds = time.perf_counter() - start
-    model = export_quantized(model, config.quant)
+    return TrainingJob(config, dev, model, x, y, splits, train_idx)
 
+
+def finish(job: TrainingJob, loss: float, seconds: float, trained_with: int = 1) -> TrainedModel:
+    """Export the trained model of ``job``, compute its logits on every split and write the cache entry.
+
+    ``trained_with``: how many models shared the training steps (:mod:`qmia.multitrain`).
+    """
+    config, x, y, splits, path = job.config, job.x, job.y, job.splits, model_dir(job.config)
+    info = dataset_info(config.dataset)
+    model = export_quantized(job.model, config.quant)
     flips = info.augment == "crop+flip"
     outputs = {
         "logits": {s: predict(model, x[splits[s]], info) for s in SPLITS},
         "logits_flip": {s: predict(model, x[splits[s]], info, flip=True) for s in SPLITS} if flips else {},
         "indices": splits,
         "labels": {s: y[splits[s]] for s in SPLITS},
-        "train_indices": train_idx,
+        "train_indices": job.train_idx,
     }
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     atomic_save(state, path / "model.pt")
@@ -199,9 +254,10 @@ def train(config: TrainConfig, data_root: str | os.PathLike | None = None, devic
             "train_version": TRAIN_VERSION,
             "final_loss": loss,
             "train_seconds": seconds,
-            "images_per_second": config.epochs * len(train_idx) / seconds,
+            "images_per_second": config.epochs * len(job.train_idx) / seconds,
+            "trained_with": trained_with,
             "accuracy": acc,
-            "device": str(dev),
+            "device": str(job.dev),
             "torch": torch.__version__,
             "commit": git_commit(),
         },

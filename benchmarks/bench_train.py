@@ -1,0 +1,251 @@
+"""Training throughput: a plain PyTorch loop against qmia's loop, side by side in one run.
+
+    python benchmarks/bench_train.py                 # small, on the CPU (a minute or two)
+    python benchmarks/bench_train.py --device cuda   # full, on a GPU
+    python benchmarks/bench_train.py --accuracy --data-root data   # also: test accuracy of both loops
+
+For each architecture it prints images/s of
+
+* ``plain``: the textbook loop: fp32, default layout, ``torch.optim.SGD`` (foreach), the batch
+  sliced from a uint8 tensor already on the device, no augmentation;
+* ``qmia``: :func:`qmia.train.fit` (augmentation on the device, bf16 autocast, channels_last and
+  fused SGD on CUDA), in full precision and with the paper's 4-bit quantizer (its cost);
+* ``qmia xN``: :func:`qmia.multitrain.fit_many`, N models of the same shape in one vmapped step
+  (LiRA's reference models, shadows, seeds), counted as N models' images per second;
+
+and the ratios to the plain loop. Data are synthetic (random uint8 images) of the real shapes;
+``--accuracy`` trains LeNet-5 on Fashion-MNIST and ResNet-20 on CIFAR-10 with both loops (same
+recipe: SGD, one-cycle, augmentation) and reports their test accuracy. ``--json FILE`` writes every
+measurement. The run stops starting new measurements after ``--budget`` seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from qmia import QuantSpec  # noqa: E402
+from qmia.config import TrainConfig  # noqa: E402
+from qmia.data import apply_augment, augment_draws, dataset_info, normalize  # noqa: E402
+from qmia.models import build_model  # noqa: E402
+from qmia.multitrain import fit_many  # noqa: E402
+from qmia.quantizers import quantize_model  # noqa: E402
+from qmia.train import fit  # noqa: E402
+
+DATASET = {"lenet": "fashion_mnist", "resnet20": "cifar10", "resnet50": "cifar10"}
+
+
+def sync(dev: torch.device) -> None:
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def synthetic(arch: str, n: int, dev: torch.device, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    info = dataset_info(DATASET[arch])
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randint(0, 256, (n, info.channels, info.image_size, info.image_size), generator=g, dtype=torch.uint8)
+    y = torch.randint(0, info.num_classes, (n,), generator=g)
+    return x.to(dev), y.to(dev)
+
+
+def plain_loop(model, x_u8, y, info, epochs: int, bs: int, lr: float = 0.05, augment: bool = False,
+               onecycle: bool = False, seed: int = 0) -> float:
+    """The textbook loop; returns seconds. With ``augment``/``onecycle`` it follows qmia's recipe
+    (for the accuracy comparison), drawing augmentations per step as plain code does."""
+    dev = x_u8.device
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    steps = len(x_u8) // bs
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps, pct_start=0.15) if onecycle else None
+    gen = torch.Generator().manual_seed(seed)
+    model.train()
+    sync(dev)
+    start = time.perf_counter()
+    for _ in range(epochs):
+        perm = torch.randperm(len(x_u8), generator=gen).to(dev)
+        for i in range(steps):
+            idx = perm[i * bs : (i + 1) * bs]
+            xb = x_u8[idx].float() / 255
+            if augment:
+                xb = apply_augment(xb, info, augment_draws(len(idx), info, gen, dev))
+            xb = (xb - torch.tensor(info.mean, device=dev).view(1, -1, 1, 1)) / torch.tensor(info.std, device=dev).view(1, -1, 1, 1)
+            loss = F.cross_entropy(model(xb), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            if sched is not None:
+                sched.step()
+    sync(dev)
+    return time.perf_counter() - start
+
+
+def bench_plain(arch: str, n: int, bs: int, epochs: int, dev: torch.device) -> float:
+    info = dataset_info(DATASET[arch])
+    x, y = synthetic(arch, n, dev)
+    torch.manual_seed(0)
+    model = build_model(arch, info.channels, info.num_classes, info.image_size).to(dev)
+    plain_loop(model, x[: 4 * bs], y[: 4 * bs], info, 1, bs)  # warm-up (cuDNN autotuning, allocator)
+    return epochs * n / plain_loop(model, x, y, info, epochs, bs)
+
+
+def _config(arch: str, n: int, bs: int, epochs: int, quant: QuantSpec, seed: int = 0) -> TrainConfig:
+    return TrainConfig(DATASET[arch], arch, n_per_split=n, epochs=epochs, quant=quant, batch_size=bs, seed=seed)
+
+
+def _model(arch: str, quant: QuantSpec, dev: torch.device):
+    info = dataset_info(DATASET[arch])
+    model = quantize_model(build_model(arch, info.channels, info.num_classes, info.image_size), quant).to(dev)
+    return model.to(memory_format=torch.channels_last) if dev.type == "cuda" else model
+
+
+def bench_qmia(arch: str, n: int, bs: int, epochs: int, dev: torch.device, quant: QuantSpec) -> float:
+    x, y = synthetic(arch, n, dev)
+    fit(_model(arch, quant, dev), _config(arch, 4 * bs, bs, 1, quant), x[: 4 * bs], y[: 4 * bs], progress=False)
+    model = _model(arch, quant, dev)
+    sync(dev)
+    start = time.perf_counter()
+    fit(model, _config(arch, n, bs, epochs, quant), x, y, progress=False)
+    sync(dev)
+    return epochs * n / (time.perf_counter() - start)
+
+
+def bench_many(arch: str, n: int, bs: int, epochs: int, dev: torch.device, quant: QuantSpec, count: int) -> float:
+    data = [synthetic(arch, n, dev, seed=j) for j in range(count)]
+    configs = [_config(arch, n, bs, epochs, quant, seed=j) for j in range(count)]
+    warm = [_config(arch, 4 * bs, bs, 1, quant, seed=j) for j in range(count)]
+    fit_many([_model(arch, quant, dev) for _ in range(count)], warm, [x[: 4 * bs] for x, _ in data],
+             [y[: 4 * bs] for _, y in data], progress=False)
+    models = [_model(arch, quant, dev) for _ in range(count)]
+    sync(dev)
+    start = time.perf_counter()
+    fit_many(models, configs, [x for x, _ in data], [y for _, y in data], progress=False)
+    sync(dev)
+    return count * epochs * n / (time.perf_counter() - start)
+
+
+@torch.no_grad()
+def accuracy(model, x_u8, y, info, bs: int = 1024) -> float:
+    model.eval()
+    hits = 0
+    for i in range(0, len(x_u8), bs):
+        xb = normalize(x_u8[i : i + bs], info)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=x_u8.device.type == "cuda"):
+            hits += int((model(xb).argmax(1) == y[i : i + bs]).sum())
+    return hits / len(x_u8)
+
+
+def bench_accuracy(arch: str, n: int, epochs: int, bs: int, dev: torch.device, data_root) -> dict:
+    """Train ``arch`` on n real images with the plain loop and with qmia's; test on the next n."""
+    from qmia.data import load_dataset
+
+    name = DATASET[arch]
+    info = dataset_info(name)
+    x, y = load_dataset(name, data_root)
+    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))
+    tr, te = order[:n], order[n : 2 * n]
+    xtr, ytr, xte, yte = x[tr].to(dev), y[tr].to(dev), x[te].to(dev), y[te].to(dev)
+    out = {"arch": arch, "dataset": name, "n_train": n, "epochs": epochs, "batch_size": bs}
+    torch.manual_seed(0)
+    plain = build_model(arch, info.channels, info.num_classes, info.image_size).to(dev)
+    seconds = plain_loop(plain, xtr, ytr, info, epochs, bs, augment=True, onecycle=True)
+    out.update(plain_test_acc=accuracy(plain, xte, yte, info), plain_seconds=seconds)
+    torch.manual_seed(0)
+    model = _model(arch, QuantSpec(), dev)
+    sync(dev)
+    start = time.perf_counter()
+    fit(model, TrainConfig(name, arch, n_per_split=n, epochs=epochs, batch_size=bs), xtr, ytr, progress=False)
+    sync(dev)
+    out.update(qmia_test_acc=accuracy(model, xte, yte, info), qmia_seconds=time.perf_counter() - start)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--archs", default=None, help="comma-separated (default: lenet,resnet20 on CPU; + resnet50 on CUDA)")
+    ap.add_argument("--batch", type=int, default=128, help="batch size (the profiles' is 128)")
+    ap.add_argument("--images", type=int, default=None, help="images per timed epoch (default: 1024 CPU, 15000 CUDA)")
+    ap.add_argument("--epochs", type=int, default=None, help="timed epochs (default: 1 CPU, 2 CUDA)")
+    ap.add_argument("--group", type=int, default=None, help="models trained together (default: 4 CPU, 8 CUDA)")
+    ap.add_argument("--accuracy", action="store_true", help="also compare test accuracy on real data")
+    ap.add_argument("--data-root", default=None)
+    ap.add_argument("--budget", type=float, default=1e9, help="seconds after which no new measurement starts")
+    ap.add_argument("--json", type=Path, default=None)
+    a = ap.parse_args(argv)
+    dev = torch.device(a.device)
+    cuda = dev.type == "cuda"
+    archs = (a.archs or ("lenet,resnet20,resnet50" if cuda else "lenet,resnet20")).split(",")
+    n = a.images or (15000 if cuda else 1024)
+    epochs = a.epochs or (2 if cuda else 1)
+    group = a.group or (8 if cuda else 4)
+    if cuda:
+        torch.backends.cudnn.benchmark = True
+    t0 = time.perf_counter()
+    report = {"device": torch.cuda.get_device_name(dev) if cuda else platform.processor() or "cpu",
+              "torch": torch.__version__, "batch_size": a.batch, "images": n, "epochs": epochs, "group": group,
+              "rows": [], "accuracy": [], "errors": []}
+
+    def save() -> None:
+        if a.json:
+            a.json.write_text(json.dumps(report, indent=1))
+
+    def measure(name: str, arch: str, fn) -> None:
+        if time.perf_counter() - t0 > a.budget:
+            report["errors"].append(f"{arch} {name}: skipped (budget)")
+            return
+        try:
+            ips = fn()
+        except Exception as e:  # report and go on: one failing variant must not lose the others
+            report["errors"].append(f"{arch} {name}: {type(e).__name__}: {e}"[:500])
+            print(f"  {arch:9s} {name:22s} FAILED: {type(e).__name__}: {str(e)[:200]}", flush=True)
+            save()
+            return
+        base = next((r["images_per_s"] for r in report["rows"] if r["arch"] == arch and r["loop"] == "plain"), None)
+        row = {"arch": arch, "loop": name, "images_per_s": ips, "ratio_to_plain": ips / base if base else None}
+        report["rows"].append(row)
+        print(f"  {arch:9s} {name:22s} {ips:10.0f} img/s" + (f"   x{ips / base:.2f} plain" if base else ""), flush=True)
+        save()
+
+    print(f"bench_train: {report['device']}, torch {torch.__version__}, batch {a.batch}, {n} images x {epochs} epochs",
+          flush=True)
+    mia4 = QuantSpec("mia", 4)
+    for arch in archs:
+        arch_n = n if arch != "resnet50" else max(n // 5, 4 * a.batch)
+        measure("plain", arch, lambda: bench_plain(arch, arch_n, a.batch, epochs, dev))
+        measure("qmia fp32", arch, lambda: bench_qmia(arch, arch_n, a.batch, epochs, dev, QuantSpec()))
+        measure("qmia mia-4b", arch, lambda: bench_qmia(arch, arch_n, a.batch, epochs, dev, mia4))
+        if arch != "resnet50":
+            measure(f"qmia x{group} fp32", arch, lambda: bench_many(arch, arch_n, a.batch, epochs, dev, QuantSpec(), group))
+            measure(f"qmia x{group} mia-4b", arch, lambda: bench_many(arch, arch_n, a.batch, epochs, dev, mia4, group))
+    if a.accuracy:
+        settings = [("lenet", 15000 if cuda else 2000, 15 if cuda else 5), ("resnet20", 15000 if cuda else 1000, 15 if cuda else 3)]
+        for arch, acc_n, acc_epochs in settings:
+            if time.perf_counter() - t0 > a.budget:
+                report["errors"].append(f"{arch} accuracy: skipped (budget)")
+                continue
+            try:
+                r = bench_accuracy(arch, acc_n, acc_epochs, a.batch, dev, a.data_root)
+            except Exception as e:
+                report["errors"].append(f"{arch} accuracy: {type(e).__name__}: {e}"[:500])
+                print(f"  {arch} accuracy FAILED: {e}", flush=True)
+                continue
+            report["accuracy"].append(r)
+            print(f"  {arch:9s} accuracy ({r['dataset']}, {acc_n} images, {acc_epochs} epochs): plain {r['plain_test_acc']:.3f}"
+                  f" in {r['plain_seconds']:.1f} s, qmia {r['qmia_test_acc']:.3f} in {r['qmia_seconds']:.1f} s", flush=True)
+            save()
+    report["seconds"] = time.perf_counter() - t0
+    save()
+    print(f"bench_train: done in {report['seconds']:.0f} s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

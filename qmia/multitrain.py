@@ -1,0 +1,143 @@
+"""Many small models trained at once: one vmapped step for N models of the same shape.
+
+LiRA's reference models, the shadow models and repeated seeds are many copies of one small
+network (LeNet-5, ResNet-20) that alone leave a GPU mostly idle. :func:`fit_many` stacks N such
+models (``torch.func.stack_module_state``) and runs their forward and backward passes as one
+``vmap``-ed call, so each kernel does N models' work. Each model keeps its own data, order,
+augmentation draws and BatchNorm statistics, and the summed loss gives every model exactly its
+own gradient, so the result is the same as N runs of :func:`qmia.train.fit` (up to float
+rounding). :func:`train_many` groups the missing configs that can share steps and writes each
+model's cache entry as :func:`qmia.train.train` does.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call, stack_module_state, vmap
+from tqdm.auto import tqdm
+
+from .config import TrainConfig
+from .data import dataset_info
+from .train import (TrainedModel, _autocast, _progress_enabled, default_device, epoch_plan, finish, fit, is_cached,
+                    make_batch, make_optimizer, prepare)
+
+
+def default_group_size(device: torch.device | str | None = None) -> int:
+    """Models per group: ``$QMIA_GROUP`` if set, else 8 on CUDA and 1 (one after another) on a CPU,
+    where stacking brings nothing (the CPU is busy with one model already)."""
+    if os.environ.get("QMIA_GROUP"):
+        value = int(os.environ["QMIA_GROUP"])
+        if value < 1:
+            raise ValueError(f"QMIA_GROUP must be a positive integer; got {value}")
+        return value
+    dev = torch.device(device) if device is not None else default_device()
+    return 8 if dev.type == "cuda" else 1
+
+
+def group_key(config: TrainConfig) -> TrainConfig:
+    """Configs with equal group keys can train together: they differ only in seed and role."""
+    return config.with_(seed=0, role="target", ref_index=0, ref_count=0)
+
+
+def fit_many(models: Sequence[nn.Module], configs: Sequence[TrainConfig], xs: Sequence[torch.Tensor],
+             ys: Sequence[torch.Tensor], progress: bool = True) -> list[float]:
+    """Train ``models`` in place, model j on uint8 images ``xs[j]`` (n x C x H x W) with labels ``ys[j]``.
+
+    All configs must share a :func:`group_key` and all ``xs`` a length n. Same loop as
+    :func:`qmia.train.fit`; returns each model's mean loss over the last epoch.
+    """
+    if not (len(models) == len(configs) == len(xs) == len(ys)) or not models:
+        raise ValueError("fit_many needs as many models, configs, image sets and label sets, at least one")
+    if len({group_key(c) for c in configs}) != 1:
+        raise ValueError("fit_many trains models that differ only in seed and role; got different settings")
+    if len({len(x) for x in xs}) != 1:
+        raise ValueError(f"fit_many needs training sets of one size; got {sorted({len(x) for x in xs})}")
+    config = configs[0]
+    if config.quant.method == "mia" and config.quant.mode == "project":
+        raise ValueError("mode 'project' rewrites each model's weights after a step; train those with qmia.train.fit")
+    info = dataset_info(config.dataset)
+    dev = xs[0].device
+    count, n = len(models), len(xs[0])
+    bs = min(config.batch_size, n)
+    steps = max(n // bs, 1)
+
+    params, buffers = stack_module_state(list(models))  # leaves of shape N x ...
+    base = copy.deepcopy(models[0]).to("meta")
+    opt, sched = make_optimizer(list(params.values()), config, config.epochs * steps, dev)
+    gens = [torch.Generator().manual_seed(int(c.key[:8], 16)) for c in configs]
+    x_all, y_all = torch.stack(list(xs)), torch.stack(list(ys))  # N x n x C x H x W, N x n
+    rows = torch.arange(count, device=dev)[:, None]
+
+    def loss_of_one(p: dict, b: dict, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(functional_call(base, (p, b), (xb,)), yb)
+
+    losses_of_all = vmap(loss_of_one, randomness="different")
+    bar = tqdm(range(config.epochs), desc=f"{config.label} x{count}", leave=False, disable=not progress, unit="epoch")
+    last = [float("nan")] * count
+    for _ in bar:
+        plans = [epoch_plan(n, c, info, g, dev) for c, g in zip(configs, gens)]
+        perms = torch.stack([p for p, _ in plans])  # N x n
+        draws = None if plans[0][1] is None else {k: torch.stack([d[k] for _, d in plans]) for k in plans[0][1]}
+        total = torch.zeros(count, device=dev)
+        for i in range(steps):
+            sl = slice(i * bs, (i + 1) * bs)
+            idx = perms[:, sl]  # N x bs
+            flat_draws = None if draws is None else {k: v[:, sl].reshape(-1) for k, v in draws.items()}
+            xb = make_batch(x_all.flatten(0, 1), (rows * n + idx).reshape(-1), flat_draws, info)
+            xb = xb.view(count, -1, *xb.shape[1:])
+            with _autocast(dev):
+                losses = losses_of_all(params, buffers, xb, y_all[rows, idx])
+            opt.zero_grad(set_to_none=True)
+            losses.sum().backward()  # model j's loss depends only on model j's parameters
+            opt.step()
+            sched.step()
+            total += losses.detach().float()
+        last = (total / steps).tolist()
+        bar.set_postfix(loss=f"{sum(last) / count:.3f}")
+    with torch.no_grad():
+        for j, model in enumerate(models):
+            for name, tensor in model.named_parameters():
+                tensor.copy_(params[name][j])
+            for name, tensor in model.named_buffers():
+                tensor.copy_(buffers[name][j])
+    return last
+
+
+def train_many(configs: Sequence[TrainConfig], data_root: str | os.PathLike | None = None,
+               device: torch.device | str | None = None, progress: bool | None = None,
+               group_size: int | None = None) -> list[TrainedModel]:
+    """Train the configs not yet cached, ``group_size`` at a time where they can share steps
+    (default :func:`default_group_size`), and return every config's :class:`TrainedModel`."""
+    dev = torch.device(device) if device is not None else default_device()
+    size = group_size or default_group_size(dev)
+    missing = [c for c in dict.fromkeys(configs) if not is_cached(c)]
+    groups: dict[TrainConfig, list[TrainConfig]] = defaultdict(list)
+    for c in missing:
+        groups[group_key(c)].append(c)
+    show = _progress_enabled(progress)
+    for members in groups.values():
+        for start in range(0, len(members), size):
+            chunk = members[start : start + size]
+            jobs = [prepare(c, data_root, dev) for c in chunk]
+            single = len(chunk) == 1 or (chunk[0].quant.method == "mia" and chunk[0].quant.mode == "project") \
+                or len({len(j.train_idx) for j in jobs}) != 1
+            if single:
+                for job in jobs:
+                    t0 = time.perf_counter()
+                    loss = fit(job.model, job.config, job.x_train, job.y_train, show)
+                    finish(job, loss, time.perf_counter() - t0)
+                continue
+            t0 = time.perf_counter()
+            losses = fit_many([j.model for j in jobs], chunk, [j.x_train for j in jobs], [j.y_train for j in jobs], show)
+            seconds = time.perf_counter() - t0
+            for job, loss in zip(jobs, losses):
+                finish(job, loss, seconds, trained_with=len(chunk))
+    return [TrainedModel(c) for c in configs]
