@@ -23,9 +23,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import torch
@@ -197,12 +199,19 @@ def main(argv: list[str] | None = None) -> int:
         if a.json:
             a.json.write_text(json.dumps(report, indent=1))
 
-    def measure(name: str, arch: str, fn) -> None:
+    def measure(name: str, arch: str, fn, eager: bool = False) -> None:
         if time.perf_counter() - t0 > a.budget:
             report["errors"].append(f"{arch} {name}: skipped (budget)")
             return
         try:
-            ips = fn()
+            os.environ["QMIA_CUDA_GRAPHS"] = "0" if eager else "1"
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                ips = fn()
+            for w in caught:
+                if "CUDA graph" in str(w.message):
+                    report["errors"].append(f"{arch} {name}: {w.message}"[:500])
+                    print(f"  {arch:9s} {name:22s} warning: {str(w.message)[:300]}", flush=True)
         except Exception as e:  # report and go on: one failing variant must not lose the others
             report["errors"].append(f"{arch} {name}: {type(e).__name__}: {e}"[:500])
             print(f"  {arch:9s} {name:22s} FAILED: {type(e).__name__}: {str(e)[:200]}", flush=True)
@@ -220,11 +229,16 @@ def main(argv: list[str] | None = None) -> int:
     for arch in archs:
         arch_n = n if arch != "resnet50" else max(n // 5, 4 * a.batch)
         measure("plain", arch, lambda: bench_plain(arch, arch_n, a.batch, epochs, dev))
+        if cuda:  # qmia's loop without CUDA graphs, to show what they bring
+            measure("qmia fp32 eager", arch, lambda: bench_qmia(arch, arch_n, a.batch, epochs, dev, QuantSpec()), eager=True)
         measure("qmia fp32", arch, lambda: bench_qmia(arch, arch_n, a.batch, epochs, dev, QuantSpec()))
         measure("qmia mia-4b", arch, lambda: bench_qmia(arch, arch_n, a.batch, epochs, dev, mia4))
         if arch != "resnet50":
             measure(f"qmia x{group} fp32", arch, lambda: bench_many(arch, arch_n, a.batch, epochs, dev, QuantSpec(), group))
             measure(f"qmia x{group} mia-4b", arch, lambda: bench_many(arch, arch_n, a.batch, epochs, dev, mia4, group))
+            if cuda:
+                measure(f"qmia x{group} mia-4b eager", arch,
+                        lambda: bench_many(arch, arch_n, a.batch, epochs, dev, mia4, group), eager=True)
     if a.accuracy:
         settings = [("lenet", 15000 if cuda else 2000, 15 if cuda else 5), ("resnet20", 15000 if cuda else 1000, 15 if cuda else 3)]
         for arch, acc_n, acc_epochs in settings:

@@ -26,8 +26,8 @@ from tqdm.auto import tqdm
 
 from .config import TrainConfig
 from .data import dataset_info
-from .train import (TrainedModel, _autocast, _progress_enabled, default_device, epoch_plan, finish, fit, is_cached,
-                    make_batch, make_optimizer, prepare)
+from .train import (TrainedModel, _autocast, _progress_enabled, default_device, epoch_plan, finish, fit, graphed,
+                    is_cached, make_batch, make_optimizer, prepare)
 
 
 def default_group_size(device: torch.device | str | None = None) -> int:
@@ -79,7 +79,14 @@ def fit_many(models: Sequence[nn.Module], configs: Sequence[TrainConfig], xs: Se
     def loss_of_one(p: dict, b: dict, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(functional_call(base, (p, b), (xb,)), yb)
 
-    losses_of_all = vmap(loss_of_one, randomness="different")
+    names = list(params)
+
+    def losses_of_all(xb: torch.Tensor, yb: torch.Tensor, *tensors: torch.Tensor) -> torch.Tensor:
+        return vmap(loss_of_one, randomness="different")(dict(zip(names, tensors)), buffers, xb, yb)
+
+    sample_idx = torch.arange(bs, device=dev).repeat(count)
+    sample = make_batch(x_all.flatten(0, 1), sample_idx, None, info).view(count, bs, *x_all.shape[2:])
+    step = graphed(losses_of_all, (sample, y_all[:, :bs].clone(), *params.values()), dev)  # own static inputs
     bar = tqdm(range(config.epochs), desc=f"{config.label} x{count}", leave=False, disable=not progress, unit="epoch")
     last = [float("nan")] * count
     for _ in bar:
@@ -94,7 +101,7 @@ def fit_many(models: Sequence[nn.Module], configs: Sequence[TrainConfig], xs: Se
             xb = make_batch(x_all.flatten(0, 1), (rows * n + idx).reshape(-1), flat_draws, info)
             xb = xb.view(count, -1, *xb.shape[1:])
             with _autocast(dev):
-                losses = losses_of_all(params, buffers, xb, y_all[rows, idx])
+                losses = step(xb, y_all[rows, idx], *params.values())
             opt.zero_grad(set_to_none=True)
             losses.sum().backward()  # model j's loss depends only on model j's parameters
             opt.step()

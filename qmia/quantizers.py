@@ -164,7 +164,7 @@ def mia_quantize(w: torch.Tensor, bits: int, zero_point: int = 2) -> torch.Tenso
     a weight clipped by the clamp gets no gradient (the usual STE for round-and-clamp).
     """
     nbins = 2**bits + 1
-    r0, r1 = w.detach().min(), w.detach().max()
+    r0, r1 = torch.aminmax(w.detach())  # one pass over the layer
     s = (r1 - r0) / 2**bits
     s = torch.where(s > 0, s, torch.ones_like(s))  # constant layer: any step keeps it exact
     w_c = torch.clamp(_round_ste(w / s) + zero_point, 0, nbins)

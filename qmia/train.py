@@ -110,8 +110,12 @@ def predict(model: nn.Module, x_u8: torch.Tensor, info, batch_size: int | None =
     return torch.cat(out)
 
 
-def _autocast(dev: torch.device):
-    return torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda" else contextlib.nullcontext()
+def _autocast(dev: torch.device, cache_enabled: bool | None = None):
+    if dev.type != "cuda":
+        return contextlib.nullcontext()
+    if cache_enabled is None:  # graphed steps need the cast cache off, at capture and at replay
+        cache_enabled = not cuda_graphs_enabled(dev)
+    return torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=cache_enabled)
 
 
 def _layout(x: torch.Tensor, dev: torch.device) -> torch.Tensor:
@@ -145,6 +149,28 @@ def make_batch(x_u8: torch.Tensor, idx: torch.Tensor, draws: dict | None, info) 
     return standardize(xb, info)
 
 
+def cuda_graphs_enabled(dev: torch.device) -> bool:
+    """CUDA graphs for the training step: on CUDA unless ``QMIA_CUDA_GRAPHS=0``."""
+    return dev.type == "cuda" and os.environ.get("QMIA_CUDA_GRAPHS", "1") != "0"
+
+
+def graphed(fn, sample_args: tuple, dev: torch.device):
+    """``fn`` (a module or a function of tensors) with its forward and backward captured as CUDA
+    graphs (``torch.cuda.make_graphed_callables``), so a step replays hundreds of small kernels
+    without Python or launch overhead; ``fn`` itself where graphs are off or capture fails.
+    Call the result under :func:`_autocast`, with inputs of the sample's shapes."""
+    if not cuda_graphs_enabled(dev):
+        return fn
+    try:
+        with _autocast(dev, cache_enabled=False):
+            return torch.cuda.make_graphed_callables(fn, sample_args)
+    except Exception as e:  # an op that cannot be captured: run eagerly, and say so once
+        import warnings
+
+        warnings.warn(f"CUDA graph capture failed ({type(e).__name__}: {e}); training eagerly")
+        return fn
+
+
 def fit(model: nn.Module, config: TrainConfig, x_u8: torch.Tensor, y: torch.Tensor, progress: bool = True) -> float:
     """Train ``model`` in place on uint8 images ``x_u8`` (N x C x H x W, on the model's device).
 
@@ -162,25 +188,30 @@ def fit(model: nn.Module, config: TrainConfig, x_u8: torch.Tensor, y: torch.Tens
     project = config.quant.method == "mia" and config.quant.mode == "project"
     bar = tqdm(range(config.epochs), desc=config.label, leave=False, disable=not progress, unit="epoch")
     last = float("nan")
-    for _ in bar:
-        model.train()
-        perm, draws = epoch_plan(n, config, info, gen, dev)
-        total = torch.zeros((), device=dev)
-        for i in range(steps):
-            sl = slice(i * bs, (i + 1) * bs)
-            idx = perm[sl]
-            xb = _layout(make_batch(x_u8, idx, None if draws is None else {k: v[sl] for k, v in draws.items()}, info), dev)
-            with _autocast(dev):
-                loss = F.cross_entropy(model(xb), y[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            if project:
-                project_weights(model, config.quant)
-            total += loss.detach()
-        last = float(total) / steps
-        bar.set_postfix(loss=f"{last:.3f}")
+    model.train()
+    sample = _layout(make_batch(x_u8, torch.arange(bs, device=dev), None, info), dev)
+    forward = graphed(model, (sample,), dev)
+    try:
+        for _ in bar:
+            perm, draws = epoch_plan(n, config, info, gen, dev)
+            total = torch.zeros((), device=dev)
+            for i in range(steps):
+                sl = slice(i * bs, (i + 1) * bs)
+                idx = perm[sl]
+                xb = _layout(make_batch(x_u8, idx, None if draws is None else {k: v[sl] for k, v in draws.items()}, info), dev)
+                with _autocast(dev):
+                    loss = F.cross_entropy(forward(xb), y[idx])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                if project:
+                    project_weights(model, config.quant)
+                total += loss.detach()
+            last = float(total) / steps
+            bar.set_postfix(loss=f"{last:.3f}")
+    finally:
+        model.__dict__.pop("forward", None)  # make_graphed_callables patched the instance's forward
     return last
 
 
