@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch", type=int, default=128, help="batch size (the profiles' is 128)")
     ap.add_argument("--images", type=int, default=None, help="images per timed epoch (default: 1024 CPU, 15000 CUDA)")
     ap.add_argument("--epochs", type=int, default=None, help="timed epochs (default: 1 CPU, 2 CUDA)")
-    ap.add_argument("--group", type=int, default=None, help="models trained together (default: 4 CPU, 8 CUDA)")
+    ap.add_argument("--group", type=int, default=None, help="models trained together (default: 4 CPU, 16 CUDA)")
     ap.add_argument("--accuracy", action="store_true", help="also compare test accuracy on real data")
     ap.add_argument("--data-root", default=None)
     ap.add_argument("--budget", type=float, default=1e9, help="seconds after which no new measurement starts")
@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     archs = (a.archs or ("lenet,resnet20,resnet50" if cuda else "lenet,resnet20")).split(",")
     n = a.images or (15000 if cuda else 1024)
     epochs = a.epochs or (2 if cuda else 1)
-    group = a.group or (8 if cuda else 4)
+    group = a.group or (16 if cuda else 4)
     if cuda:
         torch.backends.cudnn.benchmark = True
     t0 = time.perf_counter()

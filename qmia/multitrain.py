@@ -31,7 +31,7 @@ from .train import (TrainedModel, _autocast, _progress_enabled, default_device, 
 
 
 def default_group_size(device: torch.device | str | None = None) -> int:
-    """Models per group: ``$QMIA_GROUP`` if set, else 8 on CUDA and 1 (one after another) on a CPU,
+    """Models per group: ``$QMIA_GROUP`` if set, else 16 on CUDA and 1 (one after another) on a CPU,
     where stacking brings nothing (the CPU is busy with one model already)."""
     if os.environ.get("QMIA_GROUP"):
         value = int(os.environ["QMIA_GROUP"])
@@ -39,7 +39,7 @@ def default_group_size(device: torch.device | str | None = None) -> int:
             raise ValueError(f"QMIA_GROUP must be a positive integer; got {value}")
         return value
     dev = torch.device(device) if device is not None else default_device()
-    return 8 if dev.type == "cuda" else 1
+    return 16 if dev.type == "cuda" else 1
 
 
 def group_key(config: TrainConfig) -> TrainConfig:
