@@ -211,11 +211,39 @@ def model_name(arch: str, dataset: str) -> str:
     return f"{ARCH_NAMES.get(arch, arch)} / {DATA_NAMES.get(dataset, dataset)}"
 
 
+def as_list(value) -> list:
+    """A notebook parameter given as a list, or as its text: ``papermill -p bits "[2, 3, 6]"`` passes
+    the string '[2, 3, 6]' (``-y`` passes a list); "2,3,6" works too. None stays None."""
+    if value is None or not isinstance(value, str):
+        return value
+    import ast
+
+    text = value.strip()
+    try:
+        parsed = ast.literal_eval(text if text.startswith(("[", "(")) else f"[{text}]")
+    except (ValueError, SyntaxError):
+        raise ValueError(f"expected a list such as [2, 3, 6]; got {value!r}") from None
+    return list(parsed) if isinstance(parsed, (list, tuple)) else [parsed]
+
+
+SEED_STD_COLUMNS = ("target_train_acc", "target_test_acc", "shadow_test_acc", "attack_acc", "auc", "f1_member",
+                    "tpr", "tpr_at_1%fpr", "tpr_at_0.1%fpr", "advantage")
+
+
 def mean_over_seeds(df: pd.DataFrame, by: list[str]) -> pd.DataFrame:
-    """Mean of the numeric columns over seeds (and any other rows sharing ``by``), in first-seen order."""
-    out = df.groupby(by, sort=False, dropna=False).mean(numeric_only=True).reset_index()
-    n = df.groupby(by, sort=False, dropna=False).size().reset_index(name="n_seeds")
-    return out.merge(n, on=by)
+    """Mean of the numeric columns over seeds (and any other rows sharing ``by``), in first-seen order,
+    with ``n_seeds`` and, for the headline metrics, ``<metric>_std`` (sample std over seeds; NaN for one seed)."""
+    groups = df.groupby(by, sort=False, dropna=False)
+    out = groups.mean(numeric_only=True).reset_index()
+    cols = [c for c in SEED_STD_COLUMNS if c in df.columns]
+    std = groups[cols].std(ddof=1).reset_index().rename(columns={c: f"{c}_std" for c in cols})
+    n = groups.size().reset_index(name="n_seeds")
+    return out.drop(columns=[c for c in std.columns if c in out.columns and c not in by]).merge(std, on=by).merge(n, on=by)
+
+
+def mean_std(mean: float, std: float, fmt: str = "{:.1%}") -> str:
+    """'mean ± std' (just the mean when std is NaN, i.e. one seed)."""
+    return fmt.format(mean) if pd.isna(std) else f"{fmt.format(mean)} ± {fmt.format(std)}"
 
 
 def styled(df: pd.DataFrame, table_id: str, title: str, caption: str, formats: dict[str, str] | None = None):

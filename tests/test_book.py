@@ -10,6 +10,8 @@ import re
 import sys
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from qmia import paper
@@ -262,3 +264,22 @@ def test_styled_table_has_the_id_and_caption_the_site_check_reads():
                         {"a": paper.PCT}).to_html()
     assert 'id="T_table3"' in html and "50.0%" in html and "commit c" in html
     assert paper.plain(__import__("numpy").float64(0.25)) == 0.25 and type(paper.plain(__import__("numpy").float64(1))) is float
+
+
+def test_mean_over_seeds_gives_mean_std_and_count():
+    df = pd.DataFrame({"arch": ["lenet"] * 3 + ["resnet20"], "seed": [0, 1, 2, 0],
+                       "attack_acc": [0.50, 0.60, 0.70, 0.55], "auc": [0.5, 0.5, 0.5, 0.6]})
+    out = paper.mean_over_seeds(df, ["arch"])
+    lenet, resnet = out.iloc[0], out.iloc[1]
+    assert lenet["attack_acc"] == pytest.approx(0.6) and lenet["attack_acc_std"] == pytest.approx(0.1)
+    assert lenet["auc_std"] == 0 and lenet["n_seeds"] == 3
+    assert resnet["n_seeds"] == 1 and np.isnan(resnet["attack_acc_std"])
+    assert paper.mean_std(0.6, 0.1) == "60.0% ± 10.0%" and paper.mean_std(0.55, float("nan")) == "55.0%"
+
+
+def test_list_parameters_given_as_text_by_papermill_p():
+    assert paper.as_list("[2, 3, 6]") == [2, 3, 6] and paper.as_list("2,3,6") == [2, 3, 6] and paper.as_list("4") == [4]
+    assert paper.as_list([4, 8]) == [4, 8] and paper.as_list(None) is None
+    assert paper.as_list('[["resnet20", "cifar10"]]') == [["resnet20", "cifar10"]]
+    with pytest.raises(ValueError, match=r"\[2, 3, 6\]"):
+        paper.as_list("four bits")
