@@ -161,6 +161,9 @@ def graphed(fn, sample_args: tuple, dev: torch.device):
     Call the result under :func:`_autocast`, with inputs of the sample's shapes."""
     if not cuda_graphs_enabled(dev):
         return fn
+    quiet = getattr(torch.autograd.graph, "set_warn_on_accumulate_grad_stream_mismatch", None)
+    if quiet is not None:  # capture runs its warm-up on a side stream; the replays are on the main one
+        quiet(False)
     try:
         with _autocast(dev, cache_enabled=False):
             return torch.cuda.make_graphed_callables(fn, sample_args)
