@@ -37,11 +37,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from qmia import QuantSpec  # noqa: E402
 from qmia.config import TrainConfig  # noqa: E402
-from qmia.data import apply_augment, augment_draws, dataset_info, normalize  # noqa: E402
+from qmia.data import apply_augment, augment_draws, dataset_info, standardize  # noqa: E402
 from qmia.models import build_model  # noqa: E402
 from qmia.multitrain import fit_many  # noqa: E402
 from qmia.quantizers import quantize_model  # noqa: E402
-from qmia.train import fit  # noqa: E402
+from qmia.train import fit, predict  # noqa: E402
 
 DATASET = {"lenet": "fashion_mnist", "resnet20": "cifar10", "resnet50": "cifar10"}
 
@@ -78,8 +78,7 @@ def plain_loop(model, x_u8, y, info, epochs: int, bs: int, lr: float = 0.05, aug
             xb = x_u8[idx].float() / 255
             if augment:
                 xb = apply_augment(xb, info, augment_draws(len(idx), info, gen, dev))
-            xb = (xb - torch.tensor(info.mean, device=dev).view(1, -1, 1, 1)) / torch.tensor(info.std, device=dev).view(1, -1, 1, 1)
-            loss = F.cross_entropy(model(xb), y[idx])
+            loss = F.cross_entropy(model(standardize(xb, info)), y[idx])
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -133,15 +132,8 @@ def bench_many(arch: str, n: int, bs: int, epochs: int, dev: torch.device, quant
     return count * epochs * n / (time.perf_counter() - start)
 
 
-@torch.no_grad()
-def accuracy(model, x_u8, y, info, bs: int = 1024) -> float:
-    model.eval()
-    hits = 0
-    for i in range(0, len(x_u8), bs):
-        xb = normalize(x_u8[i : i + bs], info)
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=x_u8.device.type == "cuda"):
-            hits += int((model(xb).argmax(1) == y[i : i + bs]).sum())
-    return hits / len(x_u8)
+def accuracy(model, x_u8, y, info) -> float:
+    return float((predict(model, x_u8, info).argmax(1) == y.cpu()).float().mean())
 
 
 def bench_accuracy(arch: str, n: int, epochs: int, bs: int, dev: torch.device, data_root) -> dict:

@@ -26,8 +26,8 @@ from tqdm.auto import tqdm
 
 from .config import TrainConfig
 from .data import dataset_info
-from .train import (TrainedModel, _autocast, _progress_enabled, default_device, epoch_plan, finish, fit, graphed,
-                    is_cached, make_batch, make_optimizer, prepare)
+from .train import (TrainedModel, _autocast, _progress_enabled, default_device, epoch_plan, finish, graphed, is_cached,
+                    make_batch, make_optimizer, prepare, train_job)
 
 
 def default_group_size(device: torch.device | str | None = None) -> int:
@@ -61,7 +61,7 @@ def fit_many(models: Sequence[nn.Module], configs: Sequence[TrainConfig], xs: Se
     if len({len(x) for x in xs}) != 1:
         raise ValueError(f"fit_many needs training sets of one size; got {sorted({len(x) for x in xs})}")
     config = configs[0]
-    if config.quant.method == "mia" and config.quant.mode == "project":
+    if config.quant.mode == "project":
         raise ValueError("mode 'project' rewrites each model's weights after a step; train those with qmia.train.fit")
     info = dataset_info(config.dataset)
     dev = xs[0].device
@@ -74,6 +74,7 @@ def fit_many(models: Sequence[nn.Module], configs: Sequence[TrainConfig], xs: Se
     opt, sched = make_optimizer(list(params.values()), config, config.epochs * steps, dev)
     gens = [torch.Generator().manual_seed(int(c.key[:8], 16)) for c in configs]
     x_all, y_all = torch.stack(list(xs)), torch.stack(list(ys))  # N x n x C x H x W, N x n
+    x_flat = x_all.flatten(0, 1)  # N*n x C x H x W: model j's image i is row j * n + i
     rows = torch.arange(count, device=dev)[:, None]
 
     def loss_of_one(p: dict, b: dict, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
@@ -85,7 +86,7 @@ def fit_many(models: Sequence[nn.Module], configs: Sequence[TrainConfig], xs: Se
         return vmap(loss_of_one, randomness="different")(dict(zip(names, tensors)), buffers, xb, yb)
 
     sample_idx = torch.arange(bs, device=dev).repeat(count)
-    sample = make_batch(x_all.flatten(0, 1), sample_idx, None, info).view(count, bs, *x_all.shape[2:])
+    sample = make_batch(x_flat, sample_idx, None, info).view(count, bs, *x_all.shape[2:])
     step = graphed(losses_of_all, (sample, y_all[:, :bs].clone(), *params.values()), dev)  # own static inputs
     bar = tqdm(range(config.epochs), desc=f"{config.label} x{count}", leave=False, disable=not progress, unit="epoch")
     last = [float("nan")] * count
@@ -98,7 +99,7 @@ def fit_many(models: Sequence[nn.Module], configs: Sequence[TrainConfig], xs: Se
             sl = slice(i * bs, (i + 1) * bs)
             idx = perms[:, sl]  # N x bs
             flat_draws = None if draws is None else {k: v[:, sl].reshape(-1) for k, v in draws.items()}
-            xb = make_batch(x_all.flatten(0, 1), (rows * n + idx).reshape(-1), flat_draws, info)
+            xb = make_batch(x_flat, (rows * n + idx).reshape(-1), flat_draws, info)
             xb = xb.view(count, -1, *xb.shape[1:])
             with _autocast(dev):
                 losses = step(xb, y_all[rows, idx], *params.values())
@@ -134,13 +135,9 @@ def train_many(configs: Sequence[TrainConfig], data_root: str | os.PathLike | No
         for start in range(0, len(members), size):
             chunk = members[start : start + size]
             jobs = [prepare(c, data_root, dev) for c in chunk]
-            single = len(chunk) == 1 or (chunk[0].quant.method == "mia" and chunk[0].quant.mode == "project") \
-                or len({len(j.train_idx) for j in jobs}) != 1
-            if single:
+            if len(chunk) == 1 or chunk[0].quant.mode == "project" or len({len(j.train_idx) for j in jobs}) != 1:
                 for job in jobs:
-                    t0 = time.perf_counter()
-                    loss = fit(job.model, job.config, job.x_train, job.y_train, show)
-                    finish(job, loss, time.perf_counter() - t0)
+                    train_job(job, show)
                 continue
             t0 = time.perf_counter()
             losses = fit_many([j.model for j in jobs], chunk, [j.x_train for j in jobs], [j.y_train for j in jobs], show)

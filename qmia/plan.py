@@ -86,9 +86,7 @@ def book_plan(p: Profile) -> list[tuple[TrainConfig, tuple[str, ...]]]:
 
 def run_plan(p: Profile, data_root=None, device=None, progress: bool | None = None) -> pd.DataFrame:
     """Evaluate the whole book plan; returns all rows. Cached models and rows are reused."""
-    from .experiment import evaluate
-
-    from .experiment import attack_variants, models_needed
+    from .experiment import attack_variants, evaluate, models_needed
     from .multitrain import train_many
 
     plan = book_plan(p)

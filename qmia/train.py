@@ -188,7 +188,7 @@ def fit(model: nn.Module, config: TrainConfig, x_u8: torch.Tensor, y: torch.Tens
     steps = max(n // bs, 1)
     opt, sched = make_optimizer(model.parameters(), config, config.epochs * steps, dev)
     gen = torch.Generator().manual_seed(int(config.key[:8], 16))
-    project = config.quant.method == "mia" and config.quant.mode == "project"
+    project = config.quant.mode == "project"  # 'mia' only (QuantSpec checks)
     bar = tqdm(range(config.epochs), desc=config.label, leave=False, disable=not progress, unit="epoch")
     last = float("nan")
     model.train()
@@ -223,9 +223,13 @@ def train(config: TrainConfig, data_root: str | os.PathLike | None = None, devic
     """Train ``config`` (or reuse its cache entry) and return it with its outputs on all splits."""
     if is_cached(config) and not force:
         return TrainedModel(config)
-    job = prepare(config, data_root, device)
+    return train_job(prepare(config, data_root, device), progress)
+
+
+def train_job(job: "TrainingJob", progress: bool | None = None) -> TrainedModel:
+    """Train a prepared job alone (:func:`fit`), then export it and write its cache entry (:func:`finish`)."""
     start = time.perf_counter()
-    loss = fit(job.model, config, job.x_train, job.y_train, _progress_enabled(progress))
+    loss = fit(job.model, job.config, job.x_train, job.y_train, _progress_enabled(progress))
     return finish(job, loss, time.perf_counter() - start)
 
 
