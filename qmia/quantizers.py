@@ -2,15 +2,31 @@
 
 The paper (Famili & Lao 2023, Section 3.3, Eq. 1-4, Algorithm 1) quantizes the weights
 of every convolution and fully connected layer, layer by layer, with a uniform
-round-and-clamp quantizer; activations stay in full precision:
+round-and-clamp quantizer; activations stay in full precision. Its text admits several
+quantizers (``QuantSpec.reading``; the book's named readings are :data:`PAPER_READINGS`).
+With [r0, r1] = [min W, max W] of a layer and s = (r1 - r0) / 2^b (Eq. 2):
 
-    nbins = 2^b + 1                                   (Eq. 1)
-    s     = (r1 - r0) / 2^b, [r0, r1] = [min W, max W]  (Eq. 2)
-    W_C   = clamp(round(W / s) + z, 0, nbins)         (Eq. 3)
-    W_Q   = s * (W_C - z)                             (Eq. 4)
+* ``literal`` -- Algorithm 1 as printed, zero point z (the paper: z = 2)::
 
-with zero point z = 2. The integer codes W_C run over 0..nbins, so a layer holds at most
-nbins + 1 = 2^b + 2 distinct values, spaced by s, from -z*s to (nbins - z)*s.
+      nbins = 2^b + 1;  W_C = clamp(round(W / s) + z, 0, nbins);  W_Q = s * (W_C - z)
+
+  at most 2^b + 2 values, spaced by s, from -z*s to (nbins - z)*s: with z = 2 every weight
+  below -2.5 s is clipped to -2 s (most negative weights at 8 bits and more).
+  ``zero_point="centred"`` takes z = 2^(b-1) instead (the book's "centred" reading).
+* ``min-anchored`` -- the codes counted from r0, offset by z ("using zero point z, we can
+  offset the range")::
+
+      W_C = clamp(round((W - r0) / s) + z, 0, nbins);  W_Q = s * (W_C - z) + r0
+
+  the weights fill the codes z..2^b + z, so z = 2 clips only the top code (the weights
+  within s/2 of r1, moved down by s).
+* ``printed`` -- Eq. 2-4 of Section 3.3 as printed, which have no zero point: W_r =
+  round(W / s) "clamping r1 to 2^b - 1", W_Q = min(max(W_r, r0), r1) with the code range
+  [r0, r1] = [0, 2^b - 1]::
+
+      W_C = clamp(round(W / s), 0, 2^b - 1);  W_Q = s * W_C
+
+  unsigned codes: every negative weight becomes 0.
 
 Readings of "quantized during training" (``QuantSpec.mode``):
 
@@ -38,7 +54,7 @@ layers whose stored weights hold only the quantized levels.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
@@ -46,7 +62,14 @@ from torch.nn.utils import parametrize
 
 QUANTIZERS = ("none", "mia", "dorefa")
 MODES = ("ste", "project", "ptq")
+READINGS = ("literal", "min-anchored", "printed")
 MIN_BITS, MAX_BITS = 1, 32
+
+# Versions of a quantizer's behaviour, by (method, bits or None for every bitwidth). A change that alters
+# the weights one spec trains to bumps its entry here, and only the keys of those specs change
+# (:meth:`QuantSpec.key_dict`); version 1 is left out of the key so older keys stay valid.
+#   dorefa at 1 bit, v2: the He gain is no longer applied on top of E|W| (it was applied twice).
+QUANTIZER_VERSIONS: dict[tuple[str, int | None], int] = {("dorefa", 1): 2}
 
 
 def _check_bits(name: str, bits: object) -> int:
@@ -77,8 +100,11 @@ class QuantSpec:
     bits: weight bitwidth b, 1..32 (None for 'none').
     act_bits: DoReFa activation bitwidth (defaults to ``bits``); must be None for 'mia'.
     layers: 'all' weight layers or 'last:K'.
-    zero_point: the paper's z (default 2), or 'centred' for z = 2^(b-1); 'mia' only.
+    zero_point: the paper's z (default 2), or 'centred' for z = 2^(b-1) ('literal' only);
+        'mia' only; the 'printed' reading has none (stored as 0).
     mode: 'ste' (default), 'project' or 'ptq'; see the module docstring. 'mia' only.
+    reading: which quantizer the paper's text means: 'literal' (Algorithm 1, default),
+        'min-anchored' or 'printed' (Eq. 2-4); see the module docstring. 'mia' only.
     """
 
     method: str = "none"
@@ -87,13 +113,18 @@ class QuantSpec:
     layers: str = "all"
     zero_point: int | str = 2
     mode: str = "ste"
+    reading: str = "literal"
 
     def __post_init__(self) -> None:
         if self.method not in QUANTIZERS:
             raise ValueError(f"unknown quantizer {self.method!r}; valid: {', '.join(QUANTIZERS)}")
         if self.mode not in MODES:
             raise ValueError(f"unknown quantization mode {self.mode!r}; valid: {', '.join(MODES)}")
+        if self.reading not in READINGS:
+            raise ValueError(f"unknown quantizer reading {self.reading!r}; valid: {', '.join(READINGS)}")
         parse_layers(self.layers)
+        if self.method != "mia" and self.reading != "literal":
+            raise ValueError(f"reading={self.reading!r} is a reading of the MIA quantizer; quant={self.method!r} has none")
         if self.method == "none":
             if self.bits is not None or self.act_bits is not None:
                 raise ValueError("quant='none' is full precision and takes no bits")
@@ -106,7 +137,13 @@ class QuantSpec:
                 raise ValueError("DoReFa-Net trains with the straight-through estimator only (mode='ste')")
         elif self.act_bits is not None:
             raise ValueError("the MIA quantizer leaves activations in full precision; act_bits is DoReFa only")
-        if self.method == "mia":
+        if self.method == "mia" and self.reading == "printed":
+            if self.zero_point not in (0, 2):  # 2 is the field's default, which this reading does not use
+                raise ValueError(f"the 'printed' reading (Eq. 2-4) has no zero point; got zero_point={self.zero_point!r}")
+            object.__setattr__(self, "zero_point", 0)
+        elif self.method == "mia":
+            if self.zero_point == "centred" and self.reading != "literal":
+                raise ValueError("zero_point='centred' is the centred reading of Algorithm 1 (reading='literal') only")
             nbins = 2**self.bits + 1
             z = self.resolved_zero_point
             if not (1 <= z <= nbins - 1):
@@ -131,13 +168,34 @@ class QuantSpec:
         if self.method == "dorefa":
             s = f"dorefa-w{self.bits}a{self.act_bits or self.bits}"
         else:
-            s = f"mia-{self.bits}b"
-            if self.zero_point != 2:
+            s = f"mia-{self.bits}b" + {"literal": "", "min-anchored": "-min", "printed": "-eq"}[self.reading]
+            if self.zero_point != 2 and self.reading != "printed":
                 s += "-zc" if self.zero_point == "centred" else f"-z{self.zero_point}"
             if self.mode != "ste":
                 s += f"-{self.mode}"
         k = parse_layers(self.layers)
         return s + (f"-last{k}" if k else "")
+
+    @property
+    def reading_name(self) -> str | None:
+        """The book's name of this spec's reading (a key of :data:`PAPER_READINGS`), or None for another."""
+        if self.method != "mia":
+            return None
+        for name, kw in PAPER_READINGS.items():
+            if self.reading == kw["reading"] and self.zero_point == kw["zero_point"]:
+                return name
+        return None
+
+    def key_dict(self) -> dict:
+        """The fields that key cached models: every field, less those at a default that predates them
+        (``reading='literal'``), plus the quantizer's version where it is not 1 (:data:`QUANTIZER_VERSIONS`)."""
+        d = asdict(self)
+        if d["reading"] == "literal":
+            del d["reading"]
+        version = QUANTIZER_VERSIONS.get((self.method, self.bits), QUANTIZER_VERSIONS.get((self.method, None), 1))
+        if version != 1:
+            d["version"] = version
+        return d
 
     @classmethod
     def parse(cls, quant: str, bits: int | None = None, **kw) -> "QuantSpec":
@@ -155,20 +213,28 @@ def _round_ste(x: torch.Tensor) -> torch.Tensor:
     return x + (torch.round(x) - x).detach()
 
 
-def mia_quantize(w: torch.Tensor, bits: int, zero_point: int = 2) -> torch.Tensor:
-    """The paper's Eq. 1-4 applied to one weight tensor.
+def mia_quantize(w: torch.Tensor, bits: int, zero_point: int = 2, reading: str = "literal") -> torch.Tensor:
+    """The paper's quantizer applied to one weight tensor, under ``reading`` (see the module docstring).
 
-    Returns W_Q with the same shape as ``w``; at most 2^b + 2 distinct values spaced by
-    s = (max w - min w) / 2^b. The step s is a constant to autograd; rounding passes the
-    gradient straight through and the clamp of Eq. 3 passes it only inside [0, nbins], so
-    a weight clipped by the clamp gets no gradient (the usual STE for round-and-clamp).
+    Returns W_Q with the same shape as ``w``, on a grid of step s = (max w - min w) / 2^b (Eq. 2).
+    The step is a constant to autograd; rounding passes the gradient straight through and the
+    clamp passes it only inside its range, so a clipped weight gets no gradient (the usual STE
+    for round-and-clamp). A constant tensor (s = 0) is returned exactly.
     """
-    nbins = 2**bits + 1
     r0, r1 = torch.aminmax(w.detach())  # one pass over the layer
     s = (r1 - r0) / 2**bits
-    s = torch.where(s > 0, s, torch.ones_like(s))  # constant layer: any step keeps it exact
-    w_c = torch.clamp(_round_ste(w / s) + zero_point, 0, nbins)
-    return s * (w_c - zero_point)
+    step = torch.where(s > 0, s, torch.ones_like(s))
+    if reading == "literal":
+        w_c = torch.clamp(_round_ste(w / step) + zero_point, 0, 2**bits + 1)
+        w_q = step * (w_c - zero_point)
+    elif reading == "min-anchored":
+        w_c = torch.clamp(_round_ste((w - r0) / step) + zero_point, 0, 2**bits + 1)
+        w_q = step * (w_c - zero_point) + r0
+    elif reading == "printed":
+        w_q = step * torch.clamp(_round_ste(w / step), 0, 2**bits - 1)
+    else:
+        raise ValueError(f"unknown quantizer reading {reading!r}; valid: {', '.join(READINGS)}")
+    return torch.where(s > 0, w_q, w)
 
 
 def mia_step(w: torch.Tensor, bits: int) -> float:
@@ -179,15 +245,17 @@ def mia_step(w: torch.Tensor, bits: int) -> float:
 class MIAQuantizer(nn.Module):
     """Parametrization: forward gives W_Q (Eq. 4); backward is the straight-through estimator."""
 
-    def __init__(self, bits: int, zero_point: int = 2) -> None:
+    def __init__(self, bits: int, zero_point: int = 2, reading: str = "literal") -> None:
         super().__init__()
-        self.bits, self.zero_point = _check_bits("bits", bits), zero_point
+        if reading not in READINGS:
+            raise ValueError(f"unknown quantizer reading {reading!r}; valid: {', '.join(READINGS)}")
+        self.bits, self.zero_point, self.reading = _check_bits("bits", bits), zero_point, reading
 
     def forward(self, w: torch.Tensor) -> torch.Tensor:
-        return mia_quantize(w, self.bits, self.zero_point)
+        return mia_quantize(w, self.bits, self.zero_point, self.reading)
 
     def extra_repr(self) -> str:
-        return f"bits={self.bits}, zero_point={self.zero_point}"
+        return f"bits={self.bits}, zero_point={self.zero_point}, reading={self.reading}"
 
 
 # ----------------------------------------------------------------------------- DoReFa-Net
@@ -203,14 +271,14 @@ class DoReFaWeight(nn.Module):
     """DoReFa-Net weights (Zhou et al. 2016, Eq. 9): tanh, normalise to [0, 1], k-bit, map to [-1, 1].
 
     Gives at most 2^b values in [-1, 1], times a constant ``gain``. For b = 1 DoReFa uses
-    sign(W) * E|W|, as in the paper.
+    sign(W) * E|W|, as in the paper; that is already on the weights' own scale, so the gain
+    is not applied there.
 
     ``gain``: :func:`quantize_model` sets it to sqrt(6 / fan_in), so that weights spread over
     [-gain, gain] have He initialisation's variance 2 / fan_in. Under the BatchNorm that follows
     every quantized layer of the ResNets a constant gain changes nothing; LeNet-5 has no
     normalisation, and with weights of magnitude 1 its pre-activations saturate DoReFa's [0, 1]
-    activation clip: on digits (smoke profile) LeNet-5 w4a4 stays at chance (11 %) with gain 1
-    and reaches 94 % test accuracy with this gain (full precision: 91 %).
+    activation clip and it does not learn (``tests/test_quantizers.py`` trains it both ways).
     """
 
     def __init__(self, bits: int, gain: float = 1.0) -> None:
@@ -221,13 +289,13 @@ class DoReFaWeight(nn.Module):
     def forward(self, w: torch.Tensor) -> torch.Tensor:
         if self.bits == 1:
             e = w.detach().abs().mean()
-            return self.gain * (w + (torch.sign(w) * e - w).detach())
+            return w + (torch.sign(w) * e - w).detach()
         t = torch.tanh(w)
         x = t / (2 * t.detach().abs().max().clamp_min(1e-12)) + 0.5
         return self.gain * (2 * _quantize_unit(x, self.bits) - 1)
 
     def extra_repr(self) -> str:
-        return f"bits={self.bits}, gain={self.gain:.4g}"
+        return f"bits={self.bits}, gain={self.gain:.4g}" + (" (unused at 1 bit)" if self.bits == 1 else "")
 
 
 class DoReFaActivation(nn.Module):
@@ -271,7 +339,7 @@ def selected_layers(model: nn.Module, spec: QuantSpec) -> list[tuple[str, nn.Mod
 
 def _weight_parametrization(spec: QuantSpec, layer: nn.Module) -> nn.Module:
     if spec.method == "mia":
-        return MIAQuantizer(spec.bits, spec.resolved_zero_point)
+        return MIAQuantizer(spec.bits, spec.resolved_zero_point, spec.reading)
     fan_in = layer.weight[0].numel()  # in_channels/groups x kernel area, or in_features
     return DoReFaWeight(spec.bits, gain=(6 / fan_in) ** 0.5)
 
@@ -315,7 +383,7 @@ def quantize_model(model: nn.Module, spec: QuantSpec, training: bool = True) -> 
 def project_weights(model: nn.Module, spec: QuantSpec) -> None:
     """Mode 'project': overwrite the stored weights of the selected layers with W_Q."""
     for _, layer in selected_layers(model, spec):
-        layer.weight.copy_(mia_quantize(layer.weight, spec.bits, spec.resolved_zero_point))
+        layer.weight.copy_(mia_quantize(layer.weight, spec.bits, spec.resolved_zero_point, spec.reading))
 
 
 def export_quantized(model: nn.Module, spec: QuantSpec) -> nn.Module:
@@ -335,16 +403,60 @@ def export_quantized(model: nn.Module, spec: QuantSpec) -> nn.Module:
     return model
 
 
-def clipped_fraction(w: torch.Tensor, bits: int, zero_point: int = 2) -> float:
-    """Share of a tensor's weights that Eq. 3's clamp moves (codes outside 0..nbins)."""
-    nbins = 2**bits + 1
+def clipped_fraction(w: torch.Tensor, bits: int, zero_point: int = 2, reading: str = "literal") -> float:
+    """Share of a tensor's weights that the clamp moves (codes outside its range), under ``reading``."""
     s = (w.max() - w.min()) / 2**bits
     if s <= 0:
         return 0.0
-    codes = torch.round(w / s) + zero_point
-    return float(((codes < 0) | (codes > nbins)).float().mean())
+    if reading == "literal":
+        codes, top = torch.round(w / s) + zero_point, 2**bits + 1
+    elif reading == "min-anchored":
+        codes, top = torch.round((w - w.min()) / s) + zero_point, 2**bits + 1
+    elif reading == "printed":
+        codes, top = torch.round(w / s), 2**bits - 1
+    else:
+        raise ValueError(f"unknown quantizer reading {reading!r}; valid: {', '.join(READINGS)}")
+    return float(((codes < 0) | (codes > top)).float().mean())
 
 
-def max_levels(bits: int) -> int:
-    """Most distinct values a layer can hold under Eq. 3-4: the codes 0..nbins, i.e. 2^b + 2."""
-    return 2**bits + 2
+def max_levels(bits: int, reading: str = "literal") -> int:
+    """Most distinct values a layer can hold: the codes 0..nbins (2^b + 2) under Algorithm 1's
+    clamp ('literal', 'min-anchored'), 0..2^b - 1 (2^b) under Eq. 2-4 as printed."""
+    return 2**bits if reading == "printed" else 2**bits + 2
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One reading of the paper's quantizer, as the book names it: ``spec(b)`` builds its QuantSpec."""
+
+    name: str
+    title: str
+    equations: str
+    clips: str
+
+    def spec(self, bits: int, **kw) -> "QuantSpec":
+        return QuantSpec("mia", bits, **PAPER_READINGS[self.name], **kw)
+
+
+# The book's readings of Section 3.3 (QuantSpec keyword arguments for method 'mia').
+PAPER_READINGS: dict[str, dict] = {
+    "literal": {"reading": "literal", "zero_point": 2},
+    "centred": {"reading": "literal", "zero_point": "centred"},
+    "min-anchored": {"reading": "min-anchored", "zero_point": 2},
+    "printed": {"reading": "printed", "zero_point": 0},
+}
+
+READING_INFO: dict[str, Reading] = {
+    "literal": Reading("literal", "Algorithm 1 as printed (z = 2)",
+                       "W_C = clamp(round(W/s) + z, 0, 2^b + 1), W_Q = s (W_C - z)",
+                       "every weight below -2.5 s: most negative weights at 8 bits and more"),
+    "centred": Reading("centred", "Algorithm 1 with a centred zero point (z = 2^(b-1))",
+                       "W_C = clamp(round(W/s) + 2^(b-1), 0, 2^b + 1), W_Q = s (W_C - 2^(b-1))",
+                       "the tail beyond about half the range on the longer side of zero"),
+    "min-anchored": Reading("min-anchored", "codes counted from the minimum, offset by z = 2",
+                            "W_C = clamp(round((W - r0)/s) + z, 0, 2^b + 1), W_Q = s (W_C - z) + r0",
+                            "only the top bin: the weights within s/2 of the maximum"),
+    "printed": Reading("printed", "Eq. 2-4 as printed (unsigned codes, no zero point)",
+                       "W_C = clamp(round(W/s), 0, 2^b - 1), W_Q = s W_C",
+                       "every negative weight (to 0)"),
+}

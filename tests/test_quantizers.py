@@ -130,3 +130,107 @@ def test_labels():
     assert QuantSpec("mia", 4, layers="last:5").label == "mia-4b-last5"
     assert QuantSpec("mia", 8, zero_point="centred").label == "mia-8b-zc"
     assert QuantSpec("dorefa", 4, act_bits=8).label == "dorefa-w4a8"
+
+
+# ----------------------------------------------------------------------------- readings of Section 3.3
+
+W_HAND = torch.tensor([-2.0, -1.0, -0.2, 0.6, 2.0])  # range 4; b = 3: s = 0.5; w/s = [-4, -2, -0.4, 1.2, 4]
+
+
+def test_literal_reading_by_hand():
+    # round(w/s) + 2 = [-2, 0, 2, 3, 6] -> clamp to 0..9 = [0, 0, 2, 3, 6] -> s * (c - 2)
+    assert mia_quantize(W_HAND, 3, 2, "literal").tolist() == [-1.0, -1.0, 0.0, 0.5, 2.0]
+    assert clipped_fraction(W_HAND, 3, 2, "literal") == pytest.approx(1 / 5)  # -2 is clipped to -2s = -1
+
+
+def test_centred_reading_by_hand():
+    # z = 2^(b-1) = 4: round(w/s) + 4 = [0, 2, 4, 5, 8], all inside 0..9 -> nothing clipped
+    assert mia_quantize(W_HAND, 3, 4, "literal").tolist() == [-2.0, -1.0, 0.0, 0.5, 2.0]
+    assert clipped_fraction(W_HAND, 3, 4, "literal") == 0.0
+
+
+def test_min_anchored_reading_by_hand():
+    # (w - r0)/s = [0, 2, 3.6, 5.2, 8] -> round + 2 = [2, 4, 6, 7, 10] -> clamp 0..9 = [2, 4, 6, 7, 9]
+    # -> s * (c - 2) + r0 = [-2, -1, 0, 0.5, 1.5]: only the top weight (within s/2 of r1) is clipped
+    assert mia_quantize(W_HAND, 3, 2, "min-anchored").tolist() == [-2.0, -1.0, 0.0, 0.5, 1.5]
+    assert clipped_fraction(W_HAND, 3, 2, "min-anchored") == pytest.approx(1 / 5)
+
+
+def test_printed_reading_by_hand():
+    # Eq. 2-4: round(w/s) = [-4, -2, 0, 1, 4] -> clamp to 0..2^b - 1 = [0, 0, 0, 1, 4] -> s * c
+    assert mia_quantize(W_HAND, 3, 0, "printed").tolist() == [0.0, 0.0, 0.0, 0.5, 2.0]
+    assert clipped_fraction(W_HAND, 3, 0, "printed") == pytest.approx(2 / 5)  # both negative weights
+
+
+@settings(max_examples=40, deadline=None)
+@given(weights, st.integers(1, 10), st.sampled_from(["min-anchored", "printed"]))
+def test_other_readings_stay_on_their_grid(w_spec, bits, reading):
+    w = _tensor(w_spec)
+    assume(w.max() > w.min())
+    q = mia_quantize(w, bits, 0 if reading == "printed" else 2, reading)
+    s = (w.max() - w.min()) / 2**bits
+    offset = w.min() if reading == "min-anchored" else 0.0
+    codes = (q - offset) / s
+    assert torch.allclose(codes, codes.round(), atol=1e-2, rtol=1e-4)
+    assert len(torch.unique(q)) <= max_levels(bits, reading)
+    if reading == "printed":
+        assert q.min() >= 0 and (q[w < 0] == 0).all()
+    else:  # the clamp only ever moves the top code: everything below the top bin is plain rounding
+        top = w >= w.max() - s / 2
+        assert torch.allclose(q[~top], (torch.round((w[~top] - w.min()) / s)) * s + w.min(), atol=1e-5)
+
+
+def test_constant_layer_is_left_exact():
+    w = torch.full((3, 4), 0.37)
+    for reading, z in (("literal", 2), ("min-anchored", 2), ("printed", 0)):
+        assert torch.equal(mia_quantize(w, 4, z, reading), w)
+
+
+def test_reading_specs_labels_and_validation():
+    from qmia.quantizers import PAPER_READINGS, READING_INFO
+
+    assert set(PAPER_READINGS) == set(READING_INFO) == {"literal", "centred", "min-anchored", "printed"}
+    labels = {name: READING_INFO[name].spec(4).label for name in PAPER_READINGS}
+    assert labels == {"literal": "mia-4b", "centred": "mia-4b-zc", "min-anchored": "mia-4b-min", "printed": "mia-4b-eq"}
+    assert all(READING_INFO[n].spec(8).reading_name == n for n in PAPER_READINGS)
+    assert QuantSpec("mia", 4, reading="printed") == QuantSpec("mia", 4, reading="printed", zero_point=0)
+    assert QuantSpec("mia", 4, zero_point=3).reading_name is None
+    with pytest.raises(ValueError, match="literal, min-anchored, printed"):
+        QuantSpec("mia", 4, reading="symmetric")
+    with pytest.raises(ValueError, match="no zero point"):
+        QuantSpec("mia", 4, reading="printed", zero_point=3)
+    with pytest.raises(ValueError, match="reading='literal'"):
+        QuantSpec("mia", 4, reading="min-anchored", zero_point="centred")
+    with pytest.raises(ValueError, match="MIA quantizer"):
+        QuantSpec("dorefa", 4, reading="printed")
+
+
+def test_cache_keys_of_existing_configurations_are_unchanged():
+    """Keys recorded before quantizer readings and versions existed: adding them must not retrain anything."""
+    from qmia.config import TrainConfig
+
+    recorded = {
+        "b1a3f624b9e2fa1e": TrainConfig("digits", "lenet", 400, 30, batch_size=64),
+        "3d67397cd1caf801": TrainConfig("cifar10", "resnet20", 1000, 15, QuantSpec("mia", 16, zero_point="centred"),
+                                        batch_size=32, seed=1),
+        "4f4e1a63344edc93": TrainConfig("cifar10", "resnet20", 1000, 15, QuantSpec("dorefa", 4), batch_size=32),
+        "600138ee3e864070": TrainConfig("fashion_mnist", "lenet", 15000, 50, QuantSpec("mia", 4, layers="last:5"),
+                                        role="ref", ref_index=3, ref_count=16),
+        "2fbac4cd7facf638": TrainConfig("cifar10", "resnet50", 15000, 50, QuantSpec("mia", 8), role="shadow"),
+        "bc1174ba4a73cebf": TrainConfig("cifar10", "resnet20", 15000, 50, QuantSpec("mia", 4), augment=False),
+    }
+    assert {c.key: c for c in recorded.values()} == recorded
+    base = recorded["bc1174ba4a73cebf"]
+    new = {base.with_(quant=QuantSpec("mia", 4, reading=r)).key for r in ("min-anchored", "printed")}
+    assert len(new) == 2 and base.key not in new
+    # a version bump changes only the keys of the specs it covers (1-bit DoReFa)
+    one_bit = base.with_(quant=QuantSpec("dorefa", 1)).quant.key_dict()
+    assert one_bit["version"] == 2 and "version" not in base.with_(quant=QuantSpec("dorefa", 2)).quant.key_dict()
+
+
+def test_one_bit_dorefa_keeps_the_weights_scale():
+    w = torch.randn(16, 32) * 0.05
+    q = DoReFaWeight(1, gain=(6 / 32) ** 0.5)(w)
+    assert torch.allclose(q.abs(), w.abs().mean().expand_as(q))  # sign(W) E|W|, no gain on top
+    q2 = DoReFaWeight(2, gain=2.0)(w)
+    assert q2.abs().max() == pytest.approx(2.0)  # the gain scales the [-1, 1] levels of b >= 2
