@@ -9,7 +9,8 @@ own shadow or reference models.
 * :func:`shadow_attack`: Shokri et al. 2017, the paper's attack.
 * :func:`metric_attack`: Yeom et al. 2018 and Song & Mittal 2021 (confidence, loss,
   entropy, modified entropy), threshold chosen on the shadow model's outputs.
-* :func:`lira`: Carlini et al. 2022, online and offline.
+* :func:`lira`: Carlini et al. 2022, online and offline; ``scoring="reference"`` reproduces
+  their released code, and :func:`reference_tpr_at_fpr` their TPR at low FPR.
 """
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 from scipy.stats import norm
+from sklearn.metrics import roc_curve
 from sklearn.neural_network import MLPClassifier
 
 from .metrics import best_threshold
 
 METRICS = ("confidence", "loss", "entropy", "mentropy")
+LIRA_SCORINGS = ("qmia", "reference")
 
 
 def _probs(logits: torch.Tensor) -> np.ndarray:
@@ -100,15 +103,35 @@ def metric_scores(logits: torch.Tensor, labels: torch.Tensor, metric: str) -> np
 
 
 def metric_attack(metric: str, shadow: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor],
-                  target: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]) -> tuple[np.ndarray, np.ndarray, float]:
+                  target: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor],
+                  class_wise: bool = False) -> tuple[np.ndarray, np.ndarray, float | np.ndarray]:
     """Threshold attack on one metric. ``shadow`` and ``target`` are (logits_in, labels_in,
     logits_out, labels_out). The threshold maximises balanced accuracy on the shadow's in/out;
     the target's membership is never used. Returns scores, predictions, threshold.
+
+    ``class_wise=True`` (Song & Mittal 2021): one threshold per true class, chosen on the
+    shadow's examples of that class and applied to the target's examples of that class; a
+    class without shadow members or without shadow non-members uses the global threshold.
+    The third value is then a float array of length num_classes (max label seen + 1) holding
+    each class's threshold. Scores are the metric values either way (same AUC); only the
+    predictions change.
     """
     s_in, s_out = metric_scores(shadow[0], shadow[1], metric), metric_scores(shadow[2], shadow[3], metric)
-    thr = best_threshold(np.concatenate([s_in, s_out]), np.concatenate([np.ones(len(s_in)), np.zeros(len(s_out))]))
+    s_all = np.concatenate([s_in, s_out])
+    m_all = np.concatenate([np.ones(len(s_in)), np.zeros(len(s_out))])
+    thr = best_threshold(s_all, m_all)
     t = np.concatenate([metric_scores(target[0], target[1], metric), metric_scores(target[2], target[3], metric)])
-    return t, (t >= thr).astype(int), thr
+    if not class_wise:
+        return t, (t >= thr).astype(int), thr
+    c_shadow = torch.cat([shadow[1], shadow[3]]).long().numpy()
+    c_target = torch.cat([target[1], target[3]]).long().numpy()
+    num_classes = int(max(c_shadow.max(initial=-1), c_target.max(initial=-1))) + 1
+    thresholds = np.full(num_classes, thr, dtype=np.float64)
+    for c in range(num_classes):
+        m = m_all[c_shadow == c]
+        if m.any() and not m.all():  # both shadow members and non-members of class c
+            thresholds[c] = best_threshold(s_all[c_shadow == c], m)
+    return t, (t >= thresholds[c_target]).astype(int), thresholds
 
 
 def scaled_confidence(logits: torch.Tensor, labels: torch.Tensor) -> np.ndarray:
@@ -125,24 +148,46 @@ def scaled_confidence(logits: torch.Tensor, labels: torch.Tensor) -> np.ndarray:
 
 
 def lira(target_obs: np.ndarray, ref_obs: np.ndarray, ref_in: np.ndarray, online: bool = True,
-         fix_variance: bool = True) -> np.ndarray:
+         fix_variance: bool = True, scoring: str = "qmia") -> np.ndarray:
     """Likelihood-ratio attack (Carlini et al. 2022) on logit-scaled confidences.
 
     target_obs: n x q (the target's phi for n examples and q queries, e.g. original and flipped).
     ref_obs: r x n x q (each reference model's phi on the same queries).
     ref_in: r x n booleans, True where reference model r trained on example i.
     Online: mean over queries of log N(phi; mu_in, sd_in) - log N(phi; mu_out, sd_out).
-    Offline: one-sided, mean over queries of log P[N(mu_out, sd_out) <= phi] (no IN models).
-    ``fix_variance`` uses one pooled standard deviation per query (advised for few references).
-    Examples with no IN (or OUT) reference borrow the mean IN-OUT shift of the others.
     Returns scores, higher = member.
+
+    ``scoring="qmia"`` (default): mu = per-example mean of the IN (OUT) references;
+    ``fix_variance`` uses one standard deviation per query pooled from the residuals around
+    those means over all examples (advised for few references), else each example's own
+    (ddof 1). Offline is one-sided: mean over queries of log P[N(mu_out, sd_out) <= phi].
+    Examples with no IN (or OUT) reference borrow the mean IN-OUT shift of the others.
+
+    ``scoring="reference"``: the released code (tensorflow/privacy
+    research/mi_lira_2021/plot.py, generate_ours and generate_ours_offline). Each example's
+    IN and OUT lists are cut to the smallest count over examples (the first refs in model
+    order); mu = per-example median; ``fix_variance`` uses ONE std (ddof 0) of all the kept IN
+    observations, every example and query pooled, so it includes the spread between
+    examples, for IN and OUT alike online (of all OUT observations offline); else each
+    example's own (ddof 0). Offline is two-sided: minus the mean log N(phi; mu_out, sd_out),
+    so far from OUT in either direction counts as member. Their TPR at low FPR is
+    :func:`reference_tpr_at_fpr` (FPR < alpha; ours, :func:`qmia.metrics.tpr_at_fpr`, FPR <= alpha).
+
+    Ours is the default: with the few reference models we can afford, means and residual
+    variances pooled per query are steadier than medians and per-example spreads, and the
+    pooled residuals do not mix the spread between examples into the width; offline, a
+    training example only moves the confidence up, so only that direction should count.
     """
+    if scoring not in LIRA_SCORINGS:
+        raise ValueError(f"unknown LiRA scoring {scoring!r}; valid: {', '.join(LIRA_SCORINGS)}")
     target_obs = np.asarray(target_obs, dtype=np.float64)
     ref_obs = np.asarray(ref_obs, dtype=np.float64)
     if target_obs.ndim == 1:
         target_obs, ref_obs = target_obs[:, None], ref_obs[..., None]
     if ref_obs.shape[1:] != target_obs.shape or ref_in.shape != ref_obs.shape[:2]:
         raise ValueError(f"shapes disagree: target {target_obs.shape}, refs {ref_obs.shape}, in-mask {ref_in.shape}")
+    if scoring == "reference":
+        return _lira_reference(target_obs, ref_obs, np.asarray(ref_in, dtype=bool), online, fix_variance)
     w_in = ref_in[..., None].astype(np.float64)
     w_out = 1.0 - w_in
     n_in, n_out = w_in.sum(0), w_out.sum(0)  # n x 1
@@ -170,3 +215,40 @@ def lira(target_obs: np.ndarray, ref_obs: np.ndarray, ref_in: np.ndarray, online
     mu_in = np.where(n_in > 0, mu_in, mu_out + shift)
     mu_out = np.where(n_out > 0, mu_out, mu_in - shift)
     return (norm.logpdf(target_obs, mu_in, sd_in) - norm.logpdf(target_obs, mu_out, sd_out)).mean(1)
+
+
+def _lira_reference(target_obs: np.ndarray, ref_obs: np.ndarray, ref_in: np.ndarray, online: bool,
+                    fix_variance: bool) -> np.ndarray:
+    """LiRA scored as Carlini et al.'s released code (see :func:`lira`); n x q obs, r x n x q refs."""
+
+    def first_k(mask: np.ndarray, side: str) -> np.ndarray:
+        """k x n x q: each example's first k refs (in model order) with ``mask``, k the smallest count."""
+        k = int(mask.sum(0).min())
+        if k == 0:
+            raise ValueError(f"reference LiRA needs every example to have an {side} reference model")
+        order = np.argsort(~mask, axis=0, kind="stable")[:k]  # the True rows first, in model order
+        return np.take_along_axis(ref_obs, order[..., None], axis=0)
+
+    obs_out = first_k(~ref_in, "OUT")
+    mu_out = np.median(obs_out, 0)
+    if not online:
+        sd_out = np.std(obs_out) if fix_variance else np.std(obs_out, 0)
+        return -norm.logpdf(target_obs, mu_out, sd_out + 1e-30).mean(1)
+    obs_in = first_k(ref_in, "IN")
+    mu_in = np.median(obs_in, 0)
+    if fix_variance:
+        sd_in = sd_out = np.std(obs_in)  # the released code uses the IN spread for OUT as well
+    else:
+        sd_in, sd_out = np.std(obs_in, 0), np.std(obs_out, 0)
+    return (norm.logpdf(target_obs, mu_in, sd_in + 1e-30) - norm.logpdf(target_obs, mu_out, sd_out + 1e-30)).mean(1)
+
+
+def reference_tpr_at_fpr(scores: np.ndarray, labels: np.ndarray, alpha: float) -> float:
+    """TPR at low FPR as Carlini et al.'s code reports it: on sklearn's ROC curve of ``scores``
+    (higher = member; labels 1 = member), the TPR of the last point with FPR strictly below
+    ``alpha`` (a rate in (0, 1]). :func:`qmia.metrics.tpr_at_fpr` takes FPR <= alpha instead.
+    """
+    if not alpha > 0:
+        raise ValueError(f"alpha must be a rate above 0, got {alpha}")
+    fpr, tpr, _ = roc_curve(np.asarray(labels).astype(int), np.asarray(scores, dtype=np.float64))
+    return float(tpr[np.where(fpr < alpha)[0][-1]])

@@ -7,9 +7,10 @@ import sys
 import time
 
 from .config import PROFILES, get_profile
+from .experiment import ATTACKS
 from .data import DATASETS, DatasetUnavailable
 from .models import ARCHS
-from .quantizers import MODES, QUANTIZERS, QuantSpec
+from .quantizers import MODES, PAPER_READINGS, QUANTIZERS, QuantSpec
 
 
 def _zero_point(text: str) -> int | str:
@@ -29,7 +30,10 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--bits", type=int, help="weight bitwidth, 1..32 (the paper: 4, 8, 16)")
     g.add_argument("--act-bits", type=int, help="DoReFa activation bitwidth (default: --bits)")
     g.add_argument("--layers", default="all", help="'all' or 'last:K' (e.g. last:5)")
-    g.add_argument("--zero-point", type=_zero_point, default=2, help="MIA zero point z: an integer (paper: 2) or 'centred' (2^(b-1))")
+    g.add_argument("--reading", choices=tuple(PAPER_READINGS), default="literal",
+                   help="which reading of the paper's quantizer (see the book's 'Which quantizer?' page)")
+    g.add_argument("--zero-point", type=_zero_point, default=None,
+                   help="MIA zero point z: an integer or 'centred' (2^(b-1)); default: the reading's (literal: 2)")
     g.add_argument("--mode", choices=MODES, default="ste", help="MIA training: ste (latent weights), project, ptq")
     g.add_argument("--profile", choices=tuple(PROFILES), default="smoke")
     g.add_argument("--seed", type=int, default=0)
@@ -47,7 +51,9 @@ def spec_from_args(a: argparse.Namespace) -> QuantSpec:
         raise ValueError(f"--quant {a.quant} needs --bits (an integer from 1 to 32)")
     kw = {"layers": a.layers, "act_bits": a.act_bits}
     if a.quant == "mia":
-        kw.update(zero_point=a.zero_point, mode=a.mode)
+        kw.update(PAPER_READINGS[a.reading], mode=a.mode)
+        if a.zero_point is not None:
+            kw["zero_point"] = a.zero_point
     return QuantSpec(a.quant, a.bits, **kw)
 
 
@@ -82,8 +88,8 @@ def cmd_run(a: argparse.Namespace) -> int:
 
     config = config_from_args(a)
     start = time.perf_counter()
-    df = evaluate(config, a.attack, profile=a.profile, lira_refs=a.lira_refs, data_root=a.data_root, device=a.device,
-                  progress=not a.no_progress)
+    df = evaluate(config, a.attack, profile=get_profile(a.profile), lira_refs=a.lira_refs, data_root=a.data_root,
+                  device=a.device, progress=not a.no_progress)
     first = df.iloc[0]
     print(f"{config.label}: target train acc {first.target_train_acc:.3f}, test acc {first.target_test_acc:.3f}; "
           f"shadow test acc {first.shadow_test_acc:.3f}; {time.perf_counter() - start:.1f} s")
@@ -98,13 +104,15 @@ def cmd_run(a: argparse.Namespace) -> int:
 
 
 def cmd_sweep(a: argparse.Namespace) -> int:
-    from .plan import book_plan, run_plan
+    from .plan import book_plan, count_models, run_plan
     from .results import export_csv
 
     profile = get_profile(a.profile)
     plan = book_plan(profile)
     n_models = len({c for c, _ in plan})
-    print(f"profile {profile.name}: {n_models} target configurations ({profile.description})")
+    counts = count_models(profile)
+    print(f"profile {profile.name}: {n_models} target configurations, {sum(counts.values())} models to train "
+          f"({', '.join(f'{v} {k}' for k, v in sorted(counts.items()))}); {profile.description}")
     if a.dry_run:
         for c, attacks in plan:
             print(f"  {c.label}: {', '.join(attacks)}")
@@ -123,7 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=cmd_train)
     r = sub.add_parser("run", help="train what is missing, attack, print a summary (rows kept under results/)")
     add_model_options(r)
-    r.add_argument("--attack", choices=("shadow", "adaptive", "metric", "lira", "all"), default="all")
+    r.add_argument("--attack", choices=(*ATTACKS, "all"), default="all",
+                   help="; ".join(f"{g.name}: {g.description}" for g in ATTACKS.values()))
     r.add_argument("--lira-refs", type=int, help="LiRA reference models (default: the profile's)")
     r.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
     r.set_defaults(func=cmd_run)

@@ -1,6 +1,6 @@
 """Datasets as uint8 tensors, the paper's four disjoint splits, and batched augmentation.
 
-A dataset is decoded once into ``<cache>/data/<name>.pt`` (images uint8 N x C x H x W,
+A dataset is decoded once into ``<cache>/data/<name>-v<DATA_VERSION>.pt`` (images uint8 N x C x H x W,
 labels int64 N; the official train and test sets pooled, train first). Sources:
 
 * ``fashion_mnist``: torchvision's FashionMNIST under the data root (gzipped idx files are
@@ -9,12 +9,17 @@ labels int64 N; the official train and test sets pooled, train first). Sources:
   copy ``<root>/cifar10/{train,test}/<class>/*``, or its tarball ``<root>/cifar10*.tar.gz``
   holding ``train/`` and ``test/`` folders (read without unpacking).
 * ``digits``: scikit-learn's embedded 8x8 digits (1,797 images), resized to 16x16; offline.
+
+Beside the tensors, ``<cache>/data/<name>-v<DATA_VERSION>.json`` records where they came from and a
+checksum of the exact pixels; :func:`data_source` gives it as one line for results rows.
 """
 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
+import json
 import math
 import os
 import shutil
@@ -26,7 +31,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .store import atomic_save, cache_root
+from .settings import data_root
+from .store import atomic_save, atomic_write_json, cache_root
 
 DATASETS = ("digits", "fashion_mnist", "cifar10")
 SPLITS = ("target_in", "target_out", "shadow_in", "shadow_out")
@@ -62,9 +68,6 @@ def dataset_info(name: str) -> DatasetInfo:
     return INFO[name]
 
 
-def data_root(root: str | os.PathLike | None = None) -> Path:
-    """The data root: the argument, else ``$QMIA_DATA``, else ``data/``."""
-    return Path(root or os.environ.get("QMIA_DATA") or "data")
 
 
 # ----------------------------------------------------------------------------- loading
@@ -129,14 +132,19 @@ def _load_fashion(root: Path, download: bool) -> tuple[torch.Tensor, torch.Tenso
     return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
 
-def _decode_images(items: list[tuple[str, bytes, int]]) -> tuple[torch.Tensor, torch.Tensor]:
+def _decode_images(items: list[tuple[str, bytes, int]]) -> tuple[torch.Tensor, torch.Tensor, set[str]]:
+    """(name, encoded bytes, label) -> uint8 N x 3 x H x W, int64 labels, and the file formats seen."""
     from PIL import Image
 
-    xs = np.stack([np.asarray(Image.open(io.BytesIO(b)).convert("RGB")) for _, b, _ in items])
-    return torch.from_numpy(xs).permute(0, 3, 1, 2).contiguous(), torch.tensor([y for *_, y in items])
+    xs, formats = [], set()
+    for _, b, _ in items:
+        with Image.open(io.BytesIO(b)) as im:
+            formats.add(str(im.format))
+            xs.append(np.asarray(im.convert("RGB")))
+    return torch.from_numpy(np.stack(xs)).permute(0, 3, 1, 2).contiguous(), torch.tensor([y for *_, y in items]), formats
 
 
-def _cifar_from_tar(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
+def _cifar_from_tar(path: Path) -> tuple[torch.Tensor, torch.Tensor, str]:
     by_split: dict[str, list[tuple[str, bytes, int]]] = {"train": [], "test": []}
     with tarfile.open(path, "r:*") as tar:
         for m in tar:
@@ -144,10 +152,11 @@ def _cifar_from_tar(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
             if not m.isfile() or len(parts) < 3 or parts[-3] not in by_split or parts[-2] not in CIFAR10_CLASSES:
                 continue
             by_split[parts[-3]].append((m.name, tar.extractfile(m).read(), CIFAR10_CLASSES.index(parts[-2])))
-    return _pool_image_splits(by_split)
+    x, y, formats = _pool_image_splits(by_split)
+    return x, y, f"image-folder tarball {path.name} ({_copy_kind(formats)})"
 
 
-def _cifar_from_folder(folder: Path) -> tuple[torch.Tensor, torch.Tensor]:
+def _cifar_from_folder(folder: Path) -> tuple[torch.Tensor, torch.Tensor, str]:
     by_split: dict[str, list[tuple[str, bytes, int]]] = {}
     for split in ("train", "test"):
         by_split[split] = [
@@ -156,21 +165,28 @@ def _cifar_from_folder(folder: Path) -> tuple[torch.Tensor, torch.Tensor]:
             for f in sorted((folder / split / c).iterdir())
             if f.is_file()
         ]
-    return _pool_image_splits(by_split)
+    x, y, formats = _pool_image_splits(by_split)
+    return x, y, f"image folder {folder.name}/ ({_copy_kind(formats)})"
 
 
-def _pool_image_splits(by_split: dict[str, list[tuple[str, bytes, int]]]) -> tuple[torch.Tensor, torch.Tensor]:
-    xs, ys = [], []
+def _copy_kind(formats: set[str]) -> str:
+    """'JPEG copy', 'PNG copy', ...: the image formats PIL found in a folder or tarball."""
+    return f"{'+'.join(sorted(formats))} copy"
+
+
+def _pool_image_splits(by_split: dict[str, list[tuple[str, bytes, int]]]) -> tuple[torch.Tensor, torch.Tensor, set[str]]:
+    xs, ys, formats = [], [], set()
     for split in ("train", "test"):
         items = sorted(by_split[split], key=lambda t: t[0])
         if not items:
             raise DatasetUnavailable(f"CIFAR-10 image folder has no {split}/ images")
-        x, y = _decode_images(items)
-        xs.append(x), ys.append(y)
-    return torch.cat(xs), torch.cat(ys)
+        x, y, f = _decode_images(items)
+        xs.append(x), ys.append(y), formats.update(f)
+    return torch.cat(xs), torch.cat(ys), formats
 
 
-def _load_cifar(root: Path, download: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def _load_cifar(root: Path, download: bool) -> tuple[torch.Tensor, torch.Tensor, str]:
+    """Images, labels and a short description of the copy they came from."""
     from torchvision.datasets import CIFAR10
 
     looked = [str(root / "cifar-10-batches-py"), str(root / "cifar10/{train,test}/<class>/"), str(root / "cifar10*.tar.gz")]
@@ -178,7 +194,7 @@ def _load_cifar(root: Path, download: bool) -> tuple[torch.Tensor, torch.Tensor]
         try:
             parts = [CIFAR10(str(root), train=t, download=download and not (root / "cifar-10-batches-py").exists()) for t in (True, False)]
             x = torch.cat([torch.from_numpy(p.data).permute(0, 3, 1, 2) for p in parts])
-            return x.contiguous(), torch.cat([torch.tensor(p.targets) for p in parts])
+            return x.contiguous(), torch.cat([torch.tensor(p.targets) for p in parts]), "torchvision python batches (original)"
         except Exception as e:
             err = e
     else:
@@ -191,24 +207,81 @@ def _load_cifar(root: Path, download: bool) -> tuple[torch.Tensor, torch.Tensor]
     raise _missing("cifar10", root, looked, err)
 
 
+def _cache_paths(name: str) -> tuple[Path, Path]:
+    """The cached tensors ``<cache>/data/<name>-v{DATA_VERSION}.pt`` and their provenance sidecar (.json)."""
+    cached = cache_root() / "data" / f"{name}-v{DATA_VERSION}.pt"
+    return cached, cached.with_suffix(".json")
+
+
+def data_checksum(x: torch.Tensor, y: torch.Tensor) -> str:
+    """sha256 (hex) of the uint8 image bytes (N x C x H x W, C order) followed by the int64 label bytes."""
+    h = hashlib.sha256(x.contiguous().numpy().tobytes())
+    h.update(y.contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def _file_stamp(path: Path) -> list[int]:
+    """[size in bytes, mtime in ns, inode] of a file: any rewrite of the cached tensors changes it."""
+    st = path.stat()
+    return [st.st_size, st.st_mtime_ns, st.st_ino]
+
+
+def _write_source(name: str, source: str, x: torch.Tensor, y: torch.Tensor, checksum: str | None = None) -> dict:
+    """Record where the cached tensors of ``name`` came from, with their checksum and the file's stamp."""
+    cached, sidecar = _cache_paths(name)
+    record = {"name": name, "source": source, "sha256": checksum or data_checksum(x, y), "data_version": DATA_VERSION,
+              "shape": list(x.shape), "tensor_file": _file_stamp(cached)}
+    atomic_write_json(record, sidecar)
+    return record
+
+
 def load_dataset(name: str, root: str | os.PathLike | None = None, download: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """All images of a dataset pooled (train then test): uint8 N x C x H x W and int64 N labels.
 
-    Decoded once and cached in ``<cache>/data/<name>.pt``; later calls read the cache.
+    Decoded once and cached in ``<cache>/data/<name>-v{DATA_VERSION}.pt``, its source and
+    checksum in the ``.json`` beside it (see :func:`data_source`); later calls read the cache.
     """
     dataset_info(name)
-    cached = cache_root() / "data" / f"{name}-v{DATA_VERSION}.pt"
+    cached, _ = _cache_paths(name)
     if cached.exists():
         blob = torch.load(cached, weights_only=True)
         return blob["x"], blob["y"]
     if name == "digits":
         x, y = _load_digits()
+        source = "scikit-learn load_digits, resized to 16x16"
     elif name == "fashion_mnist":
         x, y = _load_fashion(data_root(root), download)
+        source = "idx files (original)"
     else:
-        x, y = _load_cifar(data_root(root), download)
+        x, y, source = _load_cifar(data_root(root), download)
     atomic_save({"x": x, "y": y}, cached)
+    _write_source(name, source, x, y)
     return x, y
+
+
+def data_source(name: str, root: str | os.PathLike | None = None) -> str:
+    """One line saying where the tensors of ``name`` came from and which pixels they are, e.g.
+    ``"cifar10: image-folder tarball cifar10-jpeg-q75.tar.gz (JPEG copy); images sha256 3f2a9c1b0d4e"``
+    (the first 12 hex digits of :func:`data_checksum`).
+
+    Reads the sidecar written by :func:`load_dataset`. If the tensor file was rewritten since
+    (its size, mtime or inode differ), it is checksummed afresh: same pixels keep the recorded
+    source; other pixels, or a cache without a sidecar (made before sidecars existed), are
+    "cached tensors (source not recorded)"; the sidecar is rewritten either way. If
+    nothing is cached, :func:`load_dataset` runs with ``download=False`` (it decodes local
+    files or raises :class:`DatasetUnavailable`).
+    """
+    dataset_info(name)
+    cached, sidecar = _cache_paths(name)
+    if not cached.exists():
+        load_dataset(name, root, download=False)
+    record = json.loads(sidecar.read_text()) if sidecar.exists() else None
+    if record is None or record.get("tensor_file") != _file_stamp(cached):
+        blob = torch.load(cached, weights_only=True)
+        fresh = data_checksum(blob["x"], blob["y"])
+        source = record["source"] if record is not None and record.get("sha256") == fresh else "cached tensors (source not recorded)"
+        record = _write_source(name, source, blob["x"], blob["y"], fresh)
+    return f"{name}: {record['source']}; images sha256 {record['sha256'][:12]}"
 
 
 # ----------------------------------------------------------------------------- splits

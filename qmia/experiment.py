@@ -3,58 +3,60 @@
 ``evaluate(config, attacks)`` is the one call notebooks and the CLI make. For a target it
 trains (or reuses from the cache) the target, the attacker's shadow models and LiRA
 reference models, runs each attack on the cached outputs, and returns one row per attack
-variant; rows are stored (see :mod:`qmia.results`) and reused on the next call.
+variant; rows, ROC curves and per-example scores are stored (see :mod:`qmia.results`) and
+reused on the next call.
 
-Attack groups and the rows they give:
+The attacks live in one registry, :data:`ATTACKS`: group name -> the models it needs, the
+rows (variants) it gives and the function that scores a variant. The CLI's choices, the book
+plan and :func:`evaluate` all read it.
 
-* ``shadow``: ``shadow`` — Shokri et al. with a full-precision shadow model (the paper's).
-* ``adaptive``: ``adaptive`` — the same with the shadow trained like the target (its
+* ``shadow``: ``shadow`` -- Shokri et al. with a full-precision shadow model (the paper's).
+* ``adaptive``: ``adaptive`` -- the same with the shadow trained like the target (its
   quantizer and bitwidth): an attacker who knows the defence.
 * ``metric``: ``metric-confidence``, ``metric-loss``, ``metric-entropy``,
-  ``metric-mentropy`` — thresholds chosen on the full-precision shadow's outputs.
-* ``lira``: ``lira-online``, ``lira-offline`` (full-precision reference models) and
+  ``metric-mentropy`` -- thresholds chosen on the full-precision shadow's outputs.
+* ``lira``: ``lira-online``, ``lira-offline`` (full-precision reference models, qmia's scoring),
   ``lira-online-adaptive``, ``lira-offline-adaptive`` (reference models quantized like the
-  target; for a full-precision target they are the same models).
+  target) and ``lira-online-reference``, ``lira-offline-reference`` (full-precision reference
+  models, scored as Carlini et al.'s reference code does; see :func:`qmia.attacks.lira`).
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import torch
 
 from .attacks import METRICS, lira, metric_attack, scaled_confidence, shadow_attack
-from .config import PROFILES, TrainConfig
+from .config import Profile, TrainConfig
 from .metrics import attack_metrics, bootstrap_intervals, roc_points
+from .multitrain import train_many
 from .quantizers import QuantSpec
 from .results import load_row, save_row
 from .store import stable_hash
-from .multitrain import train_many
 from .train import TrainedModel, git_commit
 
-ATTACKS = ("shadow", "adaptive", "metric", "lira")
-ATTACK_VERSION = 1  # bump when a change to the attacks or metrics changes stored rows
-VARIANTS = {
-    "shadow": ("shadow",),
-    "adaptive": ("adaptive",),
-    "metric": tuple(f"metric-{m}" for m in METRICS),
-    "lira": ("lira-online", "lira-offline", "lira-online-adaptive", "lira-offline-adaptive"),
-}
+# Rows change when this does: bump it when a change to qmia.attacks, qmia.metrics or the row
+# fields below changes stored rows (cheap to recompute: models are cached separately).
+#   2: TPR at a low FPR is NaN where fewer than 10 non-members give false positives; per-example
+#      scores stored; the profile in the row key; LiRA reference scoring rows; data provenance.
+ATTACK_VERSION = 2
 
 
-def attack_variants(attacks: str | Sequence[str]) -> list[str]:
-    """Expand attack groups ('all' or any of ATTACKS) into row names, validating them."""
-    groups = [attacks] if isinstance(attacks, str) else list(attacks)
-    if "all" in groups:
-        groups = list(ATTACKS)
-    bad = [g for g in groups if g not in VARIANTS]
-    if bad or not groups:
-        raise ValueError(f"unknown attack {', '.join(map(repr, bad)) or '(none)'}; valid: {', '.join(ATTACKS)}, all")
-    return [v for g in ATTACKS if g in groups for v in VARIANTS[g]]
+@dataclass
+class Models:
+    """The trained models one target's attacks use (see :func:`models_needed`)."""
+
+    target: TrainedModel
+    shadow_fp: TrainedModel
+    shadow_adaptive: TrainedModel | None
+    refs_fp: list[TrainedModel]
+    refs_adaptive: list[TrainedModel]
 
 
 def _split(m: TrainedModel, split: str, flip: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
@@ -62,8 +64,19 @@ def _split(m: TrainedModel, split: str, flip: bool = False) -> tuple[torch.Tenso
     return logits, m.outputs["labels"][split]
 
 
-def _accuracy(m: TrainedModel, split: str) -> float:
-    return float(m.meta["accuracy"][split])
+def _shadow_scores(m: Models, variant: str, settings: dict) -> tuple[np.ndarray, np.ndarray]:
+    shadow = m.shadow_adaptive if variant == "adaptive" else m.shadow_fp
+    s_in, s_out = _split(shadow, "shadow_in"), _split(shadow, "shadow_out")
+    t_in, t_out = _split(m.target, "target_in"), _split(m.target, "target_out")
+    return shadow_attack(s_in[0], s_out[0], t_in[0], t_out[0], top_k=settings["top_k"], per_class=settings["per_class"],
+                         shadow_labels=(s_in[1], s_out[1]), target_labels=(t_in[1], t_out[1]), seed=m.target.config.seed)
+
+
+def _metric_scores(m: Models, variant: str, settings: dict) -> tuple[np.ndarray, np.ndarray]:
+    s = m.shadow_fp
+    scores, preds, _ = metric_attack(variant.removeprefix("metric-"), (*_split(s, "shadow_in"), *_split(s, "shadow_out")),
+                                     (*_split(m.target, "target_in"), *_split(m.target, "target_out")))
+    return scores, preds
 
 
 def _lira_observations(target: TrainedModel, refs: list[TrainedModel]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -82,111 +95,164 @@ def _lira_observations(target: TrainedModel, refs: list[TrainedModel]) -> tuple[
     return obs(target), np.stack([obs(r) for r in refs]), ref_in
 
 
+def _lira_scores(m: Models, variant: str, settings: dict) -> tuple[np.ndarray, np.ndarray]:
+    online = variant.startswith("lira-online")
+    refs = m.refs_adaptive if variant.endswith("-adaptive") else m.refs_fp
+    scoring = "reference" if variant.endswith("-reference") else "qmia"
+    target_obs, ref_obs, ref_in = _lira_observations(m.target, refs)
+    scores = lira(target_obs, ref_obs, ref_in, online=online, scoring=scoring)
+    if scoring == "reference" and not online:  # two-sided: no natural cut; the median splits the candidates in half
+        return scores, (scores >= np.median(scores)).astype(int)
+    return scores, (scores >= (0.0 if online else np.log(0.5))).astype(int)
+
+
+@dataclass(frozen=True)
+class AttackGroup:
+    """One entry of the registry: the models it needs, the rows it gives, how a row is scored."""
+
+    name: str
+    needs: tuple[str, ...]
+    variants: tuple[str, ...]
+    score: Callable[[Models, str, dict], tuple[np.ndarray, np.ndarray]]
+    description: str
+
+
+ATTACKS: dict[str, AttackGroup] = {g.name: g for g in (
+    AttackGroup("shadow", ("shadow_fp",), ("shadow",), _shadow_scores,
+                "Shokri et al.'s shadow-model attack, shadow in full precision (the paper's)"),
+    AttackGroup("adaptive", ("shadow_fp", "shadow_adaptive"), ("adaptive",), _shadow_scores,
+                "the shadow attack with the shadow quantized like the target"),
+    AttackGroup("metric", ("shadow_fp",), tuple(f"metric-{m}" for m in METRICS), _metric_scores,
+                "threshold attacks on confidence, loss, entropy, modified entropy"),
+    AttackGroup("lira", ("shadow_fp", "refs_fp", "refs_adaptive"),
+                ("lira-online", "lira-offline", "lira-online-adaptive", "lira-offline-adaptive",
+                 "lira-online-reference", "lira-offline-reference"), _lira_scores,
+                "LiRA (Carlini et al. 2022), online and offline"),
+)}
+
+
+def attack_variants(attacks: str | Sequence[str]) -> list[str]:
+    """Expand attack groups ('all' or any of :data:`ATTACKS`) into row names, validating them."""
+    return [v for g in attack_groups(attacks) for v in ATTACKS[g].variants]
+
+
+def attack_groups(attacks: str | Sequence[str]) -> list[str]:
+    """Validated attack group names in the registry's order ('all' gives every group)."""
+    groups = [attacks] if isinstance(attacks, str) else list(attacks)
+    if "all" in groups:
+        groups = list(ATTACKS)
+    bad = [g for g in groups if g not in ATTACKS]
+    if bad or not groups:
+        raise ValueError(f"unknown attack {', '.join(map(repr, bad)) or '(none)'}; valid: {', '.join(ATTACKS)}, all")
+    return [g for g in ATTACKS if g in groups]
+
+
+def models_needed(target: TrainConfig, attacks: str | Sequence[str], lira_refs: int) -> dict[str, list[TrainConfig]]:
+    """The models the attack groups ``attacks`` of ``target`` use: {'target', 'shadow_fp', 'shadow_adaptive',
+    'refs_fp', 'refs_adaptive'} -> configs (empty lists for what no group needs)."""
+    needs = {n for g in attack_groups(attacks) for n in ATTACKS[g].needs}
+    fp_refs = [target.with_(role="ref", ref_index=i, ref_count=lira_refs, quant=QuantSpec()) for i in range(lira_refs)]
+    return {
+        "target": [target],
+        "shadow_fp": [target.with_(role="shadow", quant=QuantSpec())],
+        "shadow_adaptive": [target.with_(role="shadow")] if "shadow_adaptive" in needs else [],
+        "refs_fp": fp_refs if "refs_fp" in needs else [],
+        "refs_adaptive": ([] if "refs_adaptive" not in needs else fp_refs if target.quant.method == "none" else
+                          [target.with_(role="ref", ref_index=i, ref_count=lira_refs) for i in range(lira_refs)]),
+    }
+
+
 def _row_key(target: TrainConfig, variant: str, settings: dict) -> str:
     return stable_hash({"target": target.key, "attack": variant, "version": ATTACK_VERSION, **settings})
 
 
-def evaluate(target: TrainConfig, attacks: str | Sequence[str] = ATTACKS, *, profile: str = "custom",
+def evaluate(target: TrainConfig, attacks: str | Sequence[str] = tuple(ATTACKS), *, profile: Profile | None = None,
              lira_refs: int | None = None, top_k: int | None = 3, per_class: bool = False, n_boot: int = 200,
              data_root: str | os.PathLike | None = None, device: str | None = None, progress: bool | None = None) -> pd.DataFrame:
     """Attack ``target`` with each requested attack group; return one tidy row per variant.
 
-    lira_refs: reference models for LiRA (default: the profile's ``lira_refs``, else 8).
+    profile: the profile the target belongs to (named in the rows; its ``lira_refs`` is the default).
+    lira_refs: reference models for LiRA (default: the profile's, else 8).
     top_k / per_class: the shadow attack's features (see :func:`qmia.attacks.shadow_attack`).
-    n_boot: bootstrap resamples for the 95 % intervals.
+    n_boot: bootstrap resamples for each row's 95 % intervals (over its examples).
     """
-    variants = attack_variants(attacks)
+    groups = attack_groups(attacks)
+    if profile is not None and not isinstance(profile, Profile):
+        raise TypeError(f"profile must be a qmia Profile (qmia.get_profile(name)); got {type(profile).__name__}")
     if lira_refs is None:
-        lira_refs = PROFILES[profile].lira_refs if profile in PROFILES else 8
-    if any(v.startswith("lira") for v in variants) and lira_refs < 2:
+        lira_refs = profile.lira_refs if profile is not None else 8
+    if "lira" in groups and lira_refs < 2:
         raise ValueError(f"LiRA needs at least 2 reference models; got lira_refs={lira_refs}")
-    settings = {"n_boot": n_boot, "lira_refs": lira_refs, "top_k": top_k, "per_class": per_class}
+    settings = {"n_boot": n_boot, "lira_refs": lira_refs, "top_k": top_k, "per_class": per_class,
+                "profile": profile.name if profile is not None else "custom"}
+    variants = [v for g in groups for v in ATTACKS[g].variants]
     keys = {v: _row_key(target, v, settings) for v in variants}
     rows = {v: load_row(k) for v, k in keys.items()}
-    missing = [v for v in variants if rows[v] is None]
+    missing = [g for g in groups if any(rows[v] is None for v in ATTACKS[g].variants)]
     if missing:
-        rows.update(_compute(target, missing, keys, settings, profile, data_root, device, progress))
+        rows.update(_compute(target, missing, keys, settings, data_root, device, progress))
     return pd.DataFrame([rows[v] for v in variants])
 
 
-def models_needed(target: TrainConfig, variants: Sequence[str], lira_refs: int) -> dict[str, list[TrainConfig]]:
-    """The models the attack ``variants`` of ``target`` use: {'target', 'shadow_fp', 'shadow_adaptive',
-    'refs_fp', 'refs_adaptive'} -> configs (empty lists for what no variant needs)."""
-    need = {"target": [target], "shadow_fp": [target.with_(role="shadow", quant=QuantSpec())],
-            "shadow_adaptive": [], "refs_fp": [], "refs_adaptive": []}
-    if "adaptive" in variants:
-        need["shadow_adaptive"] = [target.with_(role="shadow")]
-    if any(v.startswith("lira") for v in variants):
-        need["refs_fp"] = [target.with_(role="ref", ref_index=i, ref_count=lira_refs, quant=QuantSpec()) for i in range(lira_refs)]
-        if any(v.endswith("-adaptive") for v in variants):
-            need["refs_adaptive"] = need["refs_fp"] if target.quant.method == "none" else \
-                [target.with_(role="ref", ref_index=i, ref_count=lira_refs) for i in range(lira_refs)]
-    return need
+def _compute(target: TrainConfig, groups: list[str], keys: dict, settings: dict, data_root, device, progress) -> dict[str, dict]:
+    from .data import data_source
 
-
-def _compute(target: TrainConfig, variants: list[str], keys: dict, settings: dict, profile: str,
-             data_root, device, progress) -> dict[str, dict]:
     start = time.perf_counter()
-    need = models_needed(target, variants, settings["lira_refs"])
+    need = models_needed(target, groups, settings["lira_refs"])
     train_many([c for cs in need.values() for c in cs], data_root, device, progress)  # several at once on a GPU
-    t = TrainedModel(target)
-    shadows = {"fp": TrainedModel(need["shadow_fp"][0])}
-    if need["shadow_adaptive"]:
-        shadows["adaptive"] = TrainedModel(need["shadow_adaptive"][0])
-    refs = {k.removeprefix("refs_"): [TrainedModel(c) for c in need[k]] for k in ("refs_fp", "refs_adaptive") if need[k]}
+    models = Models(TrainedModel(target), TrainedModel(need["shadow_fp"][0]),
+                    TrainedModel(need["shadow_adaptive"][0]) if need["shadow_adaptive"] else None,
+                    [TrainedModel(c) for c in need["refs_fp"]], [TrainedModel(c) for c in need["refs_adaptive"]])
     train_seconds = time.perf_counter() - start
-
-    t_in, t_out = _split(t, "target_in"), _split(t, "target_out")
-    labels = np.concatenate([np.ones(len(t_in[1])), np.zeros(len(t_out[1]))]).astype(int)
+    t = models.target
+    idx = torch.cat([t.outputs["indices"]["target_in"], t.outputs["indices"]["target_out"]]).numpy()
+    member = np.r_[np.ones(len(t.outputs["indices"]["target_in"])), np.zeros(len(t.outputs["indices"]["target_out"]))].astype(int)
+    source = data_source(target.dataset, data_root)
+    q = target.quant
     out = {}
-    for v in variants:
-        v_start = time.perf_counter()
-        shadow = shadows["adaptive" if v == "adaptive" else "fp"]
-        if v in ("shadow", "adaptive"):
-            s_in, s_out = _split(shadow, "shadow_in"), _split(shadow, "shadow_out")
-            scores, preds = shadow_attack(s_in[0], s_out[0], t_in[0], t_out[0], top_k=settings["top_k"],
-                                          per_class=settings["per_class"], shadow_labels=(s_in[1], s_out[1]),
-                                          target_labels=(t_in[1], t_out[1]), seed=target.seed)
-        elif v.startswith("metric-"):
-            scores, preds, _ = metric_attack(v[len("metric-"):], (*_split(shadow, "shadow_in"), *_split(shadow, "shadow_out")),
-                                             (*t_in, *t_out))
-        else:
-            online = v.startswith("lira-online")
-            target_obs, ref_obs, ref_in = _lira_observations(t, refs["adaptive" if v.endswith("-adaptive") else "fp"])
-            scores = lira(target_obs, ref_obs, ref_in, online=online)
-            preds = (scores >= (0.0 if online else np.log(0.5))).astype(int)
-        fpr, tpr = roc_points(scores, labels)
-        q = target.quant
-        row = {
-            "row_key": keys[v],
-            "profile": profile,
-            "dataset": target.dataset,
-            "arch": target.arch,
-            "quant": q.label,
-            "method": q.method,
-            "bits": q.bits if q.bits is not None else np.nan,
-            "act_bits": (q.act_bits or q.bits) if q.method == "dorefa" else np.nan,
-            "layers": q.layers,
-            "zero_point": q.resolved_zero_point if q.method == "mia" else np.nan,
-            "mode": q.mode,
-            "seed": target.seed,
-            "attack": v,
-            "target_train_acc": _accuracy(t, "target_in"),
-            "target_test_acc": _accuracy(t, "target_out"),
-            "shadow_train_acc": _accuracy(shadow, "shadow_in"),
-            "shadow_test_acc": _accuracy(shadow, "shadow_out"),
-            **attack_metrics(scores, labels, preds),
-            **bootstrap_intervals(scores, labels, preds, n_boot=settings["n_boot"], seed=target.seed),
-            "lira_refs": settings["lira_refs"] if v.startswith("lira") else np.nan,
-            "n_per_split": target.n_per_split,
-            "epochs": target.epochs,
-            "target_key": target.key,
-            "shadow_key": shadow.config.key,
-            "data": f"{target.dataset} ({target.n_per_split}/split)",
-            "commit": git_commit(),
-            "seconds": time.perf_counter() - v_start + (train_seconds if v == variants[0] else 0.0),
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        }
-        save_row(row, fpr, tpr)
-        out[v] = row
+    first = True
+    for g in groups:
+        for v in ATTACKS[g].variants:
+            v_start = time.perf_counter()
+            shadow = models.shadow_adaptive if v == "adaptive" else models.shadow_fp
+            scores, preds = ATTACKS[g].score(models, v, settings)
+            fpr, tpr = roc_points(scores, member)
+            row = {
+                "row_key": keys[v],
+                "profile": settings["profile"],
+                "dataset": target.dataset,
+                "arch": target.arch,
+                "quant": q.label,
+                "method": q.method,
+                "bits": q.bits if q.bits is not None else np.nan,
+                "act_bits": (q.act_bits or q.bits) if q.method == "dorefa" else np.nan,
+                "layers": q.layers,
+                "zero_point": q.resolved_zero_point if q.method == "mia" else np.nan,
+                "mode": q.mode,
+                "reading": q.reading_name or q.reading if q.method == "mia" else "",
+                "augment": target.augment,
+                "seed": target.seed,
+                "attack": v,
+                "attack_group": g,
+                "target_train_acc": float(t.meta["accuracy"]["target_in"]),
+                "target_test_acc": float(t.meta["accuracy"]["target_out"]),
+                "shadow_train_acc": float(shadow.meta["accuracy"]["shadow_in"]),
+                "shadow_test_acc": float(shadow.meta["accuracy"]["shadow_out"]),
+                **attack_metrics(scores, member, preds),
+                **bootstrap_intervals(scores, member, preds, n_boot=settings["n_boot"], seed=target.seed),
+                "lira_refs": settings["lira_refs"] if g == "lira" else np.nan,
+                "n_per_split": target.n_per_split,
+                "epochs": target.epochs,
+                "target_key": target.key,
+                "shadow_key": shadow.config.key,
+                "data": f"{target.dataset} ({target.n_per_split}/split)",
+                "data_source": source,
+                "device": t.meta.get("device", ""),
+                "commit": git_commit(),
+                "seconds": time.perf_counter() - v_start + (train_seconds if first else 0.0),
+                "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            }
+            first = False
+            save_row(row, fpr, tpr, scores=scores, pred=preds, member=member, index=idx)
+            out[v] = row
     return out

@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support, roc_auc_score, roc_curve
 
+from .uncertainty import measurable_fpr
+
 LOW_FPRS = (0.001, 0.01)
 
 
@@ -50,8 +52,9 @@ def attack_metrics(scores, labels, predictions) -> dict[str, float]:
     """Every per-attack figure of the paper's Tables 3-5 and the low-FPR ones.
 
     Returns attack_acc; precision/recall/f1 of members and non-members; tn, fp, fn, tp as
-    counts and tnr, fpr, fnr, tpr as rates; auc; tpr_at_0.1%fpr and tpr_at_1%fpr; advantage
-    (TPR - FPR of the hard decisions, Yeom et al.); n_members, n_nonmembers.
+    counts and tnr, fpr, fnr, tpr as rates; auc; tpr_at_0.1%fpr and tpr_at_1%fpr (NaN where
+    fewer than 10 non-members would be false positives at that rate: not measurable at this
+    size); advantage (TPR - FPR of the hard decisions, Yeom et al.); n_members, n_nonmembers.
     """
     s, y, p = check_scores(scores, labels, predictions)
     prec, rec, f1, _ = precision_recall_fscore_support(y, p, labels=[1, 0], zero_division=0)
@@ -77,8 +80,8 @@ def attack_metrics(scores, labels, predictions) -> dict[str, float]:
         "n_members": int(y.sum()),
         "n_nonmembers": int((1 - y).sum()),
     }
-    for f in LOW_FPRS:
-        out[f"tpr_at_{f * 100:g}%fpr"] = tpr_at_fpr(fpr_c, tpr_c, f)
+    for f in LOW_FPRS:  # NaN where too few non-members to measure that rate (see measurable_fpr)
+        out[f"tpr_at_{f * 100:g}%fpr"] = tpr_at_fpr(fpr_c, tpr_c, f) if measurable_fpr(out["n_nonmembers"], f) else float("nan")
     out["advantage"] = out["tpr"] - out["fpr"]
     return out
 
@@ -86,24 +89,30 @@ def attack_metrics(scores, labels, predictions) -> dict[str, float]:
 def bootstrap_intervals(scores, labels, predictions, n_boot: int = 200, seed: int = 0, level: float = 0.95) -> dict[str, float]:
     """Percentile bootstrap intervals over examples (resampling members and non-members separately).
 
-    Returns ``<name>_lo`` and ``<name>_hi`` for attack_acc, auc, tpr_at_0.1%fpr, tpr_at_1%fpr.
+    Returns ``<name>_lo`` and ``<name>_hi`` for attack_acc, auc, advantage, tpr_at_0.1%fpr,
+    tpr_at_1%fpr (NaN for a rate not measurable at this size).
     """
     s, y, p = check_scores(scores, labels, predictions)
     rng = np.random.default_rng(seed)
     members, non = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
-    draws: dict[str, list[float]] = {"attack_acc": [], "auc": [], **{f"tpr_at_{f * 100:g}%fpr": [] for f in LOW_FPRS}}
+    draws: dict[str, list[float]] = {"attack_acc": [], "auc": [], "advantage": [], **{f"tpr_at_{f * 100:g}%fpr": [] for f in LOW_FPRS}}
     for _ in range(n_boot):
         idx = np.concatenate([rng.choice(members, len(members)), rng.choice(non, len(non))])
         sb, yb = s[idx], y[idx]
         fpr_c, tpr_c, _ = roc_curve(yb, sb)
         draws["attack_acc"].append(float((p[idx] == yb).mean()))
         draws["auc"].append(auc_score(sb, yb))
+        pb = p[idx]
+        draws["advantage"].append(float(pb[yb == 1].mean() - pb[yb == 0].mean()))
         for f in LOW_FPRS:
             draws[f"tpr_at_{f * 100:g}%fpr"].append(tpr_at_fpr(fpr_c, tpr_c, f))
     a = (1 - level) / 2
     out = {}
     for k, v in draws.items():
         out[f"{k}_lo"], out[f"{k}_hi"] = (float(q) for q in np.quantile(v, [a, 1 - a]))
+    for f in LOW_FPRS:
+        if not measurable_fpr(len(non), f):
+            out[f"tpr_at_{f * 100:g}%fpr_lo"] = out[f"tpr_at_{f * 100:g}%fpr_hi"] = float("nan")
     return out
 
 

@@ -25,6 +25,7 @@ from torch.func import functional_call, stack_module_state, vmap
 from tqdm.auto import tqdm
 
 from .config import TrainConfig
+from .settings import group_size_override
 from .data import dataset_info
 from .train import (TrainedModel, _autocast, _progress_enabled, default_device, epoch_plan, finish, graphed, is_cached,
                     make_batch, make_optimizer, prepare, train_job)
@@ -33,10 +34,8 @@ from .train import (TrainedModel, _autocast, _progress_enabled, default_device, 
 def default_group_size(device: torch.device | str | None = None) -> int:
     """Models per group: ``$QMIA_GROUP`` if set, else 16 on CUDA and 1 (one after another) on a CPU,
     where stacking brings nothing (the CPU is busy with one model already)."""
-    if os.environ.get("QMIA_GROUP"):
-        value = int(os.environ["QMIA_GROUP"])
-        if value < 1:
-            raise ValueError(f"QMIA_GROUP must be a positive integer; got {value}")
+    value = group_size_override()
+    if value is not None:
         return value
     dev = torch.device(device) if device is not None else default_device()
     return 16 if dev.type == "cuda" else 1

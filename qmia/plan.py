@@ -2,8 +2,14 @@
 
 Notebooks call these functions to build their configurations, and ``python -m qmia sweep``
 runs :func:`book_plan` without Jupyter (e.g. on a GPU machine), so both always agree on
-what the book shows. Every function takes the profile and optional overrides (bits, seeds)
-so a reader can rerun a notebook with other bitwidths.
+what the book shows. Every function takes the profile and optional overrides (bits, seeds,
+readings) so a reader can rerun a notebook with other bitwidths.
+
+The quantizer's readings (:data:`qmia.quantizers.PAPER_READINGS`) multiply the paper's
+experiments; to keep the plan lean, each reading runs Tables 3-5 and Figure 6 at seed 0
+(the adaptive shadow at the lowest bitwidth only), the abstract's claim rows (the ResNet at full
+precision and at the lowest bitwidth) over the profile's ``claim_seeds``, and the recipe
+comparison (the other training recipes) on the ResNet at full precision and the lowest bitwidth.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from .config import Profile, TrainConfig
-from .quantizers import QuantSpec
+from .quantizers import PAPER_READINGS, QuantSpec
 
 Pair = tuple[str, str]  # (architecture, dataset)
 
@@ -24,46 +30,96 @@ def _seeds(p: Profile, seeds: Sequence[int] | None) -> tuple[int, ...]:
     return tuple(seeds) if seeds is not None else p.seeds
 
 
+def reading_spec(reading: str, bits: int, **kw) -> QuantSpec:
+    """The MIA quantizer at ``bits`` under one of the book's readings ('literal', 'centred', ...)."""
+    if reading not in PAPER_READINGS:
+        raise ValueError(f"unknown reading {reading!r}; valid: {', '.join(PAPER_READINGS)}")
+    return QuantSpec("mia", bits, **PAPER_READINGS[reading], **kw)
+
+
 def paper_configs(p: Profile, models: Iterable[Pair] | None = None, bits: Sequence[int] | None = None,
-                  seeds: Sequence[int] | None = None) -> list[TrainConfig]:
+                  seeds: Sequence[int] | None = None, reading: str = "literal", recipe: str | None = None) -> list[TrainConfig]:
     """Tables 3-5 and Figure 5: each model at full precision and with the MIA quantizer at each bitwidth."""
-    quants = [QuantSpec()] + [QuantSpec("mia", b) for b in (bits or p.bits)]
-    return [p.config(a, d, q, seed=s) for a, d in (models or p.models) for q in quants for s in _seeds(p, seeds)]
+    quants = [QuantSpec()] + [reading_spec(reading, b) for b in (bits or p.bits)]
+    return [p.config(a, d, q, recipe=recipe, seed=s) for a, d in (models or p.models) for q in quants for s in _seeds(p, seeds)]
 
 
-def dorefa_configs(p: Profile, bits: Sequence[int] = (4, 8), seeds: Sequence[int] | None = None) -> list[TrainConfig]:
-    """Table 6: DoReFa-Net against the MIA quantizer on the profile's ResNet at each bitwidth."""
+def claim_configs(p: Profile, readings: Sequence[str] | None = None, bits: int | None = None,
+                  seeds: Sequence[int] | None = None) -> list[TrainConfig]:
+    """The abstract's claims: the profile's ResNet at full precision and at ``bits`` (default: the lowest),
+    under each reading, over the profile's claim seeds."""
+    b = bits or min(p.bits)
+    seeds = tuple(seeds) if seeds is not None else p.claim_seeds
+    quants = [QuantSpec()] + [reading_spec(r, b) for r in (readings or p.readings)]
+    return [p.config(*p.resnet, q, seed=s) for q in quants for s in seeds]
+
+
+def dorefa_configs(p: Profile, bits: Sequence[int] = (4, 8), seeds: Sequence[int] | None = None,
+                   reading: str = "literal") -> list[TrainConfig]:
+    """Table 6: DoReFa-Net against the MIA quantizer (under ``reading``) on the profile's ResNet at each bitwidth."""
     a, d = p.resnet
-    return [p.config(a, d, QuantSpec(m, b), seed=s) for b in bits for m in ("dorefa", "mia") for s in _seeds(p, seeds)]
+    return [p.config(a, d, q, seed=s) for b in bits for q in (QuantSpec("dorefa", b), reading_spec(reading, b))
+            for s in _seeds(p, seeds)]
 
 
-def partial_configs(p: Profile, bits: Sequence[int] = (4,), last: int = 5, seeds: Sequence[int] | None = None) -> list[TrainConfig]:
+def partial_configs(p: Profile, bits: Sequence[int] = (4,), last: int = 5, seeds: Sequence[int] | None = None,
+                    reading: str = "literal") -> list[TrainConfig]:
     """Figure 6: only the last ``last`` layers quantized, against full precision and all layers."""
     a, d = p.resnet
-    quants = [QuantSpec()] + [q for b in bits for q in (QuantSpec("mia", b, layers=f"last:{last}"), QuantSpec("mia", b))]
+    quants = [QuantSpec()] + [q for b in bits for q in (reading_spec(reading, b, layers=f"last:{last}"), reading_spec(reading, b))]
     return [p.config(a, d, q, seed=s) for q in quants for s in _seeds(p, seeds)]
 
 
-def zero_point_configs(p: Profile, bits: Sequence[int] | None = None, seeds: Sequence[int] | None = None) -> list[TrainConfig]:
-    """The quantizer chapter: z = 2 (the paper's) against a centred zero point z = 2^(b-1)."""
-    a, d = p.resnet
-    quants = [QuantSpec()] + [QuantSpec("mia", b, zero_point=z) for b in (bits or p.bits) for z in (2, "centred")]
-    return [p.config(a, d, q, seed=s) for q in quants for s in _seeds(p, seeds)]
+def recipe_configs(p: Profile, readings: Sequence[str] | None = None, bits: int | None = None) -> list[TrainConfig]:
+    """The recipe comparison: the profile's ResNet at full precision and at ``bits`` (default: the lowest)
+    under each reading, trained with each recipe of ``p.recipes`` (seed 0)."""
+    b = bits or min(p.bits)
+    quants = [QuantSpec()] + [reading_spec(r, b) for r in (readings or p.readings)]
+    return list(dict.fromkeys(p.config(*p.resnet, q, recipe=r, seed=0) for r in p.recipes for q in quants))
 
 
 def lira_configs(p: Profile, bits: Sequence[int] = (4,), seeds: Sequence[int] | None = None) -> list[TrainConfig]:
     """LiRA targets: full precision and the MIA quantizer (z = 2 and centred) on the profile's LiRA models."""
-    quants = [QuantSpec()] + [QuantSpec("mia", b, zero_point=z) for b in bits for z in (2, "centred")]
+    quants = [QuantSpec()] + [reading_spec(r, b) for b in bits for r in ("literal", "centred")]
     return [p.config(a, d, q, seed=s) for a, d in p.lira_models for q in quants for s in _seeds(p, seeds)]
 
 
+SWEEP_CURVES = ("literal", "centred", "min-anchored", "dorefa")
+
+
 def sweep_configs(p: Profile, bits: Sequence[int] | None = None, seeds: Sequence[int] | None = None) -> list[TrainConfig]:
-    """Privacy-utility sweep: both quantizers over ``sweep_bits`` (and the centred MIA zero point)."""
+    """Privacy-utility sweep over ``sweep_bits``: DoReFa-Net and the MIA quantizer under three readings."""
     a, d = p.sweep
     quants = [QuantSpec()]
     for b in bits or p.sweep_bits:
-        quants += [QuantSpec("mia", b), QuantSpec("mia", b, zero_point="centred"), QuantSpec("dorefa", b)]
+        quants += [QuantSpec("dorefa", b) if c == "dorefa" else reading_spec(c, b) for c in SWEEP_CURVES]
     return [p.config(a, d, q, seed=s) for q in quants for s in _seeds(p, seeds)]
+
+
+# ResNet-50 is the costliest model by far; the paper's statements about it are about 4 and 8 bits only.
+READING_BITS = {"resnet50": (4, 8)}
+
+
+def reading_bits(p: Profile, arch: str) -> tuple[int, ...]:
+    """The bitwidths at which the readings page runs (and its statements read) ``arch``."""
+    return tuple(b for b in p.bits if b in READING_BITS.get(arch, p.bits))
+
+
+def readings_plan(p: Profile) -> list[tuple[TrainConfig, tuple[str, ...]]]:
+    """What the readings page needs: every reading's Tables 3-5 and Figure 6 configurations (seed 0, at
+    :func:`reading_bits`; the adaptive shadow at the lowest bitwidth, not for ResNet-50), Table 6's
+    DoReFa-Net, the claim rows and the recipe comparison."""
+    low = min(p.bits)
+    plan: list[tuple[TrainConfig, tuple[str, ...]]] = []
+    for r in p.readings:
+        for c in paper_configs(p, seeds=(0,), reading=r):
+            if c.quant.method == "mia" and c.quant.bits not in reading_bits(p, c.arch):
+                continue
+            plan.append((c, ("shadow", "adaptive") if c.quant.bits == low and c.arch != "resnet50" else ("shadow",)))
+        plan += [(c, ("shadow",)) for c in partial_configs(p, seeds=(0,), reading=r)]
+    plan += [(c, ("shadow",)) for c in dorefa_configs(p, seeds=(0,))]
+    plan += [(c, ("shadow",)) for c in claim_configs(p) + recipe_configs(p)]
+    return plan
 
 
 def book_plan(p: Profile) -> list[tuple[TrainConfig, tuple[str, ...]]]:
@@ -75,29 +131,41 @@ def book_plan(p: Profile) -> list[tuple[TrainConfig, tuple[str, ...]]]:
             plan.setdefault(c, set()).update(attacks)
 
     add(paper_configs(p), ("shadow", "adaptive", "metric"))
-    add(dorefa_configs(p), ("shadow", "adaptive"))
+    for c, attacks in readings_plan(p):
+        add([c], attacks)
+    add(dorefa_configs(p), ("shadow",))
     add(partial_configs(p), ("shadow",))
-    add(zero_point_configs(p), ("shadow",))
     add(lira_configs(p), ("shadow", "lira"))
     add(sweep_configs(p), ("shadow",))
-    order = ("shadow", "adaptive", "metric", "lira")
-    return [(c, tuple(a for a in order if a in attacks)) for c, attacks in plan.items()]
+    from .experiment import ATTACKS
+
+    return [(c, tuple(a for a in ATTACKS if a in attacks)) for c, attacks in plan.items()]
 
 
 def run_plan(p: Profile, data_root=None, device=None, progress: bool | None = None) -> pd.DataFrame:
     """Evaluate the whole book plan; returns all rows. Cached models and rows are reused."""
-    from .experiment import attack_variants, evaluate, models_needed
+    from .experiment import evaluate, models_needed
     from .multitrain import train_many
 
     plan = book_plan(p)
     start = time.perf_counter()
     # every model of the plan first, so that models of one shape train together on a GPU
-    needed = [c for config, attacks in plan
-              for cs in models_needed(config, attack_variants(attacks), p.lira_refs).values() for c in cs]
+    needed = [c for config, attacks in plan for cs in models_needed(config, attacks, p.lira_refs).values() for c in cs]
     train_many(needed, data_root, device, progress)
     frames = []
     for config, attacks in tqdm(plan, desc=f"{p.name} plan", unit="target", disable=progress is False):
-        frames.append(evaluate(config, attacks, profile=p.name, data_root=data_root, device=device, progress=progress))
+        frames.append(evaluate(config, attacks, profile=p, data_root=data_root, device=device, progress=progress))
     df = pd.concat(frames, ignore_index=True)
     df.attrs["seconds"] = time.perf_counter() - start
     return df
+
+
+def count_models(p: Profile) -> dict[str, int]:
+    """Distinct models the plan trains, by architecture (targets, shadows and reference models)."""
+    from .experiment import models_needed
+
+    models = {c for config, attacks in book_plan(p) for cs in models_needed(config, attacks, p.lira_refs).values() for c in cs}
+    out: dict[str, int] = {}
+    for c in models:
+        out[c.arch] = out.get(c.arch, 0) + 1
+    return out

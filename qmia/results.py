@@ -1,9 +1,12 @@
-"""The results store: one JSON row and one ROC file per (target config, attack, settings).
+"""The results store: one JSON row, one ROC file and one per-example score file per (target
+config, attack, settings).
 
 Rows live in ``<results>/rows/<row_key>.json`` (written atomically, so concurrent or
-interrupted runs never corrupt the store) and their ROC points in
-``<results>/roc/<row_key>.npz``; :func:`load_results` gathers them into one tidy DataFrame
-and :func:`export_csv` writes ``<results>/results.csv`` for people who prefer one file.
+interrupted runs never corrupt the store), their ROC points in ``<results>/roc/<row_key>.npz``
+and the attack's per-example scores, decisions, membership and dataset indices in
+``<results>/scores/<row_key>.npz`` (what the uncertainty of a claim is computed from, see
+:mod:`qmia.uncertainty`); :func:`load_results` gathers the rows into one tidy DataFrame and
+:func:`export_csv` writes ``<results>/results.csv`` for people who prefer one file.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from .store import atomic_write, atomic_write_json, results_root
+from .uncertainty import AttackOutcome
 
 
 def row_path(row_key: str) -> Path:
@@ -25,10 +29,28 @@ def roc_path(row_key: str) -> Path:
     return results_root() / "roc" / f"{row_key}.npz"
 
 
-def save_row(row: dict, fpr: np.ndarray, tpr: np.ndarray) -> None:
-    """Store a row and its ROC points (the ROC first, so a stored row always has its curve)."""
-    atomic_write(roc_path(row["row_key"]), lambda f: np.savez_compressed(f, fpr=fpr, tpr=tpr))
-    atomic_write_json(row, row_path(row["row_key"]))
+def scores_path(row_key: str) -> Path:
+    return results_root() / "scores" / f"{row_key}.npz"
+
+
+def save_row(row: dict, fpr: np.ndarray, tpr: np.ndarray, *, scores: np.ndarray, pred: np.ndarray, member: np.ndarray,
+             index: np.ndarray) -> None:
+    """Store a row, its ROC points and its per-example outcome (those first, so a stored row always has them).
+
+    scores: float, higher = member; pred: 0/1 decisions; member: 1 for members; index: dataset indices (all length n).
+    """
+    key = row["row_key"]
+    atomic_write(roc_path(key), lambda f: np.savez_compressed(f, fpr=fpr, tpr=tpr))
+    atomic_write(scores_path(key), lambda f: np.savez_compressed(
+        f, scores=np.asarray(scores, dtype=np.float64), pred=np.asarray(pred, dtype=np.int8),
+        member=np.asarray(member, dtype=np.int8), index=np.asarray(index, dtype=np.int64)))
+    atomic_write_json(row, row_path(key))
+
+
+def load_outcome(row) -> AttackOutcome:
+    """The per-example outcome of a stored row (a dict or a pandas Series), for :mod:`qmia.uncertainty`."""
+    with np.load(scores_path(row["row_key"])) as z:
+        return AttackOutcome(z["scores"], z["pred"], z["member"], z["index"], int(row["seed"]))
 
 
 def load_row(row_key: str) -> dict | None:
@@ -60,11 +82,12 @@ def load_roc(row) -> tuple[np.ndarray, np.ndarray]:
 
 
 def provenance(df: pd.DataFrame) -> str:
-    """One line naming the profile(s), seeds, data and commit(s) behind a table or figure."""
+    """One line naming the profile(s), seeds, data (with its source and checksum) and commit(s) behind a table or figure."""
     if len(df) == 0:
         return "no results"
 
     def uniq(col: str) -> str:
-        return ", ".join(str(v) for v in sorted(pd.unique(df[col].astype(str))))
+        return ", ".join(str(v) for v in sorted(pd.unique(df[col].astype(str)))) if col in df.columns else "not recorded"
 
-    return f"profile {uniq('profile')} · seeds {uniq('seed')} · data {uniq('data')} · commit {uniq('commit')}"
+    return (f"profile {uniq('profile')} · seeds {uniq('seed')} · data {uniq('data')} · source {uniq('data_source')} · "
+            f"device {uniq('device')} · commit {uniq('commit')}")

@@ -1,8 +1,7 @@
-"""Where cached things live, and writing them so that an interruption never leaves half a file.
+"""Writing cached things so that an interruption never leaves half a file, and stable hashes.
 
-The cache root is ``$QMIA_CACHE`` or ``cache/``; results go under ``$QMIA_RESULTS`` or
-``results/``. Every write goes to a temporary file in the same folder, then
-``os.replace`` renames it into place (atomic on POSIX).
+Every write goes to a temporary file in the same folder, then ``os.replace`` renames it into
+place (atomic on POSIX). Where the folders are: :mod:`qmia.settings`.
 """
 
 from __future__ import annotations
@@ -16,13 +15,7 @@ from typing import Any
 
 import torch
 
-
-def cache_root() -> Path:
-    return Path(os.environ.get("QMIA_CACHE") or "cache")
-
-
-def results_root() -> Path:
-    return Path(os.environ.get("QMIA_RESULTS") or "results")
+from .settings import cache_root, results_root  # noqa: F401  (re-exported: where cached things live)
 
 
 def atomic_write(path: Path, write) -> Path:

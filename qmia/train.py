@@ -27,6 +27,7 @@ from .config import TRAIN_VERSION, TrainConfig
 from .data import SPLITS, apply_augment, augment_draws, dataset_info, half_subset, load_dataset, make_splits, normalize, standardize
 from .models import build_model
 from .quantizers import export_quantized, project_weights, quantize_model
+from .settings import cuda_graphs_default, progress_default
 from .store import atomic_save, atomic_write_json, cache_root
 
 
@@ -36,8 +37,12 @@ def default_device() -> torch.device:
 
 @lru_cache(maxsize=1)
 def git_commit() -> str:
+    """The repository's short commit, with '-dirty' when tracked files differ from it ('unknown' outside git)."""
+    root = Path(__file__).resolve().parent.parent
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+        run = lambda *a: subprocess.run(["git", *a], cwd=root, capture_output=True, text=True, check=True).stdout.strip()  # noqa: E731
+        commit = run("rev-parse", "--short", "HEAD")
+        return commit + ("-dirty" if run("status", "--porcelain", "--untracked-files=no") else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
@@ -58,7 +63,7 @@ def training_indices(config: TrainConfig, splits: dict[str, torch.Tensor]) -> to
 def _progress_enabled(progress: bool | None) -> bool:
     if progress is not None:
         return progress
-    return os.environ.get("QMIA_PROGRESS", "1") != "0"
+    return progress_default()
 
 
 def build_exported(config: TrainConfig) -> nn.Module:
@@ -151,7 +156,7 @@ def make_batch(x_u8: torch.Tensor, idx: torch.Tensor, draws: dict | None, info) 
 
 def cuda_graphs_enabled(dev: torch.device) -> bool:
     """CUDA graphs for the training step: on CUDA unless ``QMIA_CUDA_GRAPHS=0``."""
-    return dev.type == "cuda" and os.environ.get("QMIA_CUDA_GRAPHS", "1") != "0"
+    return dev.type == "cuda" and cuda_graphs_default()
 
 
 def graphed(fn, sample_args: tuple, dev: torch.device):

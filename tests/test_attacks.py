@@ -2,11 +2,11 @@ import numpy as np
 import pytest
 import torch
 
-from qmia.attacks import lira, metric_attack, metric_scores, scaled_confidence, shadow_attack
+from qmia.attacks import lira, metric_attack, metric_scores, reference_tpr_at_fpr, scaled_confidence, shadow_attack
 from qmia.config import TrainConfig
 from qmia.data import dataset_info, load_dataset
 from qmia.experiment import attack_variants, evaluate
-from qmia.metrics import auc_score
+from qmia.metrics import auc_score, best_threshold, tpr_at_fpr
 from qmia.models import build_model
 from qmia.train import predict
 
@@ -85,10 +85,133 @@ def test_lira_separates_synthetic_members():
         lira(target[:, None], ref_obs[:, :10, None], ref_in)
 
 
+def _reference_set():
+    """The fixed set the expected reference-code numbers below were computed on."""
+    rng = np.random.default_rng(7)
+    r, n, q = 8, 6, 2
+    ref_in = rng.random((r, n)).argsort(0) < r // 2  # balanced: every example IN exactly 4 refs
+    base = rng.normal(0, 1, (n, q))
+    ref_obs = base + 1.5 * ref_in[..., None] + rng.normal(0, 0.5, (r, n, q))
+    member = np.array([True, True, True, False, False, False])
+    target_obs = base + 1.5 * member[:, None] + rng.normal(0, 0.5, (n, q))
+    unbalanced = ref_in.copy()  # example 0 gains an IN ref (its first OUT one), example 1 loses its last IN ref
+    unbalanced[np.flatnonzero(~unbalanced[:, 0])[0], 0] = True
+    unbalanced[np.flatnonzero(unbalanced[:, 1])[-1], 1] = False
+    return target_obs, ref_obs, ref_in, unbalanced, member
+
+
+# Membership scores (higher = member) of Carlini et al.'s released code on _reference_set():
+# tensorflow/privacy, research/mi_lira_2021/plot.py at commit 03035d5d4a271ac795dab80f5bc1cef82fc3d462,
+# generate_ours (online) and generate_ours_offline (offline) called as
+# fn(keep=ref_in, scores=ref_obs, check_keep=[member], check_scores=[target_obs], fix_variance=fv)
+# with the file copied to /tmp and imported unchanged; printed as repr(float) of -prediction
+# (their sweep() ranks by -prediction). Keys: (mask, online, fix_variance). Only the numbers are copied.
+REFERENCE_SCORES = {
+    ("balanced", True, True): [0.516402570005488, 1.8665407335170907, 0.6489052626352632, -0.3937291149717811, -1.5517155505783615, -2.21485708132308],
+    ("balanced", True, False): [1.0323355550149234, 16.02003966658913, 4.5693296884372785, -6.013689300391478, -13.164226832565774, -21.386059000928235],
+    ("balanced", False, True): [1.5050815934264103, 2.69794307484363, 1.5472673058566617, 1.0585320514349097, 1.318684454259044, 1.1724396883877595],
+    ("balanced", False, False): [4.683270203046972, 16.14987166328263, 5.404795443136916, 1.4973971390081549, 1.970045120290029, 3.8944846298985727],
+    ("unbalanced", True, True): [0.3138335707887461, 1.1822704766501053, 0.562727155328775, -0.26666387739572306, -1.2649910992205005, -1.7878849930440197],
+    ("unbalanced", True, False): [44.01297970745942, 14.680676426321488, 4.694255518897597, -30.17746421779621, 8.417096168940965, -13.310433192585549],
+    ("unbalanced", False, True): [1.4254008505096771, 2.4989236412535107, 1.7881759129669255, 1.074162876316086, 1.419068907755801, 1.2040604842919582],
+    ("unbalanced", False, False): [45.012676163649964, 15.207852143093188, 5.727417347432249, 2.1340109033437495, 22.32827925101494, 9.054578528724825],
+}
+
+
+@pytest.mark.parametrize("key", sorted(REFERENCE_SCORES))
+def test_lira_reference_scoring_matches_the_released_code(key):
+    target_obs, ref_obs, balanced, unbalanced, _ = _reference_set()
+    mask, online, fix_variance = key
+    ref_in = balanced if mask == "balanced" else unbalanced
+    got = lira(target_obs, ref_obs, ref_in, online=online, fix_variance=fix_variance, scoring="reference")
+    assert np.allclose(got, REFERENCE_SCORES[key], rtol=0, atol=1e-9)
+
+
+def test_lira_default_scoring_is_ours_and_unknown_scoring_raises():
+    target_obs, ref_obs, ref_in, _, _ = _reference_set()
+    for online in (True, False):
+        default = lira(target_obs, ref_obs, ref_in, online=online)
+        assert np.array_equal(default, lira(target_obs, ref_obs, ref_in, online=online, scoring="qmia"))
+        assert not np.allclose(default, lira(target_obs, ref_obs, ref_in, online=online, scoring="reference"))
+    with pytest.raises(ValueError, match="qmia, reference"):
+        lira(target_obs, ref_obs, ref_in, scoring="bogus")
+    no_in = ref_in.copy()
+    no_in[:, 0] = False
+    with pytest.raises(ValueError, match="IN reference"):
+        lira(target_obs, ref_obs, no_in, scoring="reference")
+
+
+def test_reference_tpr_at_fpr_uses_fpr_strictly_below_alpha():
+    # ranked: M M N M N M N N; ROC points (fpr, tpr): (0, .5), (.25, .5), (.25, .75), (.5, .75), ...
+    scores = np.array([0.9, 0.8, 0.6, 0.3, 0.7, 0.5, 0.2, 0.1])
+    labels = np.array([1, 1, 1, 1, 0, 0, 0, 0])
+    assert reference_tpr_at_fpr(scores, labels, 0.25) == 0.5  # FPR < 0.25: only fpr 0
+    assert reference_tpr_at_fpr(scores, labels, 0.3) == 0.75
+    from sklearn.metrics import roc_curve
+
+    fpr, tpr, _ = roc_curve(labels, scores)
+    assert tpr_at_fpr(fpr, tpr, 0.25) == 0.75  # ours, FPR <= 0.25
+    with pytest.raises(ValueError, match="above 0"):
+        reference_tpr_at_fpr(scores, labels, 0.0)
+
+
+def _conf_logits(p_true: np.ndarray, labels: np.ndarray, classes: int = 3) -> torch.Tensor:
+    """Logits whose softmax gives probability p_true to the true label, the rest spread evenly."""
+    p = np.repeat(((1 - p_true) / (classes - 1))[:, None], classes, 1)
+    p[np.arange(len(p)), labels] = p_true
+    return torch.tensor(np.log(p))
+
+
+def _class_split(rng, n: int, conf: dict[int, float]) -> tuple[torch.Tensor, torch.Tensor]:
+    labels = np.arange(n) % len(conf)
+    p = np.clip(np.array([conf[c] for c in labels]) + rng.normal(0, 0.02, n), 0.01, 0.999)
+    return _conf_logits(p, labels), torch.tensor(labels)
+
+
+def test_class_wise_thresholds_beat_one_global_threshold():
+    # class 0: members ~0.99, non-members ~0.9; class 1: members ~0.6, non-members ~0.3
+    rng = np.random.default_rng(0)
+    member, nonmember = {0: 0.99, 1: 0.6}, {0: 0.9, 1: 0.3}
+    shadow = (*_class_split(rng, 200, member), *_class_split(rng, 200, nonmember))
+    target = (*_class_split(rng, 200, member), *_class_split(rng, 200, nonmember))
+    truth = np.r_[np.ones(200), np.zeros(200)]
+    s_g, p_g, thr_g = metric_attack("confidence", shadow, target)
+    s_c, p_c, thr_c = metric_attack("confidence", shadow, target, class_wise=True)
+    assert np.array_equal(s_g, s_c)  # same scores, so the same AUC
+    acc_g, acc_c = (p_g == truth).mean(), (p_c == truth).mean()
+    assert acc_c > 0.97 and acc_c > acc_g + 0.15
+    assert thr_c.shape == (2,) and thr_c.dtype == np.float64
+    assert 0.9 < thr_c[0] < 0.99 and 0.3 < thr_c[1] < 0.6 and isinstance(thr_g, float)
+
+
+def test_class_wise_falls_back_to_the_global_threshold():
+    rng = np.random.default_rng(1)
+    member, nonmember = {0: 0.99, 1: 0.6, 2: 0.8}, {0: 0.9, 1: 0.3, 2: 0.5}
+    s_in, y_in = _class_split(rng, 300, member)
+    s_out, y_out = _class_split(rng, 300, nonmember)
+    keep = y_out != 2  # the shadow has no non-members of class 2
+    shadow = (s_in, y_in, s_out[keep], y_out[keep])
+    target = (*_class_split(rng, 300, member), *_class_split(rng, 300, nonmember))
+    _, _, thr_g = metric_attack("confidence", shadow, target)
+    _, p_c, thr_c = metric_attack("confidence", shadow, target, class_wise=True)
+    assert thr_c.shape == (3,) and thr_c[2] == thr_g
+    sh_scores = np.concatenate([metric_scores(shadow[0], shadow[1], "confidence"), metric_scores(shadow[2], shadow[3], "confidence")])
+    sh_labels = torch.cat([shadow[1], shadow[3]]).numpy()
+    sh_member = np.r_[np.ones(len(y_in)), np.zeros(int(keep.sum()))]
+    for c in (0, 1):
+        assert thr_c[c] == best_threshold(sh_scores[sh_labels == c], sh_member[sh_labels == c])
+    assert thr_c[0] > 0.9 > thr_g  # class 0 got its own threshold
+    t_labels = torch.cat([target[1], target[3]]).numpy()
+    t_scores = np.concatenate([metric_scores(target[0], target[1], "confidence"), metric_scores(target[2], target[3], "confidence")])
+    assert np.array_equal(p_c[t_labels == 2], (t_scores[t_labels == 2] >= thr_g).astype(int))
+
+
 def test_unknown_attack_lists_the_valid_ones():
     with pytest.raises(ValueError, match="shadow, adaptive, metric, lira, all"):
         attack_variants(["shadow", "label-only"])
-    assert attack_variants("all")[0] == "shadow" and len(attack_variants("all")) == 10
+    every = attack_variants("all")
+    assert every[0] == "shadow" and len(every) == len(set(every)) == 12
+    assert every[-2:] == ["lira-online-reference", "lira-offline-reference"]  # LiRA scored as Carlini et al.'s code
 
 
 def test_memorising_model_leaks_and_attacks_detect_it():

@@ -47,8 +47,12 @@ def test_sweep_dry_run_lists_the_book_plan():
     assert r.returncode == 0
     plan = book_plan(get_profile("quick"))
     assert f"{len(plan)} target configurations" in r.stdout
-    assert "cifar10/resnet20/dorefa-w4a4/target/seed0: shadow, adaptive" in r.stdout
+    assert "cifar10/resnet20/dorefa-w4a4/target/seed0: shadow\n" in r.stdout
     assert "fashion_mnist/lenet/fp32/target/seed0: shadow, adaptive, metric, lira" in r.stdout
+    assert "cifar10/resnet20/mia-4b-min/target/seed2: shadow\n" in r.stdout  # a claim row of another reading
+    from qmia.plan import count_models
+
+    assert f"{sum(count_models(get_profile('quick')).values())} models to train" in r.stdout
 
 
 @pytest.mark.parametrize("name", ["smoke", "quick", "paper"])
@@ -57,5 +61,9 @@ def test_book_plan_covers_every_result(name):
     plan = dict(book_plan(p))
     labels = {c.quant.label for c in plan if (c.arch, c.dataset) == p.resnet}
     assert {"fp32", "mia-4b", "mia-8b", "mia-16b", "dorefa-w4a4", "dorefa-w8a8", "mia-4b-last5", "mia-8b-zc"} <= labels
+    for reading in ("zc", "min", "eq"):  # every reading of the quantizer at every bitwidth, and partially
+        assert {f"mia-{b}b-{reading}" for b in p.bits} | {f"mia-4b-{reading}-last5"} <= labels
+    claim_seeds = {c.seed for c in plan if (c.arch, c.dataset) == p.resnet and c.quant.label == "mia-4b-min"}
+    assert claim_seeds == set(p.claim_seeds) and len(claim_seeds) == 3
     assert any("lira" in a for a in plan.values())
     assert len({c.key for c in plan}) == len(plan)

@@ -1,5 +1,7 @@
 import gzip
+import hashlib
 import io
+import json
 import struct
 import tarfile
 
@@ -10,14 +12,18 @@ from PIL import Image
 
 from qmia.data import (
     CIFAR10_CLASSES,
+    DATA_VERSION,
     SPLITS,
     DatasetUnavailable,
     augment,
+    data_checksum,
+    data_source,
     dataset_info,
     half_subset,
     load_dataset,
     make_splits,
 )
+from qmia.store import atomic_save
 
 
 def test_splits_are_disjoint_seeded_and_sized():
@@ -49,9 +55,46 @@ def test_digits_loads_offline_and_is_cached(_isolated):
     x, y = load_dataset("digits")
     assert x.dtype == torch.uint8 and x.shape == (1797, 1, 16, 16) and y.shape == (1797,)
     assert set(y.tolist()) == set(range(10))
-    assert (_isolated / "cache" / "data").glob("digits*.pt")
+    assert (_isolated / "cache" / "data" / f"digits-v{DATA_VERSION}.pt").is_file()
     x2, _ = load_dataset("digits")
     assert torch.equal(x, x2)
+
+
+def test_first_load_records_the_source_and_checksum(_isolated):
+    sidecar = _isolated / "cache" / "data" / f"digits-v{DATA_VERSION}.json"
+    assert not sidecar.exists()
+    x, y = load_dataset("digits")
+    record = json.loads(sidecar.read_text())
+    digest = hashlib.sha256(x.numpy().tobytes() + y.numpy().tobytes()).hexdigest()
+    assert record["source"] == "scikit-learn load_digits, resized to 16x16" and record["sha256"] == digest == data_checksum(x, y)
+    line = data_source("digits")
+    assert line == f"digits: scikit-learn load_digits, resized to 16x16; images sha256 {digest[:12]}"
+    assert data_source("digits") == line and load_dataset("digits")[0].equal(x)  # stable; the cache is still used
+
+
+def test_data_source_follows_the_cached_pixels(_isolated):
+    assert data_source("digits").startswith("digits: scikit-learn load_digits")  # nothing cached: load_dataset decodes
+    cached = _isolated / "cache" / "data" / f"digits-v{DATA_VERSION}.pt"
+    x, y = load_dataset("digits")
+    before = data_source("digits")
+    atomic_save({"x": x, "y": y}, cached)  # rewritten with the same pixels: the recorded source stands
+    assert data_source("digits") == before
+    x = x.clone()
+    x[0, 0, 0, 0] ^= 1  # one pixel differs
+    atomic_save({"x": x, "y": y}, cached)
+    after = data_source("digits")
+    assert after != before and after == f"digits: cached tensors (source not recorded); images sha256 {data_checksum(x, y)[:12]}"
+    assert data_source("digits") == after
+
+
+def test_a_cache_without_sidecar_is_checksummed_and_recorded(_isolated):
+    x, y = load_dataset("digits")
+    sidecar = _isolated / "cache" / "data" / f"digits-v{DATA_VERSION}.json"
+    sidecar.unlink()  # a cache made before sidecars existed
+    line = data_source("digits")
+    assert line == f"digits: cached tensors (source not recorded); images sha256 {data_checksum(x, y)[:12]}"
+    assert json.loads(sidecar.read_text())["sha256"] == data_checksum(x, y)
+    assert data_source("digits") == line
 
 
 def _idx(path, arr, labels=False):
@@ -92,6 +135,7 @@ def test_cifar10_from_an_image_folder_tarball(tmp_path):
     x, y = load_dataset("cifar10", tmp_path, download=False)
     assert x.shape == (9, 3, 32, 32) and y.tolist() == [0, 0, 1, 1, 2, 2, 0, 1, 2]
     assert abs(int(x[2, 0].float().mean()) - 100) < 4  # class 1's red channel survived decoding
+    assert data_source("cifar10").startswith("cifar10: image-folder tarball cifar10-jpeg-q75.tar.gz (JPEG copy); images sha256 ")
 
 
 def test_cifar10_from_an_image_folder(tmp_path):
@@ -109,6 +153,8 @@ def test_missing_dataset_says_where_it_looked_and_what_to_do(tmp_path):
         load_dataset("cifar10", tmp_path / "none", download=False)
     msg = str(e.value)
     assert str(tmp_path / "none") in msg and "QMIA_DATA" in msg and "--data-root" in msg and "PROFILE=smoke" in msg
+    with pytest.raises(DatasetUnavailable):
+        data_source("cifar10", tmp_path / "none")  # never downloads
 
 
 def test_unknown_dataset_lists_valid_ones():

@@ -17,14 +17,30 @@ def test_attack_metrics_on_a_hand_checked_case():
     assert m["advantage"] == pytest.approx(0.5)
     # 16 (member, non-member) pairs; the member scored 0.3 loses to 0.6 only: AUC = 15/16
     assert m["auc"] == pytest.approx(15 / 16)
-    # three members score above every non-member: TPR 0.75 at FPR 0
-    assert m["tpr_at_0.1%fpr"] == pytest.approx(0.75) and m["tpr_at_1%fpr"] == pytest.approx(0.75)
+    # 4 non-members cannot measure TPR at 1 % or 0.1 % FPR (fewer than 10 false positives there)
+    assert np.isnan(m["tpr_at_0.1%fpr"]) and np.isnan(m["tpr_at_1%fpr"])
     assert m["n_members"] == 4 and m["n_nonmembers"] == 4
 
 
+def test_low_fpr_tpr_is_reported_only_where_measurable():
+    rng = np.random.default_rng(3)
+    for n_non, measured in ((999, {"tpr_at_0.1%fpr": False, "tpr_at_1%fpr": False}),
+                            (1000, {"tpr_at_0.1%fpr": False, "tpr_at_1%fpr": True}),
+                            (10000, {"tpr_at_0.1%fpr": True, "tpr_at_1%fpr": True})):
+        labels = np.r_[np.ones(500), np.zeros(n_non)].astype(int)
+        scores = rng.normal(labels, 1)
+        m = attack_metrics(scores, labels, (scores > 0.5).astype(int))
+        ci = bootstrap_intervals(scores, labels, (scores > 0.5).astype(int), n_boot=20)
+        for k, ok in measured.items():
+            assert np.isfinite(m[k]) == ok and np.isfinite(ci[f"{k}_lo"]) == ok, (n_non, k)
+            if ok:
+                fpr, tpr = roc_points(scores, labels, max_points=10**6)
+                assert m[k] == tpr_at_fpr(fpr, tpr, 0.001 if "0.1" in k else 0.01)
+
+
 def test_constant_scores_give_auc_one_half():
-    m = attack_metrics(np.zeros(10), np.r_[np.ones(5), np.zeros(5)], np.zeros(10))
-    assert m["auc"] == 0.5 and m["tpr_at_1%fpr"] == 0.0 and m["f1_member"] == 0.0
+    m = attack_metrics(np.zeros(2000), np.r_[np.ones(1000), np.zeros(1000)], np.zeros(2000))
+    assert m["auc"] == 0.5 and m["tpr_at_1%fpr"] == 0.0 and m["f1_member"] == 0.0 and m["advantage"] == 0.0
 
 
 @pytest.mark.parametrize(
@@ -50,11 +66,11 @@ def test_tpr_at_fpr_reads_the_curve():
 
 def test_bootstrap_intervals_bracket_the_estimate():
     rng = np.random.default_rng(0)
-    labels = np.r_[np.ones(300), np.zeros(300)].astype(int)
+    labels = np.r_[np.ones(300), np.zeros(1000)].astype(int)
     scores = rng.normal(labels * 0.5, 1)
     preds = (scores > 0.25).astype(int)
     m, ci = attack_metrics(scores, labels, preds), bootstrap_intervals(scores, labels, preds, n_boot=100)
-    for k in ("attack_acc", "auc", "tpr_at_1%fpr"):
+    for k in ("attack_acc", "auc", "advantage", "tpr_at_1%fpr"):
         assert ci[f"{k}_lo"] <= m[k] <= ci[f"{k}_hi"]
     assert 0.02 < ci["auc_hi"] - ci["auc_lo"] < 0.2
 

@@ -1,0 +1,133 @@
+"""Cache invalidation that cannot be forgotten: a fingerprint of each cached thing's behaviour, tied to its version.
+
+Cached models are keyed by TRAIN_VERSION, DATA_VERSION and the quantizers' versions; result rows by
+ATTACK_VERSION. Each guard below runs the code it guards on fixed inputs and hashes what comes out. When
+the code's behaviour changes and its version does not, the test fails and names the version to bump;
+when a version is bumped, it fails until the new fingerprint is recorded:
+
+    python tests/test_versions.py --record
+
+(say in the commit message which stored models or rows the bump invalidates). Only code whose output is
+fixed by its inputs and seeds is fingerprinted (no sklearn model fitting, no float training loops), so a
+library upgrade does not trip it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+RECORD = ROOT / "tests" / "fingerprints.json"
+
+
+def _digest(values) -> str:
+    h = hashlib.sha256()
+    for v in values:
+        a = v.detach().cpu().double().numpy() if isinstance(v, torch.Tensor) else np.asarray(v, dtype=np.float64)
+        h.update(np.round(a, 6).tobytes())
+    return h.hexdigest()[:16]
+
+
+def _quantizers() -> tuple[dict, str]:
+    from qmia.quantizers import PAPER_READINGS, QUANTIZER_VERSIONS, DoReFaActivation, DoReFaWeight, QuantSpec, mia_quantize
+
+    w = torch.linspace(-1.3, 0.9, 211).reshape(1, 211) * torch.linspace(0.5, 1.5, 3).reshape(3, 1)
+    out = []
+    for b in (1, 2, 4, 8, 16):
+        for kw in PAPER_READINGS.values():
+            spec = QuantSpec("mia", b, **kw)
+            out.append(mia_quantize(w, b, spec.resolved_zero_point, spec.reading))
+        out += [DoReFaWeight(b, gain=0.37)(w), DoReFaActivation(b)(w)]
+    return {"versions": {f"{m}:{b}": v for (m, b), v in QUANTIZER_VERSIONS.items()}}, _digest(out)
+
+
+def _attacks() -> tuple[dict, str]:
+    from qmia.attacks import lira, metric_scores, scaled_confidence
+    from qmia.experiment import ATTACK_VERSION
+    from qmia.metrics import attack_metrics, bootstrap_intervals, roc_points
+
+    g = torch.Generator().manual_seed(0)
+    logits, labels = torch.randn(60, 10, generator=g) * 3, torch.randint(0, 10, (60,), generator=g)
+    out = [metric_scores(logits, labels, m) for m in ("confidence", "loss", "entropy", "mentropy")]
+    out.append(scaled_confidence(logits, labels))
+    rng = np.random.default_rng(0)
+    ref_in = np.stack([rng.permutation(20) < 10 for _ in range(6)])
+    ref_obs, target = rng.normal(size=(6, 20, 2)) + ref_in[..., None], rng.normal(size=(20, 2))
+    out += [lira(target, ref_obs, ref_in, online=o, scoring=s) for o in (True, False) for s in ("qmia", "reference")]
+    y = np.r_[np.ones(1000), np.zeros(1000)].astype(int)
+    scores = rng.normal(size=2000) + 0.5 * y
+    m = attack_metrics(scores, y, (scores > 0.3).astype(int))
+    ci = bootstrap_intervals(scores, y, (scores > 0.3).astype(int), n_boot=20)
+    out += [[m[k] for k in sorted(m)], [ci[k] for k in sorted(ci)], *roc_points(scores, y, max_points=50)]
+    return {"version": ATTACK_VERSION}, _digest(out)
+
+
+def _training() -> tuple[dict, str]:
+    from qmia.config import TRAIN_VERSION, TrainConfig
+    from qmia.data import DATA_VERSION, apply_augment, augment_draws, dataset_info, half_subset, make_splits
+    from qmia.models import build_model
+    from qmia.train import epoch_plan, make_optimizer
+
+    out = [t for t in make_splits(2000, 100, 3).values()] + [half_subset(torch.arange(200), i, 4, 1) for i in range(4)]
+    for name in ("cifar10", "fashion_mnist"):
+        info = dataset_info(name)
+        x = torch.linspace(0, 1, 4 * info.channels * 28 * 28).reshape(4, info.channels, 28, 28)
+        draws = augment_draws(4, info, torch.Generator().manual_seed(5))
+        out += [*draws.values(), apply_augment(x, info, draws)]
+    cfg = TrainConfig("digits", "lenet", 50, 3, batch_size=10)
+    perm, draws = epoch_plan(50, cfg, dataset_info("digits"), torch.Generator().manual_seed(1), torch.device("cpu"))
+    model = build_model("lenet", 1, 10, 16)
+    opt, sched = make_optimizer(model.parameters(), cfg, 15, torch.device("cpu"))
+    lrs = []
+    for _ in range(15):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    out += [perm, *draws.values(), lrs, [p.numel() for p in model.parameters()]]
+    return {"train_version": TRAIN_VERSION, "data_version": DATA_VERSION}, _digest(out)
+
+
+GUARDS = {
+    "quantizers": (_quantizers, "QUANTIZER_VERSIONS in qmia/quantizers.py (for the specs whose weights change)",
+                   "the cached models of those quantizers"),
+    "attacks": (_attacks, "ATTACK_VERSION in qmia/experiment.py", "every stored result row"),
+    "training": (_training, "TRAIN_VERSION in qmia/config.py (or DATA_VERSION in qmia/data.py for the splits)",
+                 "every cached model"),
+}
+
+
+def _record() -> dict:
+    return json.loads(RECORD.read_text()) if RECORD.exists() else {}
+
+
+@pytest.mark.parametrize("guard", list(GUARDS))
+def test_behaviour_changes_only_with_a_version_bump(guard):
+    compute, version_name, invalidates = GUARDS[guard]
+    versions, digest = compute()
+    recorded = _record().get(guard)
+    assert recorded is not None, f"no fingerprint recorded for {guard}: run `python tests/test_versions.py --record`"
+    if recorded["versions"] == versions:
+        assert recorded["sha256"] == digest, (
+            f"the behaviour of the {guard} changed but its version did not: bump {version_name} (this invalidates "
+            f"{invalidates}; say so in the commit message), then run `python tests/test_versions.py --record`")
+    else:
+        assert recorded["sha256"] != digest or recorded["versions"] == versions, (
+            f"{version_name} was bumped but the {guard} behave as before: undo the bump (it would invalidate "
+            f"{invalidates} for nothing)")
+        pytest.fail(f"{guard}: versions {recorded['versions']} -> {versions}: record the new fingerprint with "
+                    "`python tests/test_versions.py --record`")
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["--record"]:
+        sys.exit("usage: python tests/test_versions.py --record")
+    record = {name: dict(zip(("versions", "sha256"), fn())) for name, (fn, _, _) in GUARDS.items()}
+    RECORD.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
+    print(f"recorded {RECORD}: {record}")
