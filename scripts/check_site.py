@@ -3,10 +3,12 @@
     python scripts/check_site.py [book/_build/html]
 
 Each result page must hold its tables (pandas Styler tables with the HTML id ``T_<id>``, set by
-``qmia.paper.styled``) and its figures (``<figure id="<id>">`` holding an image that exists on
+``qmia.book.styled``) and its figures (``<figure id="<id>">`` holding an image that exists on
 disk, made by ``{glue:figure}`` with ``:name: <id>``); every table caption and figure caption must
-state its provenance (profile, seeds, data, commit). The prose pages must exist, and the report
-must hold a computed verdict for each claim. Exits 1 naming everything missing, 0 when complete.
+state its provenance (profile, seeds, data, commit). The prose pages must exist, the report must
+hold a computed verdict for each claim, the landing page must open with the answer (the verdict
+table and the figure), and every page the report combines must have been executed with the same
+profile and with the notebooks' own parameters. Exits 1 naming everything missing, 0 when complete.
 """
 
 from __future__ import annotations
@@ -19,20 +21,28 @@ from bs4 import BeautifulSoup
 
 # page (relative to the site root) -> (tables, figures) it must hold, by id
 EXPECTED: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "book/generated/readings.html": (("readings-defs", "readings-statements", "readings-counts", "readings-details",
+                                      "readings-fit", "readings-recipes"), ()),
     "book/generated/table3_accuracy.html": (("table3", "t3-claim"), ()),
     "book/generated/table4_prf.html": (("table4", "t4-claim"), ()),
     "book/generated/table5_confusion.html": (("table5", "t5-claim"), ()),
-    "book/generated/fig5_roc.html": (("fig5-auc",), ("fig5-roc-linear", "fig5-roc-log")),
+    "book/generated/fig5_roc.html": (("fig5-auc", "fig5-verdict"), ("fig5-roc-linear", "fig5-roc-log")),
     "book/generated/table6_dorefa.html": (("table6", "table6-summary"), ()),
-    "book/generated/fig6_partial.html": (("fig6-table",), ("fig6-partial",)),
+    "book/generated/fig6_partial.html": (("fig6-table", "fig6-verdict"), ("fig6-partial",)),
     "book/generated/quantizer_clipping.html": (("clip-summary", "clip-rerun"), ("clip-heatmap",)),
     "book/generated/beyond_paper.html": (("beyond-adaptive", "beyond-metric", "beyond-lira"), ("beyond-privacy-utility",)),
+    "book/generated/report.html": (("answer-verdicts", "report-verdicts"), ("answer-figure",)),
 }
-PROSE = ("book/intro.html", "book/method.html", "book/report.html", "book/reproduce.html")
-REPORT = "book/report.html"
-REPORT_VERDICTS = 6  # attack accuracy, TPR, member F1, ROC near chance, DoReFa-Net, partial quantization
-VERDICT = re.compile(r"^(reproduced|partly reproduced|not reproduced)$")
+PROSE = ("book/intro.html", "book/method.html", "book/reproduce.html")
+REPORT = "book/generated/report.html"
+LANDING = "book/intro.html"
+# the pages whose glued values the report pastes: they must agree with it on the parameters
+COMBINED = ("book/generated/quantizer_clipping.html", "book/generated/beyond_paper.html")
+REPORT_VERDICTS = 6  # attack accuracy, TPR, member F1, ROC at chance, DoReFa-Net, partial quantization
+VERDICT = re.compile(r"^(reproduced|partly reproduced|reproduced only with a utility loss|not reproduced|not measurable)$")
 PROVENANCE = ("profile", "seeds", "data", "commit")
+RERUN = "Rerun with other parameters"
+PROFILE = re.compile(r"Profile\s+(\w+)\s*:")
 
 
 def _has_provenance(text: str) -> bool:
@@ -69,13 +79,55 @@ def check_page(path: Path, tables: tuple[str, ...], figures: tuple[str, ...]) ->
     return problems
 
 
+def _verdict_cells(soup: BeautifulSoup, table_id: str) -> list[str]:
+    table = soup.find("table", id=f"T_{table_id}")
+    return [] if table is None else [td.get_text(strip=True) for td in table.find_all("td") if VERDICT.match(td.get_text(strip=True))]
+
+
 def check_report(path: Path) -> list[str]:
     soup = BeautifulSoup(path.read_text(encoding="utf-8"), "html.parser")
-    pasted = [s.get_text(strip=True) for s in soup.select("span.pasted-text")]
-    verdicts = [t for t in pasted if VERDICT.match(t)]
+    verdicts = _verdict_cells(soup, "answer-verdicts")
     if len(verdicts) < REPORT_VERDICTS:
-        return [f"holds {len(verdicts)} computed verdicts, expected {REPORT_VERDICTS}"]
+        return [f"holds {len(verdicts)} computed verdicts, expected at least {REPORT_VERDICTS}"]
     return []
+
+
+def check_landing(path: Path) -> list[str]:
+    """The landing page opens with the answer: the verdict table and the figure, pasted from the report."""
+    soup = BeautifulSoup(path.read_text(encoding="utf-8"), "html.parser")
+    problems = []
+    if len(_verdict_cells(soup, "answer-verdicts")) < REPORT_VERDICTS:
+        problems.append("does not open with the verdict table (answer-verdicts)")
+    if not any(img.get("src") for img in soup.find_all("img")):
+        problems.append("has no answer figure")
+    return problems
+
+
+def page_parameters(path: Path) -> tuple[str | None, bool]:
+    """(profile named in the page's header, whether the page says it was rerun with other parameters)."""
+    text = BeautifulSoup(path.read_text(encoding="utf-8"), "html.parser").get_text(" ")
+    m = PROFILE.search(text)
+    return (m.group(1) if m else None), RERUN in text
+
+
+def check_parameters(root: Path) -> list[str]:
+    """Every result page names one profile, the report's; the pages the report pastes from were not rerun."""
+    report = root / REPORT
+    if not report.is_file():
+        return []
+    profile, _ = page_parameters(report)
+    problems = []
+    for page in EXPECTED:
+        path = root / page
+        if not path.is_file():
+            continue
+        other, rerun = page_parameters(path)
+        if other != profile:
+            problems.append(f"{page}: executed with profile {other!r}, the report with {profile!r}: rebuild with `make book`")
+        if rerun and page in COMBINED:
+            problems.append(f"{page}: rerun with other parameters, but the report pastes its numbers: rerun it with the "
+                            "notebook's defaults (`make notebook NB=...` without BITS/SEEDS) or rebuild with `make book`")
+    return problems
 
 
 def check_site(root: Path) -> list[str]:
@@ -95,7 +147,9 @@ def check_site(root: Path) -> list[str]:
         problems += [f"{page}: {p}" for p in check_page(path, tables, figures)]
     if (root / REPORT).is_file():
         problems += [f"{REPORT}: {p}" for p in check_report(root / REPORT)]
-    return problems
+    if (root / LANDING).is_file():
+        problems += [f"{LANDING}: {p}" for p in check_landing(root / LANDING)]
+    return problems + check_parameters(root)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,9 +20,10 @@ ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 GENERATED = ROOT / "book" / "generated"
 
-# The book's order (also the order of _toc.yml); later notebooks reuse the models of earlier ones.
-ORDER = ("table3_accuracy", "table4_prf", "table5_confusion", "fig5_roc", "table6_dorefa", "fig6_partial",
-         "quantizer_clipping", "beyond_paper")
+# The execution order: the readings page first (it trains most of the models the result pages reuse
+# and picks the reading they show), the report last (it reads the clipping and beyond pages' glue).
+ORDER = ("readings", "table3_accuracy", "table4_prf", "table5_confusion", "fig5_roc", "table6_dorefa", "fig6_partial",
+         "quantizer_clipping", "beyond_paper", "report")
 
 
 def int_list(text: str) -> list[int]:
@@ -75,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import papermill as pm
 
+    from qmia.settings import quiet_progress
+
     params: dict[str, object] = {"profile": a.profile}
     if a.data_root:
         params["data_root"] = str(a.data_root)
@@ -82,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         params["bits"] = a.bits
     if a.seeds:
         params["seeds"] = a.seeds
-    os.environ.setdefault("QMIA_PROGRESS", "0")
+    quiet_progress()
     a.output.mkdir(parents=True, exist_ok=True)
     total = time.perf_counter()
     for name in notebook_names(a.names):

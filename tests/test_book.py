@@ -1,5 +1,6 @@
-"""The book's sources: notebook parameters, the table of contents, no logic in notebooks,
-the site checker, the verdict rules and the paper's numbers. Fast: nothing is executed or built."""
+"""The book's sources: notebook parameters, the table of contents, thin notebooks, the site checker,
+the parameter parsing of the pages. Fast: nothing is executed or built (the verdict rules are in
+tests/test_claims.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from qmia import paper
+from qmia import book
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -54,8 +55,9 @@ def _toc_files() -> list[str]:
 
 
 def test_every_result_of_the_paper_has_a_notebook():
-    assert set(run_notebooks.ORDER) <= set(NAMES), set(run_notebooks.ORDER) - set(NAMES)
+    assert set(run_notebooks.ORDER) == set(NAMES)
     assert set(check_site.EXPECTED) == {f"book/generated/{n}.html" for n in run_notebooks.ORDER}
+    assert run_notebooks.ORDER[0] == "readings" and run_notebooks.ORDER[-1] == "report"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=NAMES)
@@ -75,13 +77,20 @@ def test_notebook_has_one_parameters_cell_with_the_documented_names(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=NAMES)
-def test_notebook_holds_no_training_or_attack_logic(path):
+def test_notebook_is_thin(path):
+    """Parameters, one setup call, calls into qmia.pages, prose: no function definitions, no logic."""
     code = _code(path)
-    for banned in ("fit(", "optim", "MLPClassifier", "backward(", "sklearn", "torch.nn", "shadow_attack", "metric_attack",
-                   "lira(", "roc_curve", "bootstrap_intervals", "attack_metrics("):
-        assert banned not in code, f"{path.name} contains {banned!r}: training and attacks belong in qmia"
-    assert "evaluate(" in code, f"{path.name} never calls qmia.experiment.evaluate"
-    compile(code.replace("%", "#"), path.name, "exec")  # valid Python
+    tree = ast.parse(code.replace("%", "#"))
+    defs = [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.Lambda, ast.ClassDef, ast.For, ast.While))]
+    assert not defs, f"{path.name}: function definitions and loops belong in qmia (found {type(defs[0]).__name__})"
+    assert f'book.setup("{path.stem}"' in code, f"{path.name} does not call book.setup with its own name"
+    for banned in ("evaluate(", " fit(", ".fit(", "torch", "sklearn", "plt.", "glue(", "groupby", "pivot"):
+        assert banned not in code, f"{path.name} contains {banned!r}: that belongs in qmia"
+
+
+def test_notebooks_hold_under_250_lines_of_code_in_all():
+    lines = sum(len([ln for ln in _code(p).splitlines() if ln.strip() and not ln.strip().startswith("#")]) for p in NOTEBOOKS)
+    assert 0 < lines < 250, lines
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=NAMES)
@@ -95,11 +104,17 @@ def test_notebook_is_stored_without_outputs(path):
 def test_notebook_makes_the_tables_and_figures_the_site_check_expects(name):
     tables, figures = check_site.EXPECTED[f"book/generated/{name}.html"]
     text = "\n".join(_source(c) for c in _cells(ROOT / "notebooks" / f"{name}.ipynb"))
+    pages_src = (ROOT / "qmia" / "pages.py").read_text()
+    called = set(re.findall(r"pages\.(\w+)\(", text))
+    bodies = {m.group(1): m.group(2) for m in re.finditer(r"^def (\w+)\(.*?\n(.*?)(?=^def |\Z)", pages_src, flags=re.M | re.S)}
+    reachable = "\n".join(bodies.get(f, "") for f in called)
+    for f in called:  # one level of helpers (claim_table, verdict_table, _table)
+        reachable += "\n".join(bodies.get(g, "") for g in re.findall(r"\b(\w+)\(", bodies.get(f, "")) if g in bodies)
     for tid in tables:
-        assert f'"{tid}"' in text or f'"{{prefix}}' in text and tid.endswith("-claim"), f"{name}: no table {tid!r}"
+        assert f'"{tid}"' in reachable or (tid.endswith(("-claim", "-verdict")) and "table_id" in reachable
+                                           or tid.endswith("-claim") and '{prefix}-claim' in reachable), f"{name}: no table {tid!r}"
     for fid in figures:
         assert f":name: {fid}" in text, f"{name}: no figure {fid!r}"
-    assert "provenance(" in text
 
 
 # ----------------------------------------------------------------------------- the book
@@ -126,37 +141,29 @@ def test_config_builds_only_toc_files_from_executed_notebooks():
         assert re.search(rf"^\s*-\s*{re.escape(excluded)}\s*$", cfg, flags=re.M), excluded
 
 
-def test_cross_page_glue_references_name_existing_notebooks_and_glued_keys():
-    glued = {n: set(re.findall(r'keep\(f?"([a-z0-9_]+)', _code(ROOT / "notebooks" / f"{n}.ipynb"))) for n in NAMES}
-    prefixes = {n: set(re.findall(r'keep\(f"([a-z0-9]+_)\{', _code(ROOT / "notebooks" / f"{n}.ipynb"))) for n in NAMES}
-    refs = []
-    for md in (ROOT / "book").glob("*.md"):
-        refs += re.findall(r"\{glue:text\}`generated/([a-z0-9_]+)\.ipynb::([a-z0-9_]+):[^`]+`", md.read_text())
-        # a cross-page text role needs an explicit format (myst-nb reads 'doc::key' without one as key 'doc:')
-        assert not re.search(r"\{glue:text\}`[^`]*::[a-z0-9_]+`", md.read_text()), md.name
-    assert refs
-    for nb, key in refs:
-        assert nb in NAMES, nb
-        assert key in glued[nb] or any(key.startswith(p) for p in prefixes[nb]), f"{nb} never glues {key!r}"
-
-
 # ----------------------------------------------------------------------------- the site checker
 
 
-def _fake_site(root: Path, drop_figure: str | None = None, drop_table: str | None = None) -> Path:
-    prov = "profile smoke · seeds 0 · data digits (400/split) · commit abc1234"
+def _fake_site(root: Path, drop_figure: str | None = None, drop_table: str | None = None, profile: str = "smoke") -> Path:
+    prov = f"profile {profile} · seeds 0 · data digits (400/split) · commit abc1234"
+    header = f"<p>Profile <strong>{profile}</strong>: digits.</p>"
+    verdict_rows = "".join(f"<tr><td>claim {i}</td><td>{w}</td></tr>" for i, w in
+                           enumerate(["reproduced", "partly reproduced", "not reproduced", "not measurable",
+                                      "reproduced only with a utility loss", "not reproduced"]))
+    answer = f'<table id="T_answer-verdicts"><caption><b>answer</b><br>{prov}</caption>{verdict_rows}</table>'
     (root / "index.html").write_text("<html></html>")
     (root / "_images").mkdir(parents=True)
     (root / "_images" / "f.png").write_bytes(b"\x89PNG")
     for page in check_site.PROSE:
         (root / page).parent.mkdir(parents=True, exist_ok=True)
         (root / page).write_text("<html><body><p>prose</p></body></html>")
-    verdicts = "".join(f'<span class="pasted-text">{w}</span>' for w in ["reproduced", "partly reproduced", "not reproduced"] * 2)
-    (root / check_site.REPORT).write_text(f"<html><body>{verdicts}</body></html>")
+    (root / check_site.LANDING).write_text(f'<html><body>{answer}<img src="../_images/f.png"></body></html>')
     for page, (tables, figures) in check_site.EXPECTED.items():
-        body = []
+        body = [header]
         for t in tables:
-            if t != drop_table:
+            if t == "answer-verdicts":
+                body.append(answer)
+            elif t != drop_table:
                 body.append(f'<table id="T_{t}"><caption><b>{t}</b><br>{prov}</caption><tr><td>1</td></tr></table>')
         for f in figures:
             if f != drop_figure:
@@ -192,14 +199,80 @@ def test_check_site_fails_on_a_missing_table_page_image_or_caption(tmp_path):
     assert "table 'table3' has no provenance caption" in "\n".join(check_site.check_site(tmp_path))
 
 
-def test_check_site_requires_the_report_verdicts(tmp_path):
+def test_check_site_requires_the_report_verdicts_and_the_answer_first(tmp_path):
     _fake_site(tmp_path)
-    (tmp_path / check_site.REPORT).write_text('<html><span class="pasted-text">reproduced</span></html>')
-    assert check_site.check_site(tmp_path) == [f"{check_site.REPORT}: holds 1 computed verdicts, expected 6"]
+    report = tmp_path / check_site.REPORT
+    report.write_text(report.read_text().replace("not measurable", "n/a").replace("partly reproduced", "maybe"))
+    assert f"{check_site.REPORT}: holds 4 computed verdicts, expected at least 6" in check_site.check_site(tmp_path)
+    (tmp_path / check_site.LANDING).write_text("<html><body><p>welcome</p></body></html>")
+    problems = check_site.check_site(tmp_path)
+    assert f"{check_site.LANDING}: does not open with the verdict table (answer-verdicts)" in problems
+    assert f"{check_site.LANDING}: has no answer figure" in problems
+
+
+def test_check_site_catches_pages_of_another_parameter_set(tmp_path):
+    _fake_site(tmp_path)
+    table3 = tmp_path / "book/generated/table3_accuracy.html"
+    table3.write_text(table3.read_text().replace("<strong>smoke</strong>", "<strong>quick</strong>"))
+    beyond = tmp_path / "book/generated/beyond_paper.html"
+    beyond.write_text(beyond.read_text().replace("</body>", f"<div>{check_site.RERUN}</div></body>"))
+    clipping = tmp_path / "book/generated/fig6_partial.html"  # a rerun page the report does not paste from: fine
+    clipping.write_text(clipping.read_text().replace("</body>", f"<div>{check_site.RERUN}</div></body>"))
+    problems = check_site.check_site(tmp_path)
+    assert len(problems) == 2
+    assert "table3_accuracy.html: executed with profile 'quick', the report with 'smoke'" in problems[0]
+    assert "beyond_paper.html: rerun with other parameters, but the report pastes its numbers" in problems[1]
 
 
 def test_check_site_on_no_site(tmp_path):
     assert "no index.html" in check_site.check_site(tmp_path / "nothing")[0]
+
+
+# ----------------------------------------------------------------------------- page parameters
+
+
+def test_page_parameters_are_checked_and_named():
+    page = book.setup("table3_accuracy", "smoke", None, "[2, 3, 6]", "0, 1", None)
+    assert page.bits == [2, 3, 6] and page.seeds == [0, 1] and page.models == [("lenet", "digits"), ("resnet20", "digits")]
+    assert page.changed == {"bits": ([2, 3, 6], [4, 8, 16]), "seeds": ([0, 1], [0])}
+    assert book.setup("table6_dorefa", "smoke", bits=[4, 8], default_bits=[4, 8]).changed == {}
+    for kwargs, match in (({"profile": "nonsense"}, "unknown profile 'nonsense'; valid: smoke, quick, paper"),
+                          ({"bits": "[0]"}, r"bits must be integers from 1 to 32; got 0"),
+                          ({"bits": "[4, 40]"}, "from 1 to 32; got 40"),
+                          ({"bits": "[]"}, "non-empty list"),
+                          ({"bits": "four"}, r"bits must be a list such as \[2, 3, 6\]"),
+                          ({"seeds": "[-1]"}, "seeds must be integers >= 0; got -1"),
+                          ({"models": '[["vgg", "digits"]]'}, "arch in lenet, resnet20, resnet50"),
+                          ({"models": '[["lenet", "cifar10"]]'}, "profile 'smoke' has no dataset 'cifar10'"),
+                          ({"data_root": 3}, "data_root must be a folder path")):
+        with pytest.raises(ValueError, match=match):
+            book.setup("table3_accuracy", **{"profile": "smoke", **kwargs})
+
+
+def test_list_parameters_given_as_text_by_papermill_p():
+    assert book.as_list("[2, 3, 6]") == [2, 3, 6] and book.as_list("2,3,6") == [2, 3, 6] and book.as_list("4") == [4]
+    assert book.as_list([4, 8]) == [4, 8] and book.as_list(None) is None
+    assert book.as_list('[["resnet20", "cifar10"]]') == [["resnet20", "cifar10"]]
+
+
+def test_styled_table_has_the_id_caption_and_not_measurable_cells():
+    df = pd.DataFrame({"a": [0.5], "TPR @ 0.1 % FPR": [float("nan")], "b": [float("nan")]})
+    html = book.styled(df, "table3", "Title", "profile smoke · seeds 0 · data d · commit c", {"a": book.PCT},
+                       not_measurable=("TPR @ 0.1 % FPR",)).to_html()
+    assert 'id="T_table3"' in html and "50.0%" in html and "commit c" in html
+    assert book.NOT_MEASURABLE_TEXT in html and html.count(book.NOT_MEASURABLE_TEXT) == 1
+    assert book.plain(np.float64(0.25)) == 0.25 and type(book.plain(np.float64(1))) is float
+
+
+def test_mean_over_seeds_gives_mean_std_and_count():
+    df = pd.DataFrame({"arch": ["lenet"] * 3 + ["resnet20"], "seed": [0, 1, 2, 0],
+                       "attack_acc": [0.50, 0.60, 0.70, 0.55], "auc": [0.5, 0.5, 0.5, 0.6]})
+    out = book.mean_over_seeds(df, ["arch"])
+    lenet, resnet = out.iloc[0], out.iloc[1]
+    assert lenet["attack_acc"] == pytest.approx(0.6) and lenet["attack_acc_std"] == pytest.approx(0.1)
+    assert lenet["auc_std"] == 0 and lenet["n_seeds"] == 3
+    assert resnet["n_seeds"] == 1 and np.isnan(resnet["attack_acc_std"])
+    assert book.mean_std(0.6, 0.1) == "60.0% ± 10.0%" and book.mean_std(0.55, float("nan")) == "55.0%"
 
 
 # ----------------------------------------------------------------------------- run_notebooks
@@ -215,71 +288,3 @@ def test_run_notebooks_arguments():
         run_notebooks.notebook_names(["table99"])
 
 
-# ----------------------------------------------------------------------------- verdicts and the paper's numbers
-
-
-def test_reduction_verdict_thresholds():
-    assert paper.reduction_verdict(14.0, 14.0).word == paper.REPRODUCED
-    assert paper.reduction_verdict(7.0, 14.0).word == paper.REPRODUCED  # half the claim is enough
-    assert paper.reduction_verdict(6.9, 14.0).word == paper.PARTLY
-    assert paper.reduction_verdict(0.0, 14.0).word == paper.NOT_REPRODUCED
-    assert paper.reduction_verdict(-5.0, 14.0).word == paper.NOT_REPRODUCED
-    assert paper.reduction_verdict(float("nan"), 14.0).word == paper.NOT_REPRODUCED
-
-
-def test_reduction_verdict_is_lowered_by_overlap_and_by_lost_utility():
-    assert paper.reduction_verdict(20.0, 14.0, significant=False).word == paper.PARTLY
-    v = paper.reduction_verdict(30.0, 14.0, utility_drop=0.70)
-    assert v.word == paper.PARTLY and "70.0 points" in v.reason
-    assert paper.reduction_verdict(30.0, 14.0, utility_drop=0.04, significant=True).word == paper.REPRODUCED
-    assert paper.reduction_verdict(-1.0, 14.0, utility_drop=0.9).word == paper.NOT_REPRODUCED
-
-
-def test_other_verdicts():
-    assert paper.chance_verdict(0.52).word == paper.REPRODUCED
-    assert paper.chance_verdict(0.43).word == paper.PARTLY
-    assert paper.chance_verdict(0.75).word == paper.NOT_REPRODUCED
-    assert paper.count_verdict(2, 2, "x").word == paper.REPRODUCED
-    assert paper.count_verdict(1, 2, "x").word == paper.PARTLY
-    assert paper.count_verdict(0, 2, "x").word == paper.NOT_REPRODUCED
-    assert paper.direction_verdict(0.60, 0.52, significant=True, utility_drop=0.01).word == paper.REPRODUCED
-    assert paper.direction_verdict(0.60, 0.52, significant=False).word == paper.PARTLY
-    assert paper.direction_verdict(0.60, 0.61).word == paper.NOT_REPRODUCED
-    assert paper.relative_reduction(0.5, 0.4) == pytest.approx(20.0)
-    assert paper.intervals_overlap(0.1, 0.3, 0.2, 0.4) and not paper.intervals_overlap(0.1, 0.2, 0.3, 0.4)
-
-
-def test_paper_numbers_are_the_abstracts():
-    assert {k: c.value for k, c in paper.ABSTRACT_CLAIMS.items()} == {"attack_acc": 14.0, "tpr": 37.0, "f1_member": 39.0}
-    assert all(c.where == "Abstract" and f"{c.value:.0f}%" in c.quote for c in paper.ABSTRACT_CLAIMS.values())
-    assert paper.SOURCE.startswith("https://www.mdpi.com/1424-8220/23/18/7722")
-    assert set(paper.NOT_RECOVERED) == {"Table 3", "Table 4", "Table 5", "Table 6", "Figure 5", "Figure 6"}
-    assert "Table 3" in paper.not_recovered_note("Table 3") and paper.SOURCE in paper.not_recovered_note("Table 3")
-
-
-def test_styled_table_has_the_id_and_caption_the_site_check_reads():
-    import pandas as pd
-
-    html = paper.styled(pd.DataFrame({"a": [0.5]}), "table3", "Title", "profile smoke · seeds 0 · data d · commit c",
-                        {"a": paper.PCT}).to_html()
-    assert 'id="T_table3"' in html and "50.0%" in html and "commit c" in html
-    assert paper.plain(__import__("numpy").float64(0.25)) == 0.25 and type(paper.plain(__import__("numpy").float64(1))) is float
-
-
-def test_mean_over_seeds_gives_mean_std_and_count():
-    df = pd.DataFrame({"arch": ["lenet"] * 3 + ["resnet20"], "seed": [0, 1, 2, 0],
-                       "attack_acc": [0.50, 0.60, 0.70, 0.55], "auc": [0.5, 0.5, 0.5, 0.6]})
-    out = paper.mean_over_seeds(df, ["arch"])
-    lenet, resnet = out.iloc[0], out.iloc[1]
-    assert lenet["attack_acc"] == pytest.approx(0.6) and lenet["attack_acc_std"] == pytest.approx(0.1)
-    assert lenet["auc_std"] == 0 and lenet["n_seeds"] == 3
-    assert resnet["n_seeds"] == 1 and np.isnan(resnet["attack_acc_std"])
-    assert paper.mean_std(0.6, 0.1) == "60.0% ± 10.0%" and paper.mean_std(0.55, float("nan")) == "55.0%"
-
-
-def test_list_parameters_given_as_text_by_papermill_p():
-    assert paper.as_list("[2, 3, 6]") == [2, 3, 6] and paper.as_list("2,3,6") == [2, 3, 6] and paper.as_list("4") == [4]
-    assert paper.as_list([4, 8]) == [4, 8] and paper.as_list(None) is None
-    assert paper.as_list('[["resnet20", "cifar10"]]') == [["resnet20", "cifar10"]]
-    with pytest.raises(ValueError, match=r"\[2, 3, 6\]"):
-        paper.as_list("four bits")

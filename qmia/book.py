@@ -1,0 +1,267 @@
+"""The book's presentation: one setup call per notebook, parameters checked, tables styled, values glued.
+
+A result notebook holds its papermill parameters, ``page = book.setup(...)``, one call per table or
+figure (:mod:`qmia.pages`) and prose. :func:`setup` validates the parameters (clear messages naming
+what is valid), says on the page when they differ from the profile's defaults, and returns a
+:class:`Page` that runs configurations through :func:`qmia.experiment.evaluate` and glues values
+for the prose (``myst_nb.glue``).
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from .config import PROFILES, Profile, TrainConfig, get_profile
+from .data import DATASETS
+from .models import ARCHS
+from .quantizers import MAX_BITS, MIN_BITS
+from .settings import quiet_progress
+
+PCT = "{:.1%}"
+NUM = "{:.3f}"
+INT = "{:.0f}"
+
+LABELS = {
+    "target_train_acc": "target train acc.",
+    "target_test_acc": "target test acc.",
+    "shadow_train_acc": "shadow train acc.",
+    "shadow_test_acc": "shadow test acc.",
+    "attack_acc": "attack acc.",
+    "precision_member": "precision (members)",
+    "recall_member": "recall (members)",
+    "f1_member": "F1 (members)",
+    "precision_nonmember": "precision (non-members)",
+    "recall_nonmember": "recall (non-members)",
+    "f1_nonmember": "F1 (non-members)",
+    "auc": "AUC",
+    "advantage": "advantage (TPR − FPR)",
+    "tpr_at_0.1%fpr": "TPR @ 0.1 % FPR",
+    "tpr_at_1%fpr": "TPR @ 1 % FPR",
+}
+NOT_MEASURABLE_TEXT = "not measurable at this size"
+ARCH_NAMES = {"lenet": "LeNet-5", "resnet20": "ResNet-20", "resnet50": "ResNet-50"}
+DATA_NAMES = {"digits": "digits", "fashion_mnist": "Fashion-MNIST", "cifar10": "CIFAR-10"}
+READING_NAMES = {"literal": "literal (Alg. 1, z = 2)", "centred": "centred (z = 2^(b-1))",
+                 "min-anchored": "min-anchored (z = 2)", "printed": "printed (Eq. 2–4)"}
+
+
+def model_name(arch: str, dataset: str) -> str:
+    return f"{ARCH_NAMES.get(arch, arch)} / {DATA_NAMES.get(dataset, dataset)}"
+
+
+def bitwidth(row) -> str:
+    """'full precision' or 'b-bit' for a results row."""
+    return "full precision" if row["method"] == "none" else f"{int(row['bits'])}-bit"
+
+
+def as_list(value, name: str = "parameter") -> list | None:
+    """A notebook parameter given as a list, or as its text: ``papermill -p bits "[2, 3, 6]"`` passes
+    the string '[2, 3, 6]' (``-y`` passes a list); "2,3,6" works too. None stays None."""
+    if value is None or isinstance(value, (list, tuple)):
+        return None if value is None else list(value)
+    if not isinstance(value, str):
+        return [value]
+    text = value.strip()
+    try:
+        parsed = ast.literal_eval(text if text.startswith(("[", "(")) else f"[{text}]")
+    except (ValueError, SyntaxError):
+        raise ValueError(f"{name} must be a list such as [2, 3, 6]; got {value!r}") from None
+    return list(parsed) if isinstance(parsed, (list, tuple)) else [parsed]
+
+
+def _int_list(value, name: str, lo: int, hi: int | None) -> list[int]:
+    items = as_list(value, name)
+    if not items:
+        raise ValueError(f"{name} must be a non-empty list of integers; got {value!r}")
+    bad = [v for v in items if isinstance(v, bool) or not isinstance(v, int) or v < lo or (hi is not None and v > hi)]
+    if bad:
+        span = f"from {lo} to {hi}" if hi is not None else f">= {lo}"
+        raise ValueError(f"{name} must be integers {span}; got {', '.join(map(repr, bad))} in {value!r}")
+    return items
+
+
+def _models(value, p: Profile) -> list[tuple[str, str]]:
+    if value is None:
+        return list(p.models)
+    items = as_list(value, "models")
+    pairs = []
+    for m in items:
+        if not (isinstance(m, (list, tuple)) and len(m) == 2 and m[0] in ARCHS and m[1] in DATASETS):
+            raise ValueError(f"models must be [arch, dataset] pairs with arch in {', '.join(ARCHS)} and dataset in "
+                             f"{', '.join(DATASETS)}; got {m!r}")
+        if m[1] not in p.n_per_split:
+            raise ValueError(f"profile {p.name!r} has no dataset {m[1]!r}; it uses {', '.join(p.n_per_split)}")
+        pairs.append((m[0], m[1]))
+    return pairs
+
+
+@dataclass
+class Page:
+    """One notebook's settings and helpers (see :func:`setup`)."""
+
+    name: str
+    profile: Profile
+    models: list[tuple[str, str]]
+    bits: list[int]
+    seeds: list[int]
+    data_root: str | None
+    defaults: dict = field(default_factory=dict)
+    _evidence: object = None
+    _shown: list | None = None
+
+    def run(self, configs: list[TrainConfig], attacks: tuple[str, ...] = ("shadow",)) -> pd.DataFrame:
+        """evaluate() each target configuration (models and attack results are cached and reused)."""
+        from .experiment import evaluate
+
+        return pd.concat([evaluate(c, attacks, profile=self.profile, data_root=self.data_root) for c in configs],
+                         ignore_index=True)
+
+    def evidence(self):
+        """The readings plan's rows (:func:`qmia.claims.collect`), computed once per page."""
+        if self._evidence is None:
+            from .claims import collect
+
+            self._evidence = collect(self.profile, self.data_root)
+        return self._evidence
+
+    def shown_readings(self) -> list[str]:
+        """The literal reading and the reading(s) most consistent with the paper (by the readings rule)."""
+        from .claims import most_consistent, readings_table
+
+        if self._shown is None:
+            best = most_consistent(readings_table(self.evidence()))
+            self._shown = ["literal"] + [r for r in best if r != "literal"]
+        return list(self._shown)
+
+    @property
+    def changed(self) -> dict:
+        """Parameters that differ from the profile's defaults: {name: (given, default)}."""
+        given = {"models": self.models, "bits": self.bits, "seeds": self.seeds}
+        return {k: (v, self.defaults[k]) for k, v in given.items() if k in self.defaults and v != self.defaults[k]}
+
+    def keep(self, name: str, value) -> None:
+        """glue() a number, text or figure under ``name`` for the prose (numpy scalars as plain Python values)."""
+        from myst_nb import glue
+
+        glue(name, plain(value), display=False)
+
+    def header(self):
+        """The page's first output: profile, models, bitwidths, seeds; and a warning when rerun with other values."""
+        from IPython.display import Markdown
+
+        p = self.profile
+        text = (f"Profile **{p.name}**: {p.description}. Models: " + ", ".join(model_name(a, d) for a, d in self.models)
+                + f"; bitwidths {self.bits}; seeds {self.seeds}; the abstract's claims over seeds {list(p.claim_seeds)}; "
+                f"training recipe *{p.recipe}*.")
+        if self.changed:
+            what = "; ".join(f"{k} = {v} (the profile's: {d})" for k, (v, d) in self.changed.items())
+            text += ("\n\n```{admonition} Rerun with other parameters\n:class: warning\n"
+                     f"This page was executed with {what}. Other pages and the report use the profile's values.\n```")
+        return Markdown(text)
+
+
+def setup(name: str, profile: str = "smoke", models=None, bits=None, seeds=None, data_root=None,
+          default_bits: list[int] | None = None):
+    """Validate a notebook's parameters and return its :class:`Page` (display its :meth:`Page.header`).
+
+    name: the notebook's name (prefix of its glued keys); default_bits: the notebook's own default
+    bitwidths when they are not the profile's (Table 6: [4, 8]; Figure 6: [4]).
+    """
+    quiet_progress()  # no progress bars in the book
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; valid: {', '.join(PROFILES)}")
+    p = get_profile(profile)
+    if data_root is not None and not isinstance(data_root, (str, os.PathLike)):
+        raise ValueError(f"data_root must be a folder path or None; got {data_root!r}")
+    defaults = {"models": list(p.models), "bits": list(default_bits or p.bits), "seeds": list(p.seeds)}
+    page = Page(
+        name=name,
+        profile=p,
+        models=_models(models, p),
+        bits=_int_list(defaults["bits"] if bits is None else bits, "bits", MIN_BITS, MAX_BITS),
+        seeds=_int_list(defaults["seeds"] if seeds is None else seeds, "seeds", 0, None),
+        data_root=None if data_root is None else str(data_root),
+        defaults=defaults,
+    )
+    return page
+
+
+def note(item: str):
+    """The sentence that stands where the paper's ``item`` (e.g. 'Table 3') would stand beside ours."""
+    from IPython.display import Markdown
+
+    from .claims import not_recovered_note
+
+    return Markdown(not_recovered_note(item))
+
+
+def plain(value):
+    """A numpy scalar as the Python number it holds (so that glued text reads 0.5, not np.float64(0.5))."""
+    item = getattr(value, "item", None)
+    if callable(item) and getattr(value, "ndim", None) == 0:
+        return item()
+    return value
+
+
+SEED_STD_COLUMNS = ("target_train_acc", "target_test_acc", "shadow_test_acc", "attack_acc", "auc", "f1_member",
+                    "tpr", "tpr_at_1%fpr", "tpr_at_0.1%fpr", "advantage")
+
+
+def mean_over_seeds(df: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """Mean of the numeric columns over seeds (and any other rows sharing ``by``), in first-seen order,
+    with ``n_seeds`` and, for the headline metrics, ``<metric>_std`` (sample std over seeds; NaN for one seed)."""
+    groups = df.groupby(by, sort=False, dropna=False)
+    out = groups.mean(numeric_only=True).reset_index()
+    cols = [c for c in SEED_STD_COLUMNS if c in df.columns]
+    std = groups[cols].std(ddof=1).reset_index().rename(columns={c: f"{c}_std" for c in cols})
+    n = groups.size().reset_index(name="n_seeds")
+    return out.drop(columns=[c for c in std.columns if c in out.columns and c not in by]).merge(std, on=by).merge(n, on=by)
+
+
+def mean_std(mean: float, std: float, fmt: str = "{:.1%}") -> str:
+    """'mean ± std' (just the mean when std is NaN, i.e. one seed)."""
+    return fmt.format(mean) if pd.isna(std) else f"{fmt.format(mean)} ± {fmt.format(std)}"
+
+
+def labelled(df: pd.DataFrame) -> pd.DataFrame:
+    """Add 'model', 'bitwidth' and 'reading' columns for display."""
+    df = df.copy()
+    df.insert(0, "model", [model_name(a, d) for a, d in zip(df["arch"], df["dataset"])])
+    df.insert(1, "bitwidth", [bitwidth(r) for _, r in df.iterrows()])
+    if "reading" in df.columns:
+        readings = ["–" if m != "mia" else READING_NAMES.get(r, r) for m, r in zip(df["method"], df["reading"].fillna(""))]
+        df = df.drop(columns=["reading"])
+        df.insert(2, "reading", readings)
+    return df
+
+
+def styled(df: pd.DataFrame, table_id: str, title: str, caption: str, formats: dict[str, str] | None = None,
+           not_measurable: tuple[str, ...] = ()):
+    """A pandas Styler with a stable HTML id (``T_<table_id>``) and a caption of title + provenance line.
+
+    ``not_measurable``: columns whose missing values mean "too few examples to measure" (low-FPR TPR).
+    ``scripts/check_site.py`` finds the book's tables by these ids.
+    """
+    from pandas.io.formats.style import Styler
+
+    fmt = {c: f for c, f in (formats or {}).items() if c in df.columns}
+    st = Styler(df, cell_ids=False).format(fmt, na_rep="–").hide(axis="index")
+    cols = [c for c in not_measurable if c in df.columns]
+    if cols:
+        st = st.format(lambda v: NOT_MEASURABLE_TEXT if pd.isna(v) else fmt.get(c, "{}").format(v), subset=cols)
+    st = st.set_uuid(table_id).set_caption(f"<b>{title}</b><br><small>{caption}</small>")
+    return st.set_table_attributes('class="qmia-table"').set_table_styles(
+        [{"selector": "", "props": "font-size: 0.85em; border-collapse: collapse;"},
+         {"selector": "caption", "props": "caption-side: top; text-align: left; padding-bottom: .4em; white-space: normal;"},
+         {"selector": "td, th", "props": "padding: .2em .6em; text-align: right; white-space: nowrap;"},
+         {"selector": "td:first-child, th:first-child", "props": "text-align: left;"}]
+    )
+
+
+def figure_caption(fig, text: str) -> None:
+    """Print the provenance line inside a matplotlib figure, under the axes."""
+    fig.text(0.01, 0.005, text, fontsize=7, color="0.35", ha="left", va="bottom")

@@ -1,0 +1,601 @@
+"""The book's tables and figures: one function per table or figure, called by the notebooks.
+
+Each function takes the notebook's :class:`qmia.book.Page`, runs (or reads) what it needs through
+:func:`qmia.experiment.evaluate`, glues the numbers its prose cites, and returns what the cell
+displays (a styled table or a Markdown block); figures are glued for ``{glue:figure}``. Table ids
+and figure names are those ``scripts/check_site.py`` expects.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from . import claims
+from .book import (INT, LABELS, NUM, PCT, READING_NAMES, Page, bitwidth, figure_caption, labelled, mean_over_seeds,
+                   mean_std, model_name, styled)
+from .claims import ABSTRACT_CLAIMS, ClaimResult
+from .plan import (SWEEP_CURVES, claim_configs, dorefa_configs, lira_configs, paper_configs, partial_configs, reading_spec,
+                   sweep_configs)
+from .quantizers import READING_INFO, QuantSpec, clipped_fraction, weight_layers
+from .results import load_roc, provenance
+from .uncertainty import estimate, measurable_fpr
+
+BY = ["arch", "dataset", "quant", "method", "bits", "reading"]
+
+
+def _md(text: str):
+    from IPython.display import Markdown
+
+    return Markdown(text)
+
+
+def _plt():
+    import matplotlib.pyplot as plt  # in a notebook, the inline backend renders the glued figures as PNG
+
+    return plt
+
+
+def _finish(pg: Page, fig, key: str, prov: str, bottom: float = 0.03) -> None:
+    """Lay out a figure, print its provenance line under the axes, close it and glue it under ``key``."""
+    fig.tight_layout(rect=(0, bottom, 1, 1))
+    figure_caption(fig, prov)
+    _plt().close(fig)
+    pg.keep(key, fig)
+
+
+def _shown_rows(pg: Page, models=None, bits=None, seeds=None) -> pd.DataFrame:
+    """Tables 3-5: full precision and each shown reading at each bitwidth."""
+    frames = []
+    for r in pg.shown_readings():
+        cfgs = paper_configs(pg.profile, models or pg.models, bits or pg.bits, seeds or pg.seeds, reading=r)
+        frames.append(pg.run(cfgs if r == "literal" else [c for c in cfgs if c.quant.method == "mia"]))
+    return pd.concat(frames, ignore_index=True)
+
+
+def _table(pg: Page, df: pd.DataFrame, cols: list[str], table_id: str, title: str, fmt: dict,
+           not_measurable: tuple[str, ...] = ()):
+    t = labelled(mean_over_seeds(df, BY))
+    show = t[["model", "bitwidth", "reading"] + cols].rename(columns=LABELS)
+    return t, styled(show, table_id, title, provenance(df), fmt, tuple(LABELS.get(c, c) for c in not_measurable))
+
+
+# ----------------------------------------------------------------------------- claims of the abstract
+
+
+def claim_table(pg: Page, key: str, prefix: str):
+    """The abstract's claim ``key`` under each shown reading: our measure, the paper's quantity, the verdict."""
+    claim = ABSTRACT_CLAIMS[key]
+    ev = pg.evidence()
+    rows, results = [], {}
+    for r in pg.shown_readings():
+        res = claims.abstract_verdict(ev, key, r)
+        results[r] = res
+        o, pq = res.ours, res.paper_quantity
+        rows.append({
+            "reading": READING_NAMES[r], "bits": res.bits,
+            "our measure": _measure_name(key),
+            "full precision": o.before.value, "quantized": o.after.value,
+            "reduction (our measure)": f"{o.relative:.1f} % (drop {o.reduction_lo:+.3f} to {o.reduction_hi:+.3f})",
+            "p": o.p_value,
+            f"paper's quantity ({claim.metric.replace('_', ' ')})": f"{pq.before.value:.3f} → {pq.after.value:.3f} "
+                                                                     f"({pq.relative:.1f} % lower)",
+            "test acc. lost": res.utility_drop,
+            "verdict": res.verdict.word, "why": res.verdict.reason,
+        })
+        for k, v in {"verdict": res.verdict.word, "reason": res.verdict.reason, "fp": o.before.value, "q": o.after.value,
+                     "reduction": o.relative, "paper_reduction": pq.relative, "bits": res.bits}.items():
+            pg.keep(f"{prefix}_{_slug(r)}_{k}", v)
+    df = pd.DataFrame(rows)
+    seeds = ", ".join(map(str, pg.profile.claim_seeds))
+    cfgs = claim_configs(pg.profile, pg.shown_readings())
+    prov = provenance(pg.run(cfgs))
+    pg.keep(f"{prefix}_provenance", prov)
+    pg.keep(f"{prefix}_model", model_name(*pg.profile.resnet))
+    return styled(df, f"{prefix}-claim", f"The abstract's claim — {claim.quote!r} — on {model_name(*pg.profile.resnet)}, "
+                  f"full precision against {min(pg.profile.bits)} bits, seeds {seeds} (paired bootstrap over seeds and "
+                  "examples; one-sided test)", prov, {"full precision": NUM, "quantized": NUM, "p": "{:.3f}", "test acc. lost": PCT})
+
+
+def _measure_name(key: str) -> str:
+    return {"attack_acc": "attack accuracy (credited down to 50 %)",
+            "tpr": "TPR at the full-precision attack's FPR",
+            "f1_member": "member F1 at the full-precision attack's FPR"}[key]
+
+
+def _slug(reading: str) -> str:
+    return reading.replace("-", "_")
+
+
+# ----------------------------------------------------------------------------- Tables 3-5
+
+
+def table3(pg: Page):
+    df = _shown_rows(pg)
+    cols = ["target_train_acc", "target_test_acc", "shadow_train_acc", "shadow_test_acc", "attack_acc"]
+    t, st = _table(pg, df, cols, "table3", "Table 3: target, shadow and attack accuracy by model, bitwidth and reading "
+                   "(shadow attack; the literal reading and the one most consistent with the paper)", {LABELS[c]: PCT for c in cols})
+    if t["n_seeds"].max() > 1:
+        st.data["attack acc., mean ± std over seeds"] = [mean_std(m, s) for m, s in zip(t["attack_acc"], t["attack_acc_std"])]
+    return st
+
+
+def table4(pg: Page):
+    df = _shown_rows(pg)
+    cols = ["precision_member", "recall_member", "f1_member", "precision_nonmember", "recall_nonmember", "f1_nonmember"]
+    return _table(pg, df, cols, "table4", "Table 4: precision, recall and F1 of the shadow attack, members and non-members",
+                  {LABELS[c]: NUM for c in cols})[1]
+
+
+def table5(pg: Page):
+    df = _shown_rows(pg)
+    cols = ["attack_acc", "tn", "fp", "fn", "tp", "tpr", "fpr", "advantage", "auc"]
+    t = labelled(mean_over_seeds(df, BY))
+    show = t[["model", "bitwidth", "reading"] + cols].rename(columns={
+        "attack_acc": "attack acc.", "tn": "TN", "fp": "FP", "fn": "FN", "tp": "TP", "tpr": "TPR", "fpr": "FPR",
+        "advantage": "advantage (TPR − FPR)", "auc": "AUC"})
+    fmt = {"attack acc.": PCT, "TN": INT, "FP": INT, "FN": INT, "TP": INT, "TPR": NUM, "FPR": NUM, "advantage (TPR − FPR)": NUM,
+           "AUC": NUM}
+    return styled(show, "table5", "Table 5: attack accuracy and confusion matrix of the shadow attack (counts; mean over "
+                  "seeds), with the advantage and AUC that a moved decision threshold cannot change", provenance(df), fmt)
+
+
+# ----------------------------------------------------------------------------- Figure 5
+
+
+def fig5(pg: Page):
+    """ROC figures (linear and log-log) of full precision and each shown reading at the lowest bitwidth; AUC table."""
+    plt = _plt()
+    b = min(pg.bits)
+    df = _shown_rows(pg, models=[pg.profile.resnet])
+    curves = df[(df["method"] == "none") | (df["bits"] == b)]
+    prov = provenance(df)
+    pg.keep("f5_provenance", prov)
+    pg.keep("f5_model", model_name(*pg.profile.resnet))
+    pg.keep("f5_bits", b)
+    for log in (False, True):
+        fig, ax = plt.subplots(figsize=(5.2, 4.6))
+        for _, row in curves.iterrows():
+            fpr, tpr = load_roc(row)
+            name = bitwidth(row) + ("" if row["method"] == "none" else f", {row['reading']}")
+            ax.plot(fpr, tpr, lw=1.6, label=f"{name}{f', seed {row.seed}' if len(pg.seeds) > 1 else ''} (AUC {row['auc']:.3f})")
+        grid = np.logspace(-4, 0, 50) if log else np.linspace(0, 1, 50)
+        ax.plot(grid, grid, "k--", lw=0.8, label="chance")
+        if log:
+            n_non = int(curves["n_nonmembers"].min())
+            ax.set_xscale("log"), ax.set_yscale("log")
+            ax.set_xlim(1 / n_non, 1), ax.set_ylim(1 / n_non, 1)
+            ax.axvspan(1 / n_non, min(10 / n_non, 1), color="0.9", zorder=0, label="fewer than 10 false positives")
+        else:
+            ax.set_xlim(0, 1), ax.set_ylim(0, 1)
+        ax.set_xlabel("false positive rate"), ax.set_ylabel("true positive rate")
+        ax.set_title(f"Shadow attack on {model_name(*pg.profile.resnet)}" + (" (log–log)" if log else ""), fontsize=10)
+        ax.legend(fontsize=7, loc="lower right")
+        _finish(pg, fig, "fig5_roc_log" if log else "fig5_roc_linear", prov, 0.03)
+    t = labelled(mean_over_seeds(df, BY))
+    cols = ["auc", "advantage", "tpr_at_0.1%fpr", "tpr_at_1%fpr", "attack_acc"]
+    show = t[["model", "bitwidth", "reading"] + cols].rename(columns=LABELS)
+    show["AUC 95 % CI (seed 0, examples)"] = [f"{lo:.3f} – {hi:.3f}" for lo, hi in zip(t["auc_lo"], t["auc_hi"])]
+    return styled(show, "fig5-auc", "Area under the ROC curves of Figure 5, the advantage and the true positive rate at low "
+                  "false positive rates", prov, {"AUC": NUM, "advantage (TPR − FPR)": NUM, "TPR @ 0.1 % FPR": NUM,
+                                                 "TPR @ 1 % FPR": NUM, "attack acc.": PCT},
+                  not_measurable=("tpr_at_0.1%fpr", "tpr_at_1%fpr"))
+
+
+def verdict_table(pg: Page, results: dict[str, ClaimResult], table_id: str, title: str, prefix: str):
+    """One verdict per shown reading (Figures 5-6): the comparison it rests on and its reason; glued by reading."""
+    rows = []
+    for r, res in results.items():
+        c = res.ours
+        rows.append({"reading": READING_NAMES[r], "bits": res.bits, "before": f"{c.before}", "after": f"{c.after}",
+                     "p (fall)": c.p_value, "test acc. lost": res.utility_drop, "verdict": res.verdict.word,
+                     "why": res.verdict.reason})
+        pg.keep(f"{prefix}_{_slug(r)}_verdict", res.verdict.word)
+        pg.keep(f"{prefix}_{_slug(r)}_reason", res.verdict.reason)
+    return styled(pd.DataFrame(rows), table_id, title, provenance(pg.run([pg.evidence().config(*pg.profile.resnet)])),
+                  {"p (fall)": "{:.3f}", "test acc. lost": PCT})
+
+
+def fig5_verdicts(pg: Page):
+    res = {r: claims.chance_verdict(pg.evidence(), r) for r in pg.shown_readings()}
+    return verdict_table(pg, res, "fig5-verdict", "Figure 5's reading: the full-precision attack succeeds and the quantized "
+                         "model's attack is at chance (AUC, claim seeds)", "f5")
+
+
+# ----------------------------------------------------------------------------- Table 6
+
+
+def table6(pg: Page):
+    a, d = pg.profile.resnet
+    fp = pg.run([pg.profile.config(a, d, seed=s) for s in pg.seeds])
+    frames = [fp, pg.run([c for c in dorefa_configs(pg.profile, pg.bits, pg.seeds) if c.quant.method == "dorefa"])]
+    for r in pg.shown_readings():
+        frames.append(pg.run([c for c in dorefa_configs(pg.profile, pg.bits, pg.seeds, reading=r) if c.quant.method == "mia"]))
+    df = pd.concat(frames, ignore_index=True)
+    t = labelled(mean_over_seeds(df, BY))
+    t.insert(2, "quantizer", t["method"].map({"none": "–", "mia": "proposed", "dorefa": "DoReFa-Net"}))
+    cols = ["target_train_acc", "target_test_acc", "attack_acc", "precision_member", "recall_member", "f1_member", "auc"]
+    show = t[["model", "bitwidth", "quantizer", "reading"] + cols].rename(columns=LABELS)
+    fmt = {LABELS[c]: (PCT if c.endswith("acc") else NUM) for c in cols}
+    pg.keep("t6_provenance", provenance(df))
+    return styled(show, "table6", "Table 6: DoReFa-Net and the proposed quantizer against the shadow attack", provenance(df), fmt)
+
+
+def table6_verdicts(pg: Page):
+    rows = []
+    for r in pg.shown_readings():
+        v, per_bits = claims.dorefa_verdict(pg.evidence(), r, pg.bits)
+        for res in per_bits:
+            rows.append({"reading": READING_NAMES[r], "bits": res.bits, "AUC, DoReFa-Net": f"{res.ours.before}",
+                         "AUC, proposed": f"{res.ours.after}", "p (fall)": res.ours.p_value,
+                         "test acc. lost vs DoReFa-Net": res.utility_drop, "verdict at this bitwidth": res.verdict.word})
+        pg.keep(f"t6_{_slug(r)}_verdict", v.word)
+        pg.keep(f"t6_{_slug(r)}_reason", v.reason)
+    return styled(pd.DataFrame(rows), "table6-summary", "Does the proposed quantizer defend better than DoReFa-Net? "
+                  "(attack AUC, DoReFa-Net as the baseline; seed 0)", provenance(pg.evidence().rows),
+                  {"p (fall)": "{:.3f}", "test acc. lost vs DoReFa-Net": PCT})
+
+
+# ----------------------------------------------------------------------------- Figure 6
+
+
+def fig6(pg: Page):
+    plt = _plt()
+    a, d = pg.profile.resnet
+    frames = [pg.run([pg.profile.config(a, d, seed=s) for s in pg.seeds])]
+    for r in pg.shown_readings():
+        frames.append(pg.run([c for c in partial_configs(pg.profile, pg.bits, 5, pg.seeds, reading=r) if c.quant.method == "mia"]))
+    df = pd.concat(frames, ignore_index=True)
+    prov = provenance(df)
+    t = labelled(mean_over_seeds(df, BY + ["layers"]))
+    t["setting"] = [("full precision" if m == "none" else f"{int(b)}-bit {r}, " + ("last 5 layers" if l == "last:5" else "all layers"))
+                    for m, b, r, l in zip(t["method"], t["bits"], t["reading"], t["layers"])]
+    metrics = {"target_test_acc": "target test acc.", "attack_acc": "attack acc.", "auc": "attack AUC",
+               "precision_nonmember": "precision (non-members)", "f1_member": "F1 (members)"}
+    fig, ax = plt.subplots(figsize=(7.2, 4.0))
+    width = 0.8 / len(t)
+    for i, (_, row) in enumerate(t.iterrows()):
+        ax.bar(np.arange(len(metrics)) + (i - (len(t) - 1) / 2) * width, [row[m] for m in metrics], width, label=row["setting"])
+    ax.set_xticks(np.arange(len(metrics)), list(metrics.values()), fontsize=8)
+    ax.axhline(0.5, color="k", ls="--", lw=0.8)
+    ax.set_ylim(0, 1.05)
+    ax.set_title(f"Partial quantization of {model_name(a, d)}", fontsize=10)
+    ax.legend(fontsize=7, loc="upper right")
+    _finish(pg, fig, "fig6_partial", prov, 0.04)
+    pg.keep("f6_provenance", prov)
+    pg.keep("f6_model", model_name(a, d))
+    cols = ["target_train_acc", "target_test_acc", "attack_acc", "auc", "precision_member", "recall_member", "f1_member",
+            "precision_nonmember", "recall_nonmember", "f1_nonmember"]
+    show = t[["model", "setting"] + cols].rename(columns=LABELS)
+    return styled(show, "fig6-table", "The numbers of Figure 6", prov, {LABELS[c]: (PCT if c.endswith("acc") else NUM) for c in cols})
+
+
+def fig6_verdicts(pg: Page):
+    res = {r: claims.partial_verdict(pg.evidence(), r, min(pg.bits)) for r in pg.shown_readings()}
+    return verdict_table(pg, res, "fig6-verdict", "Does quantizing the last five layers lower the attack? (AUC, seed 0)", "f6")
+
+
+# ----------------------------------------------------------------------------- which quantizer did the paper run?
+
+
+def readings_definitions(pg: Page):
+    """Each reading's equations and what it clips, with the share it clips of the trained full-precision ResNet."""
+    from .train import train
+
+    a, d = pg.profile.resnet
+    cfg = pg.profile.config(a, d, seed=0)
+    net = train(cfg, data_root=pg.data_root).load()
+    layers = weight_layers(net)
+    sizes = np.array([m.weight.numel() for _, m in layers])
+    rows = []
+    for name, info in READING_INFO.items():
+        row = {"reading": READING_NAMES[name], "what it is": info.title, "equations": info.equations, "clips": info.clips}
+        for b in pg.bits:
+            spec = info.spec(b)
+            share = [clipped_fraction(m.weight.detach(), b, spec.resolved_zero_point, spec.reading) for _, m in layers]
+            row[f"clipped at {b} bits"] = float((np.array(share) * sizes).sum() / sizes.sum())
+            pg.keep(f"rd_clip_{_slug(name)}_{b}", row[f"clipped at {b} bits"])
+        rows.append(row)
+    df = pd.DataFrame(rows)
+    prov = provenance(pg.run([cfg]))
+    st = styled(df, "readings-defs", f"The readings of Section 3.3, and the share of the weights of the trained full-precision "
+                f"{model_name(a, d)} each one clips", prov, {c: PCT for c in df.columns if c.startswith("clipped")})
+    return st.set_table_styles([{"selector": "td", "props": "white-space: normal; text-align: left;"}], overwrite=False)
+
+
+def readings_statements(pg: Page):
+    """The statements x readings table (marks), the counts per reading, the numbers behind every cell, and the
+    conclusion by the stated rule (glued)."""
+    ev = pg.evidence()
+    table = claims.readings_table(ev)
+    counts = claims.consistency_counts(table)
+    best = claims.most_consistent(table)
+    rows, details = [], []
+    for s in claims.STATEMENTS:
+        link = f'<a href="{s.page}.html">{s.where}</a>'
+        row = {"statement": f"“{s.quote}” — {link}", "kind": s.kind, "rule": s.rule}
+        for r in table.columns:
+            cell = table.loc[s.key, r]
+            row[READING_NAMES[r]] = cell.mark
+            details.append({"statement": s.key, "reading": READING_NAMES[r], "": cell.mark, "the numbers behind it": cell.detail,
+                            "page": link})
+        rows.append(row)
+    prov = provenance(ev.rows)
+    left = [{"selector": "td", "props": "white-space: normal; text-align: left; vertical-align: top;"}]
+    st = styled(pd.DataFrame(rows), "readings-statements", "The paper's statements (Section 4.2, Section 3.3 and the abstract) "
+                "under each reading of its quantizer: ✓ agrees, ✗ disagrees, – not measurable in this profile (the "
+                "paper's own quantities; seed 0 unless stated)", prov).set_table_styles(left, overwrite=False)
+    st_details = styled(pd.DataFrame(details), "readings-details", "The numbers behind every cell", prov).set_table_styles(
+        left, overwrite=False)
+    n = len(claims.STATEMENTS)
+    pg.keep("rd_best", ", ".join(best))
+    pg.keep("rd_best_agrees", int(counts.loc[best[0], claims.AGREES]))
+    pg.keep("rd_n_statements", n)
+    pg.keep("rd_literal_agrees", int(counts.loc["literal", claims.AGREES]) if "literal" in counts.index else 0)
+    pg.keep("rd_provenance", prov)
+    counts_df = counts.reset_index().rename(columns={"index": "reading"})
+    counts_df["reading"] = counts_df["reading"].map(READING_NAMES)
+    counts_st = styled(counts_df, "readings-counts", f"Statements per reading (of {n}); the rule: the most utility statements "
+                       "agreed with, then the most statements in all, then the fewest disagreements", prov)
+    return st, counts_st, st_details
+
+
+def readings_fit(pg: Page):
+    """Every target of the readings plan: train and test accuracy, the gap, and the shadow attack's AUC with its interval."""
+    ev = pg.evidence()
+    cfgs = [c for r in pg.profile.readings for c in paper_configs(pg.profile, seeds=(0,), reading=r)]
+    df = pd.DataFrame([ev.row(c) for c in dict.fromkeys(cfgs)])
+    t = labelled(df)
+    t["gap"] = t["target_train_acc"] - t["target_test_acc"]
+    t["AUC (95 % CI)"] = [f"{a:.3f} ({lo:.3f} – {hi:.3f})" for a, lo, hi in zip(t["auc"], t["auc_lo"], t["auc_hi"])]
+    show = t[["model", "bitwidth", "reading", "target_train_acc", "target_test_acc", "gap", "AUC (95 % CI)"]].rename(columns=LABELS)
+    for _, r in t[t["method"] == "none"].iterrows():
+        pg.keep(f"rd_fp_{r['arch']}_train", r["target_train_acc"])
+        pg.keep(f"rd_fp_{r['arch']}_test", r["target_test_acc"])
+        pg.keep(f"rd_fp_{r['arch']}_auc", r["auc"])
+    return styled(show, "readings-fit", "Every target behind the statements: how well it fits its training data and how much "
+                  "the shadow attack finds (seed 0)", provenance(df), {LABELS["target_train_acc"]: PCT,
+                                                                      LABELS["target_test_acc"]: PCT, "gap": PCT})
+
+
+def readings_recipes(pg: Page):
+    ev = pg.evidence()
+    table = claims.recipe_table(ev)
+    pick = claims.pick_recipe(table)
+    pg.keep("rd_recipe_pick", pick)
+    pg.keep("rd_recipe_profile", pg.profile.recipe)
+    return styled(table, "readings-recipes", "The training recipe as a reading: the abstract's three statements under each "
+                  f"recipe (best reading; {model_name(*pg.profile.resnet)}, seed 0). The rule picks *{pick}*.",
+                  provenance(ev.rows), {"fp train acc": PCT, "fp test acc": PCT, "fp attack AUC": NUM, "AUC lo": NUM, "AUC hi": NUM})
+
+
+# ----------------------------------------------------------------------------- the zero point and clipping
+
+
+def clipping(pg: Page):
+    """Heat map of the share each reading's clamp moves, per layer of the trained full-precision ResNet, and the summary."""
+    plt = _plt()
+    from .train import train
+
+    a, d = pg.profile.resnet
+    cfg = pg.profile.config(a, d, seed=pg.seeds[0])
+    fp_df = pg.run([cfg])
+    net = train(cfg, data_root=pg.data_root).load()
+    heat_bits = sorted(set(pg.bits) | set(pg.profile.sweep_bits))
+    layers = weight_layers(net)
+    names = [n for n, _ in layers]
+    prov = provenance(fp_df)
+    readings = [r for r in READING_INFO if r in pg.profile.readings]
+    fig, axes = plt.subplots(1, len(readings), figsize=(2.3 * len(readings) + 1.5, 0.2 * len(layers) + 1.8), sharey=True)
+    summary = {"bitwidth": [f"{b}-bit" for b in heat_bits]}
+    sizes = np.array([m.weight.numel() for _, m in layers])
+    for ax, r in zip(np.atleast_1d(axes), readings):
+        share = np.array([[clipped_fraction(m.weight.detach(), b, READING_INFO[r].spec(b).resolved_zero_point,
+                                            READING_INFO[r].spec(b).reading) for b in heat_bits] for _, m in layers])
+        im = ax.imshow(share, aspect="auto", cmap="magma_r", vmin=0, vmax=1)
+        ax.set_xticks(range(len(heat_bits)), heat_bits, fontsize=7)
+        ax.set_title(READING_NAMES[r], fontsize=8)
+        ax.set_xlabel("bits", fontsize=8)
+        summary[f"clipped share, {READING_NAMES[r]}"] = list((share * sizes[:, None]).sum(0) / sizes.sum())
+    np.atleast_1d(axes)[0].set_yticks(range(len(layers)), names, fontsize=6)
+    fig.colorbar(im, ax=axes, label="share of the layer's weights clipped", fraction=0.03)
+    fig.suptitle(f"Weights the clamp moves, trained full-precision {model_name(a, d)}", fontsize=10)
+    figure_caption(fig, prov)
+    plt.close(fig)
+    pg.keep("clip_heatmap", fig)
+    lit = summary[f"clipped share, {READING_NAMES['literal']}"]
+    for b, v in zip(heat_bits, lit):
+        pg.keep(f"clip_share_{b}", v)
+    pg.keep("clip_bits_hi", max(pg.bits))
+    pg.keep("clip_share_hi", lit[heat_bits.index(max(pg.bits))])
+    pg.keep("clip_bits_lo", min(pg.bits))
+    pg.keep("clip_share_lo", lit[heat_bits.index(min(pg.bits))])
+    pg.keep("clip_provenance", prov)
+    pg.keep("clip_model", model_name(a, d))
+    df = pd.DataFrame(summary)
+    return styled(df, "clip-summary", "Share of all weights clipped (weighted by layer size), by reading", prov,
+                  {c: PCT for c in df.columns if c != "bitwidth"})
+
+
+def clipping_rerun(pg: Page):
+    """The ResNet's rows at every bitwidth under every reading: what the clipping does to the model and to the attack."""
+    a, d = pg.profile.resnet
+    frames = [pg.run([c for c in paper_configs(pg.profile, [(a, d)], pg.bits, pg.seeds, reading=r)
+                      if r == "literal" or c.quant.method == "mia"]) for r in pg.profile.readings]
+    df = pd.concat(frames, ignore_index=True)
+    t = labelled(mean_over_seeds(df, BY))
+    cols = ["target_train_acc", "target_test_acc", "attack_acc", "auc"]
+    show = t[["model", "bitwidth", "reading"] + cols].rename(columns=LABELS)
+    b = max(pg.bits)
+    for r in pg.profile.readings:
+        row = t[(t["bits"] == b) & (t["reading"] == READING_NAMES[r])]
+        if len(row):
+            pg.keep(f"clip_{_slug(r)}_test_acc", row.iloc[0]["target_test_acc"])
+            pg.keep(f"clip_{_slug(r)}_attack_acc", row.iloc[0]["attack_acc"])
+    pg.keep("clip_bits", b)
+    return styled(show, "clip-rerun", "Table 3's ResNet rows under every reading of the quantizer", provenance(df),
+                  {LABELS[c]: (PCT if c.endswith("acc") else NUM) for c in cols})
+
+
+# ----------------------------------------------------------------------------- beyond the paper
+
+
+def beyond_adaptive(pg: Page):
+    df = pg.run(paper_configs(pg.profile, pg.models, pg.bits, pg.seeds), attacks=("shadow", "adaptive", "metric"))
+    t = labelled(mean_over_seeds(df, BY + ["attack"]))
+    adaptive = t[t["attack"].isin(["shadow", "adaptive"])].pivot_table(
+        index=["model", "bitwidth"], columns="attack", values=["attack_acc", "auc"], sort=False)
+    adaptive.columns = [f"{'attack acc.' if m == 'attack_acc' else 'AUC'}, {a}" for m, a in adaptive.columns]
+    adaptive = adaptive.reset_index()
+    q = t[t["method"] == "mia"].pivot_table(index=["arch", "dataset", "bits"], columns="attack", values="auc")
+    pg.keep("adaptive_gain", float((q["adaptive"] - q["shadow"]).mean()))
+    metric = t[t["attack"].str.startswith("metric-")]
+    pg.keep("best_metric", metric.groupby("attack")["auc"].mean().idxmax().removeprefix("metric-"))
+    st1 = styled(adaptive, "beyond-adaptive", "The paper's attacker (shadow in full precision) vs the adaptive attacker "
+                 "(shadow quantized like the target), literal reading", provenance(df),
+                 {c: (PCT if c.startswith("attack acc") else NUM) for c in adaptive.columns[2:]})
+    m = metric.pivot_table(index=["model", "bitwidth"], columns="attack", values="auc", sort=False)
+    m.columns = [f"AUC, {c.removeprefix('metric-')}" for c in m.columns]
+    m = m.reset_index()
+    st2 = styled(m, "beyond-metric", "Metric attacks (thresholds chosen on the shadow model's outputs): AUC", provenance(df),
+                 {c: NUM for c in m.columns[2:]})
+    return st1, st2
+
+
+def beyond_lira(pg: Page):
+    df = pg.run(lira_configs(pg.profile, seeds=pg.seeds), attacks=("lira",))
+    lt = labelled(mean_over_seeds(df, BY + ["attack"]))
+
+    def ci(row, col):
+        if pd.isna(row[col]):
+            return "not measurable at this size"
+        return f"{row[col]:.2%} ({row[col + '_lo']:.2%} – {row[col + '_hi']:.2%})"
+
+    show = pd.DataFrame({
+        "model": lt["model"], "bitwidth": lt["bitwidth"], "reading": lt["reading"],
+        "attack": [a.removesuffix("-adaptive").removesuffix("-reference") for a in lt["attack"]],
+        "reference models": ["quantized like the target" if a.endswith("-adaptive") else "full precision" for a in lt["attack"]],
+        "scoring": ["reference code" if a.endswith("-reference") else "qmia" for a in lt["attack"]],
+        "AUC": lt["auc"],
+        "TPR @ 0.1 % FPR (95 % CI)": [ci(r, "tpr_at_0.1%fpr") for _, r in lt.iterrows()],
+        "TPR @ 1 % FPR (95 % CI)": [ci(r, "tpr_at_1%fpr") for _, r in lt.iterrows()]})
+    pg.keep("lira_refs", pg.profile.lira_refs)
+    ours = lt[lt["attack"].isin(["lira-online", "lira-offline"])]["auc"].mean()
+    ref = lt[lt["attack"].isin(["lira-online-reference", "lira-offline-reference"])]["auc"].mean()
+    pg.keep("lira_ours_auc", ours)
+    pg.keep("lira_ref_auc", ref)
+    pg.keep("lira_stronger", "qmia's" if ours >= ref else "the reference code's")
+    return styled(show, "beyond-lira", f"LiRA, online and offline, with {pg.profile.lira_refs} reference models per target "
+                  "(full precision, or quantized like the target: the adaptive attacker); qmia's scoring and the reference "
+                  "code's", provenance(df), {"AUC": NUM})
+
+
+def beyond_sweep(pg: Page):
+    plt = _plt()
+    a, d = pg.profile.sweep
+    sweep = pg.run(sweep_configs(pg.profile, seeds=pg.seeds))
+    st = mean_over_seeds(sweep, BY)
+    st["curve"] = [m if m != "mia" else r for m, r in zip(st["method"], st["reading"])]
+    prov = provenance(sweep)
+    fig, ax = plt.subplots(figsize=(6.0, 4.4))
+    names = {"literal": "proposed, literal (z = 2)", "centred": "proposed, centred z", "min-anchored": "proposed, min-anchored",
+             "dorefa": "DoReFa-Net"}
+    for curve, marker in zip(SWEEP_CURVES, "o^vs"):
+        s = st[st["curve"] == curve].sort_values("bits")
+        ax.plot(s["auc"], s["target_test_acc"], marker=marker, label=names[curve])
+        for _, r in s.iterrows():
+            ax.annotate(f"{int(r['bits'])}b", (r["auc"], r["target_test_acc"]), textcoords="offset points", xytext=(4, 3), fontsize=7)
+    f = st[st["method"] == "none"].iloc[0]
+    ax.plot([f["auc"]], [f["target_test_acc"]], "k*", ms=12, label="full precision")
+    ax.axvline(0.5, color="k", ls="--", lw=0.8)
+    ax.set_xlabel("attack AUC (shadow attack; 0.5 = chance)")
+    ax.set_ylabel("target test accuracy")
+    ax.set_title(f"Privacy–utility, {model_name(a, d)}", fontsize=10)
+    ax.legend(fontsize=8)
+    _finish(pg, fig, "beyond_privacy_utility", prov, 0.03)
+    pg.keep("pu_provenance", prov)
+    pg.keep("pu_model", model_name(a, d))
+
+
+# ----------------------------------------------------------------------------- the report and the answer
+
+
+def lowest_measurable_fpr(n_nonmembers: int) -> float:
+    """The lowest of 0.1 %, 1 %, 2 %, 5 %, 10 % FPR at which TPR is measured (>= 10 false positives)."""
+    for alpha in (0.001, 0.01, 0.02, 0.05, 0.1):
+        if measurable_fpr(n_nonmembers, alpha):
+            return alpha
+    return 0.5
+
+
+def report_verdicts(pg: Page):
+    """Every claim's verdict under the literal reading and the most consistent one(s): the book's answer."""
+    ev = pg.evidence()
+    shown = pg.shown_readings()
+    rows = []
+    for r in shown:
+        for key, claim in ABSTRACT_CLAIMS.items():
+            res = claims.abstract_verdict(ev, key, r)
+            rows.append({"claim": f"{claim.quote} (abstract)", "reading": READING_NAMES[r], "verdict": res.verdict.word,
+                         "why": res.verdict.reason})
+        res = claims.chance_verdict(ev, r)
+        rows.append({"claim": "the quantized model's ROC is at chance (Figure 5)", "reading": READING_NAMES[r],
+                     "verdict": res.verdict.word, "why": res.verdict.reason})
+        v, _ = claims.dorefa_verdict(ev, r)
+        rows.append({"claim": "the proposed quantizer defends better than DoReFa-Net (Table 6)", "reading": READING_NAMES[r],
+                     "verdict": v.word, "why": v.reason})
+        res = claims.partial_verdict(ev, r)
+        rows.append({"claim": "quantizing the last 5 layers lowers the attack (Figure 6)", "reading": READING_NAMES[r],
+                     "verdict": res.verdict.word, "why": res.verdict.reason})
+    df = pd.DataFrame(rows)
+    for r in shown:
+        sub = df[df["reading"] == READING_NAMES[r]]
+        pg.keep(f"rep_{_slug(r)}_reproduced", int((sub["verdict"] == claims.REPRODUCED).sum()))
+        for i, word in enumerate(sub["verdict"]):
+            pg.keep(f"rep_{_slug(r)}_{i}", word)
+    pg.keep("rep_n_claims", int(len(df) / len(shown)))
+    pg.keep("rep_best", ", ".join(shown[1:]) or "literal")
+    prov = provenance(ev.rows)
+    pg.keep("rep_provenance", prov)
+    compact = df[["claim", "reading", "verdict"]].pivot_table(index="claim", columns="reading", values="verdict",
+                                                             aggfunc="first", sort=False).reset_index()
+    st_compact = styled(compact, "answer-verdicts", "The answer: each claim's verdict under the literal reading of the "
+                        "quantizer and the reading most consistent with the paper", prov)
+    pg.keep("answer_table", st_compact)
+    st_full = styled(df, "report-verdicts", "Every verdict with its reason (rules in the method chapter)", prov)
+    st_full = st_full.set_table_styles([{"selector": "td", "props": "white-space: normal; text-align: left;"}], overwrite=False)
+    return st_compact, st_full
+
+
+def answer_figure(pg: Page):
+    """TPR at the lowest measurable FPR against test accuracy: full precision and each reading at the lowest bitwidth,
+    and DoReFa-Net, over the claim seeds (seed 0 for DoReFa-Net)."""
+    plt = _plt()
+    ev = pg.evidence()
+    p = pg.profile
+    b = min(p.bits)
+    groups = {"full precision": [ev.config(*p.resnet, seed=s) for s in p.claim_seeds]}
+    for r in p.readings:
+        groups[READING_NAMES[r]] = [ev.config(*p.resnet, reading_spec(r, b), seed=s) for s in p.claim_seeds]
+    groups[f"DoReFa-Net ({b}-bit)"] = [ev.config(*p.resnet, QuantSpec("dorefa", b))]
+    n_non = int(ev.row(groups["full precision"][0])["n_nonmembers"])
+    alpha = lowest_measurable_fpr(n_non)
+    fig, ax = plt.subplots(figsize=(6.2, 4.4))
+    rows = []
+    for (name, cfgs), marker in zip(groups.items(), "*osv^D"):
+        outs = ev.outcomes(cfgs)
+        tpr = estimate(outs, f"tpr@{alpha}", n_boot=400)
+        acc = [ev.row(c)["target_test_acc"] for c in cfgs]
+        ax.errorbar(np.mean(acc), tpr.value, yerr=[[tpr.value - tpr.lo], [tpr.hi - tpr.value]],
+                    xerr=np.std(acc) if len(acc) > 1 else None, fmt=marker, ms=10 if marker == "*" else 7, capsize=3,
+                    label=name if name == "full precision" or name.startswith("DoReFa") else f"{name}, {b}-bit")
+        rows.append((name, tpr.value, np.mean(acc)))
+    ax.axhline(alpha, color="k", ls="--", lw=0.8, label=f"chance (TPR = FPR = {alpha:.1%})")
+    ax.set_xlabel("target test accuracy (utility)")
+    ax.set_ylabel(f"shadow attack TPR at {alpha:.1%} FPR")
+    ax.set_yscale("log")
+    ax.set_title(f"Leakage against utility, {model_name(*p.resnet)}", fontsize=10)
+    ax.legend(fontsize=7, loc="best")
+    _finish(pg, fig, "answer_figure", provenance(ev.rows))
+    pg.keep("answer_alpha", alpha)
+    pg.keep("answer_n_nonmembers", n_non)
