@@ -262,6 +262,11 @@ def styled(df: pd.DataFrame, table_id: str, title: str, caption: str, formats: d
     )
 
 
-def figure_caption(fig, text: str) -> None:
-    """Print the provenance line inside a matplotlib figure, under the axes."""
-    fig.text(0.01, 0.005, text, fontsize=7, color="0.35", ha="left", va="bottom")
+def figure_caption(fig, text: str) -> float:
+    """Print the provenance line inside a matplotlib figure, under the axes, wrapped to the figure's width;
+    returns the share of the figure's height it takes (leave that much under the axes)."""
+    import textwrap
+
+    lines = textwrap.wrap(text, width=max(int(fig.get_figwidth() * 19), 40))
+    fig.text(0.01, 0.005, "\n".join(lines), fontsize=7, color="0.35", ha="left", va="bottom")
+    return (0.14 * len(lines) + 0.05) / fig.get_figheight()

@@ -36,10 +36,9 @@ def _plt():
     return plt
 
 
-def _finish(pg: Page, fig, key: str, prov: str, bottom: float = 0.03) -> None:
-    """Lay out a figure, print its provenance line under the axes, close it and glue it under ``key``."""
-    fig.tight_layout(rect=(0, bottom, 1, 1))
-    figure_caption(fig, prov)
+def _finish(pg: Page, fig, key: str, prov: str) -> None:
+    """Print a figure's provenance under its axes, lay it out, close it and glue it under ``key``."""
+    fig.tight_layout(rect=(0, figure_caption(fig, prov), 1, 1))
     _plt().close(fig)
     pg.keep(key, fig)
 
@@ -171,7 +170,7 @@ def fig5(pg: Page):
         ax.set_xlabel("false positive rate"), ax.set_ylabel("true positive rate")
         ax.set_title(f"Shadow attack on {model_name(*pg.profile.resnet)}" + (" (log–log)" if log else ""), fontsize=10)
         ax.legend(fontsize=7, loc="lower right")
-        _finish(pg, fig, "fig5_roc_log" if log else "fig5_roc_linear", prov, 0.03)
+        _finish(pg, fig, "fig5_roc_log" if log else "fig5_roc_linear", prov)
     t = labelled(mean_over_seeds(df, BY))
     cols = ["auc", "advantage", "tpr_at_0.1%fpr", "tpr_at_1%fpr", "attack_acc"]
     show = t[["model", "bitwidth", "reading"] + cols].rename(columns=LABELS)
@@ -261,7 +260,7 @@ def fig6(pg: Page):
     ax.set_ylim(0, 1.05)
     ax.set_title(f"Partial quantization of {model_name(a, d)}", fontsize=10)
     ax.legend(fontsize=7, loc="upper right")
-    _finish(pg, fig, "fig6_partial", prov, 0.04)
+    _finish(pg, fig, "fig6_partial", prov)
     pg.keep("f6_provenance", prov)
     pg.keep("f6_model", model_name(a, d))
     cols = ["target_train_acc", "target_test_acc", "attack_acc", "auc", "precision_member", "recall_member", "f1_member",
@@ -386,21 +385,23 @@ def clipping(pg: Page):
     names = [n for n, _ in layers]
     prov = provenance(fp_df)
     readings = [r for r in READING_INFO if r in pg.profile.readings]
-    fig, axes = plt.subplots(1, len(readings), figsize=(2.3 * len(readings) + 1.5, 0.2 * len(layers) + 1.8), sharey=True)
+    fig, axes = plt.subplots(1, len(readings) + 1, figsize=(2.3 * len(readings) + 1.8, 0.2 * len(layers) + 1.8),
+                             gridspec_kw={"width_ratios": [1] * len(readings) + [0.08]})
+    cax, axes = axes[-1], axes[:-1]
     summary = {"bitwidth": [f"{b}-bit" for b in heat_bits]}
     sizes = np.array([m.weight.numel() for _, m in layers])
-    for ax, r in zip(np.atleast_1d(axes), readings):
+    for i, (ax, r) in enumerate(zip(axes, readings)):
         share = np.array([[clipped_fraction(m.weight.detach(), b, READING_INFO[r].spec(b).resolved_zero_point,
                                             READING_INFO[r].spec(b).reading) for b in heat_bits] for _, m in layers])
         im = ax.imshow(share, aspect="auto", cmap="magma_r", vmin=0, vmax=1)
         ax.set_xticks(range(len(heat_bits)), heat_bits, fontsize=7)
         ax.set_title(READING_NAMES[r], fontsize=8)
         ax.set_xlabel("bits", fontsize=8)
+        ax.set_yticks(range(len(layers)), names if i == 0 else [""] * len(layers), fontsize=6)
         summary[f"clipped share, {READING_NAMES[r]}"] = list((share * sizes[:, None]).sum(0) / sizes.sum())
-    np.atleast_1d(axes)[0].set_yticks(range(len(layers)), names, fontsize=6)
-    fig.colorbar(im, ax=axes, label="share of the layer's weights clipped", fraction=0.03)
+    fig.colorbar(im, cax=cax, label="share of the layer's weights clipped")
     fig.suptitle(f"Weights the clamp moves, trained full-precision {model_name(a, d)}", fontsize=10)
-    figure_caption(fig, prov)
+    fig.subplots_adjust(bottom=figure_caption(fig, prov) + 0.08)
     plt.close(fig)
     pg.keep("clip_heatmap", fig)
     lit = summary[f"clipped share, {READING_NAMES['literal']}"]
@@ -512,7 +513,7 @@ def beyond_sweep(pg: Page):
     ax.set_ylabel("target test accuracy")
     ax.set_title(f"Privacy–utility, {model_name(a, d)}", fontsize=10)
     ax.legend(fontsize=8)
-    _finish(pg, fig, "beyond_privacy_utility", prov, 0.03)
+    _finish(pg, fig, "beyond_privacy_utility", prov)
     pg.keep("pu_provenance", prov)
     pg.keep("pu_model", model_name(a, d))
 
@@ -580,7 +581,7 @@ def answer_figure(pg: Page):
     groups[f"DoReFa-Net ({b}-bit)"] = [ev.config(*p.resnet, QuantSpec("dorefa", b))]
     n_non = int(ev.row(groups["full precision"][0])["n_nonmembers"])
     alpha = lowest_measurable_fpr(n_non)
-    fig, ax = plt.subplots(figsize=(6.2, 4.4))
+    fig, ax = plt.subplots(figsize=(8.4, 4.6))
     rows = []
     for (name, cfgs), marker in zip(groups.items(), "*osv^D"):
         outs = ev.outcomes(cfgs)
@@ -595,7 +596,7 @@ def answer_figure(pg: Page):
     ax.set_ylabel(f"shadow attack TPR at {alpha:.1%} FPR")
     ax.set_yscale("log")
     ax.set_title(f"Leakage against utility, {model_name(*p.resnet)}", fontsize=10)
-    ax.legend(fontsize=7, loc="best")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
     _finish(pg, fig, "answer_figure", provenance(ev.rows))
     pg.keep("answer_alpha", alpha)
     pg.keep("answer_n_nonmembers", n_non)
