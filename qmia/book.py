@@ -19,6 +19,7 @@ from .config import PROFILES, Profile, TrainConfig, get_profile
 from .data import DATASETS
 from .models import ARCHS
 from .quantizers import MAX_BITS, MIN_BITS
+from .settings import check as check_environment
 from .settings import quiet_progress
 
 PCT = "{:.1%}"
@@ -172,6 +173,7 @@ def setup(name: str, profile: str = "smoke", models=None, bits=None, seeds=None,
     bitwidths when they are not the profile's (Table 6: [4, 8]; Figure 6: [4]).
     """
     quiet_progress()  # no progress bars in the book
+    check_environment()
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; valid: {', '.join(PROFILES)}")
     p = get_profile(profile)

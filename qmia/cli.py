@@ -9,6 +9,8 @@ import time
 from .config import PROFILES, get_profile
 from .experiment import ATTACKS
 from .data import DATASETS, DatasetUnavailable
+from .settings import check as check_environment
+from .store import DamagedEntry
 from .models import ARCHS
 from .quantizers import MODES, PAPER_READINGS, QUANTIZERS, QuantSpec
 
@@ -62,15 +64,14 @@ def config_from_args(a: argparse.Namespace):
 
 
 def cmd_train(a: argparse.Namespace) -> int:
-    from .train import model_dir, train
+    from .train import train
 
     config = config_from_args(a)
-    cached = (model_dir(config) / "meta.json").exists()
     start = time.perf_counter()
     m = train(config, a.data_root, a.device, progress=not a.no_progress)
     acc = m.meta["accuracy"]
     print(
-        f"{config.label}: {'reused cache' if cached else 'trained'} in {time.perf_counter() - start:.1f} s; "
+        f"{config.label}: {'trained' if m.trained_here else 'reused cache'} in {time.perf_counter() - start:.1f} s; "
         f"train acc {acc['target_in']:.3f}, test acc {acc['target_out']:.3f}\n{m.path}"
     )
     return 0
@@ -150,8 +151,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        check_environment()
         return args.func(args)
-    except DatasetUnavailable as e:
+    except (DatasetUnavailable, DamagedEntry) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except ValueError as e:

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from .settings import data_root
-from .store import atomic_save, atomic_write_json, cache_root
+from .store import atomic_save, atomic_write_json, cache_root, move_aside
 
 DATASETS = ("digits", "fashion_mnist", "cifar10")
 SPLITS = ("target_in", "target_out", "shadow_in", "shadow_out")
@@ -103,8 +103,13 @@ def _fashion_dir(root: Path, scratch: Path) -> Path:
         out.mkdir(parents=True, exist_ok=True)
         for n in names:
             if not (out / n).exists():
-                with gzip.open(raw / f"{n}.gz", "rb") as src, open(out / f"{n}.part", "wb") as dst:
-                    shutil.copyfileobj(src, dst)
+                try:
+                    with gzip.open(raw / f"{n}.gz", "rb") as src, open(out / f"{n}.part", "wb") as dst:
+                        shutil.copyfileobj(src, dst)
+                except (OSError, EOFError) as e:  # truncated or not gzip at all
+                    (out / f"{n}.part").unlink(missing_ok=True)
+                    raise DatasetUnavailable(f"{raw / f'{n}.gz'} is damaged ({type(e).__name__}: {e}); replace it with "
+                                             "an intact copy of Fashion-MNIST's idx files") from e
                 os.replace(out / f"{n}.part", out / n)
         return scratch
     return root
@@ -114,12 +119,16 @@ def _load_fashion(root: Path, download: bool) -> tuple[torch.Tensor, torch.Tenso
     from torchvision.datasets import FashionMNIST
 
     base = _fashion_dir(root, cache_root() / "data" / "raw")
+    raw = base / "FashionMNIST" / "raw"
     parts, err = [], None
     try:
         for train in (True, False):
             ds = FashionMNIST(str(base), train=train, download=False)
             parts.append((ds.data[:, None].clone(), ds.targets.clone()))
     except RuntimeError as e:
+        if raw.is_dir() and any(raw.iterdir()) and "not found" not in str(e).lower():
+            raise DatasetUnavailable(f"the Fashion-MNIST idx files in {raw} cannot be read ({e}); replace them with an "
+                                     "intact copy (60,000 training and 10,000 test images of 28x28)") from e
         if not download:
             raise _missing("fashion_mnist", root, [str(root / "FashionMNIST/raw")], e) from e
         try:
@@ -137,21 +146,29 @@ def _decode_images(items: list[tuple[str, bytes, int]]) -> tuple[torch.Tensor, t
     from PIL import Image
 
     xs, formats = [], set()
-    for _, b, _ in items:
-        with Image.open(io.BytesIO(b)) as im:
-            formats.add(str(im.format))
-            xs.append(np.asarray(im.convert("RGB")))
+    for name, b, _ in items:
+        try:
+            with Image.open(io.BytesIO(b)) as im:
+                formats.add(str(im.format))
+                xs.append(np.asarray(im.convert("RGB")))
+        except Exception as e:  # PIL raises many kinds for a damaged file
+            raise DatasetUnavailable(f"image {name} cannot be decoded ({type(e).__name__}: {e}); replace it") from e
+        if xs[-1].shape != (32, 32, 3):
+            raise DatasetUnavailable(f"image {name} is {xs[-1].shape[1]}x{xs[-1].shape[0]}; CIFAR-10 images are 32x32 RGB")
     return torch.from_numpy(np.stack(xs)).permute(0, 3, 1, 2).contiguous(), torch.tensor([y for *_, y in items]), formats
 
 
 def _cifar_from_tar(path: Path) -> tuple[torch.Tensor, torch.Tensor, str]:
     by_split: dict[str, list[tuple[str, bytes, int]]] = {"train": [], "test": []}
-    with tarfile.open(path, "r:*") as tar:
-        for m in tar:
-            parts = Path(m.name).parts
-            if not m.isfile() or len(parts) < 3 or parts[-3] not in by_split or parts[-2] not in CIFAR10_CLASSES:
-                continue
-            by_split[parts[-3]].append((m.name, tar.extractfile(m).read(), CIFAR10_CLASSES.index(parts[-2])))
+    try:
+        with tarfile.open(path, "r:*") as tar:
+            for m in tar:
+                parts = Path(m.name).parts
+                if not m.isfile() or len(parts) < 3 or parts[-3] not in by_split or parts[-2] not in CIFAR10_CLASSES:
+                    continue
+                by_split[parts[-3]].append((m.name, tar.extractfile(m).read(), CIFAR10_CLASSES.index(parts[-2])))
+    except (tarfile.TarError, OSError, EOFError) as e:
+        raise DatasetUnavailable(f"{path} is damaged ({type(e).__name__}: {e}); replace it with an intact copy") from e
     x, y, formats = _pool_image_splits(by_split)
     return x, y, f"image-folder tarball {path.name} ({_copy_kind(formats)})"
 
@@ -207,6 +224,24 @@ def _load_cifar(root: Path, download: bool) -> tuple[torch.Tensor, torch.Tensor,
     raise _missing("cifar10", root, looked, err)
 
 
+def check_tensors(name: str, x: torch.Tensor, y: torch.Tensor, where: str) -> None:
+    """Raise :class:`DatasetUnavailable` naming ``where`` unless x is uint8 N x C x H x W of the data set's shape
+    and y holds N labels among its classes."""
+    info = dataset_info(name)
+    want = (info.channels, info.image_size, info.image_size)
+    problem = None
+    if not (isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor)):
+        problem = "it does not hold image and label tensors"
+    elif x.dtype != torch.uint8 or x.ndim != 4 or tuple(x.shape[1:]) != want:
+        problem = f"its images are {x.dtype} {tuple(x.shape)}, expected uint8 N x {want[0]} x {want[1]} x {want[2]}"
+    elif y.ndim != 1 or len(y) != len(x) or len(x) == 0:
+        problem = f"it has {len(x)} images and {tuple(y.shape)} labels"
+    elif int(y.min()) < 0 or int(y.max()) >= info.num_classes:
+        problem = f"its labels run from {int(y.min())} to {int(y.max())}, expected 0..{info.num_classes - 1}"
+    if problem:
+        raise DatasetUnavailable(f"{name} from {where}: {problem}")
+
+
 def _cache_paths(name: str) -> tuple[Path, Path]:
     """The cached tensors ``<cache>/data/<name>-v{DATA_VERSION}.pt`` and their provenance sidecar (.json)."""
     cached = cache_root() / "data" / f"{name}-v{DATA_VERSION}.pt"
@@ -244,8 +279,12 @@ def load_dataset(name: str, root: str | os.PathLike | None = None, download: boo
     dataset_info(name)
     cached, _ = _cache_paths(name)
     if cached.exists():
-        blob = torch.load(cached, weights_only=True)
-        return blob["x"], blob["y"]
+        try:
+            blob = torch.load(cached, weights_only=True)
+            check_tensors(name, blob["x"], blob["y"], str(cached))
+            return blob["x"], blob["y"]
+        except Exception as e:  # truncated, not a checkpoint, or the wrong shape: decode again
+            move_aside(cached, f"{type(e).__name__}: {e}"[:200])
     if name == "digits":
         x, y = _load_digits()
         source = "scikit-learn load_digits, resized to 16x16"
@@ -254,6 +293,7 @@ def load_dataset(name: str, root: str | os.PathLike | None = None, download: boo
         source = "idx files (original)"
     else:
         x, y, source = _load_cifar(data_root(root), download)
+    check_tensors(name, x, y, source)
     atomic_save({"x": x, "y": y}, cached)
     _write_source(name, source, x, y)
     return x, y

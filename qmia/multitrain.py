@@ -12,6 +12,7 @@ model's cache entry as :func:`qmia.train.train` does.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import time
@@ -26,6 +27,7 @@ from tqdm.auto import tqdm
 
 from .config import TrainConfig
 from .settings import group_size_override
+from .store import lock
 from .data import dataset_info
 from .train import (TrainedModel, _autocast, _progress_enabled, default_device, epoch_plan, finish, graphed, is_cached,
                     make_batch, make_optimizer, prepare, train_job)
@@ -132,15 +134,23 @@ def train_many(configs: Sequence[TrainConfig], data_root: str | os.PathLike | No
     show = _progress_enabled(progress)
     for members in groups.values():
         for start in range(0, len(members), size):
-            chunk = members[start : start + size]
-            jobs = [prepare(c, data_root, dev) for c in chunk]
-            if len(chunk) == 1 or chunk[0].quant.mode == "project" or len({len(j.train_idx) for j in jobs}) != 1:
-                for job in jobs:
-                    train_job(job, show)
-                continue
-            t0 = time.perf_counter()
-            losses = fit_many([j.model for j in jobs], chunk, [j.x_train for j in jobs], [j.y_train for j in jobs], show)
-            seconds = time.perf_counter() - t0
-            for job, loss in zip(jobs, losses):
-                finish(job, loss, seconds, trained_with=len(chunk))
+            with contextlib.ExitStack() as held:  # one lock per model, in key order: another process waits, then reuses
+                for c in sorted(members[start : start + size], key=lambda c: c.key):
+                    held.enter_context(lock(c.key))
+                chunk = [c for c in members[start : start + size] if not is_cached(c)]
+                if chunk:
+                    _train_chunk(chunk, data_root, dev, show)
     return [TrainedModel(c) for c in configs]
+
+
+def _train_chunk(chunk: list[TrainConfig], data_root, dev: torch.device, show: bool) -> None:
+    jobs = [prepare(c, data_root, dev) for c in chunk]
+    if len(chunk) == 1 or chunk[0].quant.mode == "project" or len({len(j.train_idx) for j in jobs}) != 1:
+        for job in jobs:
+            train_job(job, show)
+        return
+    t0 = time.perf_counter()
+    losses = fit_many([j.model for j in jobs], chunk, [j.x_train for j in jobs], [j.y_train for j in jobs], show)
+    seconds = time.perf_counter() - t0
+    for job, loss in zip(jobs, losses):
+        finish(job, loss, seconds, trained_with=len(chunk))

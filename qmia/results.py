@@ -11,13 +11,12 @@ and the attack's per-example scores, decisions, membership and dataset indices i
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .store import atomic_write, atomic_write_json, results_root
+from .store import DamagedEntry, atomic_write, atomic_write_json, checksums, damage, move_aside, read_json, results_root
 from .uncertainty import AttackOutcome
 
 
@@ -33,9 +32,14 @@ def scores_path(row_key: str) -> Path:
     return results_root() / "scores" / f"{row_key}.npz"
 
 
+def _files(row_key: str) -> dict[str, Path]:
+    return {"roc": roc_path(row_key), "scores": scores_path(row_key)}
+
+
 def save_row(row: dict, fpr: np.ndarray, tpr: np.ndarray, *, scores: np.ndarray, pred: np.ndarray, member: np.ndarray,
              index: np.ndarray) -> None:
-    """Store a row, its ROC points and its per-example outcome (those first, so a stored row always has them).
+    """Store a row, its ROC points and its per-example outcome (those first, so a stored row always has them),
+    with the sha256 of both files in the row's JSON (under ``checksums``; :func:`load_row` checks them).
 
     scores: float, higher = member; pred: 0/1 decisions; member: 1 for members; index: dataset indices (all length n).
     """
@@ -44,7 +48,7 @@ def save_row(row: dict, fpr: np.ndarray, tpr: np.ndarray, *, scores: np.ndarray,
     atomic_write(scores_path(key), lambda f: np.savez_compressed(
         f, scores=np.asarray(scores, dtype=np.float64), pred=np.asarray(pred, dtype=np.int8),
         member=np.asarray(member, dtype=np.int8), index=np.asarray(index, dtype=np.int64)))
-    atomic_write_json(row, row_path(key))
+    atomic_write_json({**row, "checksums": checksums(_files(key))}, row_path(key))
 
 
 def load_outcome(row) -> AttackOutcome:
@@ -54,13 +58,28 @@ def load_outcome(row) -> AttackOutcome:
 
 
 def load_row(row_key: str) -> dict | None:
+    """A stored row, or None when there is none or it is damaged (unreadable, a file missing, truncated or
+    changed: then it is reported, moved aside with its files, and recomputed by the caller)."""
     p = row_path(row_key)
-    return json.loads(p.read_text()) if p.exists() else None
+    if not p.exists():
+        return None
+    try:
+        row = read_json(p)
+        reason = damage(_files(row_key), row.get("checksums") if isinstance(row, dict) else None)
+        if reason:
+            raise DamagedEntry(reason)
+    except DamagedEntry as e:
+        for f in [p, *_files(row_key).values()]:
+            if f.exists():
+                move_aside(f, str(e))
+        return None
+    row.pop("checksums", None)
+    return row
 
 
 def load_results(profile: str | None = None) -> pd.DataFrame:
-    """Every stored row (optionally of one profile) as a DataFrame."""
-    rows = [json.loads(p.read_text()) for p in sorted((results_root() / "rows").glob("*.json"))]
+    """Every intact stored row (optionally of one profile) as a DataFrame (damaged ones are moved aside)."""
+    rows = [r for p in sorted((results_root() / "rows").glob("*.json")) if (r := load_row(p.stem)) is not None]
     df = pd.DataFrame(rows)
     if profile is not None and len(df):
         df = df[df["profile"] == profile].reset_index(drop=True)

@@ -68,6 +68,11 @@ def cuda_graphs_default() -> bool:
     return _flag("QMIA_CUDA_GRAPHS")
 
 
+def check() -> None:
+    """Validate every variable now (ValueError naming the first bad one), before any work is done."""
+    progress_default(), cuda_graphs_default(), group_size_override()
+
+
 def group_size_override() -> int | None:
     """``QMIA_GROUP``: models per vmapped training group, or None when unset."""
     value = os.environ.get("QMIA_GROUP")

@@ -1,7 +1,12 @@
-"""Writing cached things so that an interruption never leaves half a file, and stable hashes.
+"""Writing cached things so that an interruption never leaves half a file, checking them when read, and stable hashes.
 
 Every write goes to a temporary file in the same folder, then ``os.replace`` renames it into
-place (atomic on POSIX). Where the folders are: :mod:`qmia.settings`.
+place (atomic on POSIX), so a run killed at any moment leaves whole files or none. Every cache
+entry and stored result records the sha256 of its files (:func:`checksums`); reading checks them
+(:func:`damage`, once per file and process while the file is unchanged), and a damaged entry is
+reported with its path and moved aside (:func:`move_aside`) so that it is recomputed. Locks
+(:func:`lock`) keep two processes from computing the same entry at once. Where the folders are:
+:mod:`qmia.settings`.
 """
 
 from __future__ import annotations
@@ -9,7 +14,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -49,3 +56,76 @@ def stable_hash(obj: Any, length: int = 16) -> str:
     """Hex digest of a JSON-serialisable object, independent of dict order."""
     blob = json.dumps(obj, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:length]
+
+
+# ----------------------------------------------------------------------------- integrity and locks
+
+_DIGESTS: dict[str, tuple[int, int, str]] = {}  # path -> (bytes, mtime_ns, sha256): each file hashed once while unchanged
+
+
+def file_digest(path: str | os.PathLike) -> str:
+    """sha256 (hex) of a file's bytes, remembered while the file's size and modification time stay the same."""
+    path = Path(path)
+    st = path.stat()
+    known = _DIGESTS.get(str(path))
+    if known is not None and known[:2] == (st.st_size, st.st_mtime_ns):
+        return known[2]
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    _DIGESTS[str(path)] = (st.st_size, st.st_mtime_ns, h.hexdigest())
+    return h.hexdigest()
+
+
+def checksums(files: dict[str, Path]) -> dict[str, dict]:
+    """{name: {"sha256": ..., "bytes": ...}} of the files, to store beside them."""
+    return {name: {"sha256": file_digest(p), "bytes": Path(p).stat().st_size} for name, p in files.items()}
+
+
+def damage(files: dict[str, Path], recorded: dict | None) -> str | None:
+    """Why the files differ from their recorded checksums (missing, truncated, changed), or None if intact."""
+    if not isinstance(recorded, dict):
+        return "no checksums recorded"
+    for name, path in files.items():
+        want = recorded.get(name)
+        if not isinstance(want, dict):
+            return f"no checksum recorded for {name}"
+        if not Path(path).is_file():
+            return f"{name} is missing"
+        size = Path(path).stat().st_size
+        if size != want.get("bytes"):
+            return f"{name} has {size} bytes, {want.get('bytes')} were written"
+        if file_digest(path) != want.get("sha256"):
+            return f"{name} does not match its sha256"
+    return None
+
+
+class DamagedEntry(RuntimeError):
+    """A cache entry or stored result whose files are missing, truncated or changed (it was moved aside)."""
+
+
+def move_aside(path: str | os.PathLike, reason: str) -> Path:
+    """Rename a damaged file or folder to ``<name>.damaged-<time>`` and say so on stderr; returns the new path."""
+    path = Path(path)
+    target = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
+    os.replace(path, target)
+    print(f"qmia: damaged {path} ({reason}); moved to {target.name}, it will be recomputed", file=sys.stderr)
+    return target
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """A JSON file's content; :class:`DamagedEntry` (naming the file) if it does not parse."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DamagedEntry(f"{path} is not valid JSON ({e})") from None
+
+
+def lock(key: str, timeout: float = 6 * 3600):
+    """An inter-process lock on one cache key (``<cache>/locks/<key>.lock``, the ``filelock`` package)."""
+    from filelock import FileLock
+
+    path = cache_root() / "locks" / f"{key}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(path), timeout=timeout)

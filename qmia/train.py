@@ -3,14 +3,16 @@
 ``train(config)`` returns a :class:`TrainedModel` from ``<cache>/models/<key>/`` if it is
 there, else trains it and writes, each atomically, ``model.pt`` (the exported state dict:
 quantized weights as plain tensors), ``outputs.pt`` (logits on all four splits, split
-indices and labels) and last ``meta.json`` (which marks the entry complete). An interrupted
-run loses at most the model in flight; a rerun resumes with the next missing one.
+indices and labels) and last ``meta.json`` (which marks the entry complete and records the
+sha256 of the other two). An interrupted run loses at most the model in flight; a rerun resumes
+with the next missing one. An entry whose files are missing, truncated or changed is reported,
+moved aside and retrained (:func:`is_cached`); two processes asked for one model train it once
+(a lock per key).
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import subprocess
 import time
@@ -28,7 +30,7 @@ from .data import SPLITS, apply_augment, augment_draws, dataset_info, half_subse
 from .models import build_model
 from .quantizers import export_quantized, project_weights, quantize_model
 from .settings import cuda_graphs_default, progress_default
-from .store import atomic_save, atomic_write_json, cache_root
+from .store import DamagedEntry, atomic_save, atomic_write_json, cache_root, checksums, damage, lock, move_aside, read_json
 
 
 def default_device() -> torch.device:
@@ -78,7 +80,8 @@ class TrainedModel:
 
     def __init__(self, config: TrainConfig) -> None:
         self.config, self.path = config, model_dir(config)
-        self.meta = json.loads((self.path / "meta.json").read_text())
+        self.meta = read_json(self.path / "meta.json")
+        self.trained_here = False  # set by train() when this call trained it
         self._outputs: dict | None = None
 
     def load(self, device: torch.device | str = "cpu") -> nn.Module:
@@ -228,18 +231,52 @@ def train(config: TrainConfig, data_root: str | os.PathLike | None = None, devic
     """Train ``config`` (or reuse its cache entry) and return it with its outputs on all splits."""
     if is_cached(config) and not force:
         return TrainedModel(config)
-    return train_job(prepare(config, data_root, device), progress)
+    with lock(config.key):  # another process may be training it: wait, then reuse its entry
+        if is_cached(config) and not force:
+            return TrainedModel(config)
+        return train_job(prepare(config, data_root, device), progress)
 
 
 def train_job(job: "TrainingJob", progress: bool | None = None) -> TrainedModel:
     """Train a prepared job alone (:func:`fit`), then export it and write its cache entry (:func:`finish`)."""
     start = time.perf_counter()
     loss = fit(job.model, job.config, job.x_train, job.y_train, _progress_enabled(progress))
-    return finish(job, loss, time.perf_counter() - start)
+    m = finish(job, loss, time.perf_counter() - start)
+    m.trained_here = True
+    return m
+
+
+ENTRY_FILES = ("model.pt", "outputs.pt")
 
 
 def is_cached(config: TrainConfig) -> bool:
-    return (model_dir(config) / "meta.json").exists()
+    """Whether ``config`` has a complete, intact cache entry. A damaged one (meta.json unreadable, a file
+    missing, truncated or changed) is reported on stderr with its path and moved aside, and this returns
+    False so that it is trained again. Entries written before checksums were recorded are checked by
+    loading their files, and get their checksums then."""
+    path = model_dir(config)
+    if not (path / "meta.json").exists():
+        return False
+    files = {name: path / name for name in ENTRY_FILES}
+    try:
+        meta = read_json(path / "meta.json")
+        if not isinstance(meta, dict) or meta.get("key") != config.key:
+            raise DamagedEntry("meta.json does not describe this configuration")
+        if "files" not in meta:  # an older entry: prove its files load, then record their checksums
+            for f in files.values():
+                torch.load(f, map_location="cpu", weights_only=True)
+            atomic_write_json({**meta, "files": checksums(files)}, path / "meta.json")
+            return True
+        reason = damage(files, meta["files"])
+        if reason:
+            raise DamagedEntry(reason)
+    except DamagedEntry as e:
+        move_aside(path, str(e))
+        return False
+    except Exception as e:  # a file torch cannot read back: truncated or not a checkpoint
+        move_aside(path, f"{type(e).__name__}: {e}"[:200])
+        return False
+    return True
 
 
 class TrainingJob:
@@ -288,6 +325,7 @@ def finish(job: TrainingJob, loss: float, seconds: float, trained_with: int = 1)
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     atomic_save(state, path / "model.pt")
     atomic_save(outputs, path / "outputs.pt")
+    files = checksums({name: path / name for name in ENTRY_FILES})
     acc = {s: float((outputs["logits"][s].argmax(1) == outputs["labels"][s]).float().mean()) for s in SPLITS}
     atomic_write_json(
         {
@@ -303,6 +341,7 @@ def finish(job: TrainingJob, loss: float, seconds: float, trained_with: int = 1)
             "device": str(job.dev),
             "torch": torch.__version__,
             "commit": git_commit(),
+            "files": files,
         },
         path / "meta.json",
     )
