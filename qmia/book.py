@@ -252,9 +252,8 @@ def styled(df: pd.DataFrame, table_id: str, title: str, caption: str, formats: d
 
     fmt = {c: f for c, f in (formats or {}).items() if c in df.columns}
     st = Styler(df, cell_ids=False).format(fmt, na_rep="–").hide(axis="index")
-    cols = [c for c in not_measurable if c in df.columns]
-    if cols:
-        st = st.format(lambda v: NOT_MEASURABLE_TEXT if pd.isna(v) else fmt.get(c, "{}").format(v), subset=cols)
+    for c in (c for c in not_measurable if c in df.columns):
+        st = st.format(lambda v, f=fmt.get(c, "{}"): NOT_MEASURABLE_TEXT if pd.isna(v) else f.format(v), subset=[c])
     st = st.set_uuid(table_id).set_caption(f"<b>{title}</b><br><small>{caption}</small>")
     return st.set_table_attributes('class="qmia-table"').set_table_styles(
         [{"selector": "", "props": "font-size: 0.85em; border-collapse: collapse;"},

@@ -22,7 +22,6 @@ nor the data of Figures 5-6 (:data:`NOT_RECOVERED`).
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -31,9 +30,9 @@ import numpy as np
 import pandas as pd
 
 from .config import Profile, TrainConfig
-from .plan import claim_configs, reading_bits, readings_plan, reading_spec, recipe_configs
+from .plan import reading_bits, readings_plan, reading_spec
 from .quantizers import QuantSpec
-from .uncertainty import AttackOutcome, Comparison, Estimate, compare, estimate, measurable_fpr
+from .uncertainty import AttackOutcome, Comparison, Estimate, compare, estimate
 
 SOURCE = "https://www.mdpi.com/1424-8220/23/18/7722"
 DOI = "10.3390/s23187722"
@@ -65,15 +64,6 @@ ABSTRACT_CLAIMS: dict[str, Claim] = {
     "f1_member": Claim("f1_member", "f1_member", 39.0, "Abstract", "ResNet on Cifar10", "F1-score of members by 39%"),
 }
 
-# Introduction, contributions: the preliminary (threshold-attack) study "demonstrate[s] a 7 to 9 point
-# accuracy drop in the precision of MIA attacks on quantized models" (context, not re-tested here).
-PRELIMINARY_PRECISION_DROP_POINTS = (7.0, 9.0)
-
-THREAT_MODEL = (
-    "the adversary could only access the target model output (black-box access)",
-    "the adversary can sample from the available pool of data that has the same distribution as the training data",
-)
-
 NOT_RECOVERED: dict[str, str] = {
     "Table 3": "target/shadow train and test accuracy and attack accuracy by dataset, model and bitwidth",
     "Table 4": "precision, recall and F1 of members and non-members",
@@ -94,18 +84,28 @@ def not_recovered_note(item: str) -> str:
 # ----------------------------------------------------------------------------- evidence: rows by configuration
 
 
+class MissingRow(LookupError):
+    """A configuration's row is not among the evidence (the profile's plan has not computed it)."""
+
+
 class Evidence:
     """A profile's stored rows, looked up by target configuration and attack, with per-example outcomes.
 
     ``recipe``: the training recipe the lookups build configurations with (default: the profile's).
     """
 
-    def __init__(self, p: Profile, rows: pd.DataFrame, recipe: str | None = None, n_boot: int = 1000) -> None:
+    def __init__(self, p: Profile, rows: pd.DataFrame, recipe: str | None = None, n_boot: int = 1000,
+                 _memo: dict | None = None) -> None:
         self.p, self.rows, self.recipe, self.n_boot = p, rows.reset_index(drop=True), recipe or p.recipe, n_boot
         self._at = {(k, a): i for i, (k, a) in enumerate(zip(self.rows["target_key"], self.rows["attack"]))}
+        self._memo = {} if _memo is None else _memo  # outcomes and estimates, shared by the views of one evidence
 
     def with_recipe(self, recipe: str) -> "Evidence":
-        return Evidence(self.p, self.rows, recipe, self.n_boot)
+        return Evidence(self.p, self.rows, recipe, self.n_boot, self._memo)
+
+    def view(self, p: Profile) -> "Evidence":
+        """The same rows seen through another profile (e.g. fewer claim seeds)."""
+        return Evidence(p, self.rows, self.recipe, self.n_boot, self._memo)
 
     def has(self, arch: str, dataset: str) -> bool:
         return (arch, dataset) in self.p.models or (arch, dataset) == self.p.resnet
@@ -116,13 +116,25 @@ class Evidence:
     def row(self, config: TrainConfig, attack: str = "shadow") -> pd.Series:
         i = self._at.get((config.key, attack))
         if i is None:
-            raise KeyError(f"no stored row for {config.label} / {attack}: run the profile's plan first")
+            raise MissingRow(f"no stored row for {config.label} / {attack}: run the profile's plan first")
         return self.rows.iloc[i]
 
     def outcomes(self, configs: Sequence[TrainConfig], attack: str = "shadow") -> list[AttackOutcome]:
         from .results import load_outcome
 
-        return [load_outcome(self.row(c, attack)) for c in configs]
+        out = []
+        for c in configs:
+            if ("outcome", c.key, attack) not in self._memo:
+                self._memo[("outcome", c.key, attack)] = load_outcome(self.row(c, attack))
+            out.append(self._memo[("outcome", c.key, attack)])
+        return out
+
+    def estimate(self, configs: Sequence[TrainConfig], metric: str = "auc", attack: str = "shadow") -> Estimate:
+        """:func:`qmia.uncertainty.estimate` of the configurations' outcomes, computed once per evidence."""
+        key = ("estimate", tuple(c.key for c in configs), metric, attack)
+        if key not in self._memo:
+            self._memo[key] = estimate(self.outcomes(configs, attack), metric, n_boot=self.n_boot)
+        return self._memo[key]
 
 
 def collect(p: Profile, data_root: str | os.PathLike | None = None, n_boot: int = 1000) -> Evidence:
@@ -197,13 +209,6 @@ def reduction_verdict(cmp: Comparison, baseline_auc: Estimate, utility_drop: flo
     return Verdict(PARTLY, what + ": significant, but less than half the claimed size")
 
 
-def low_fpr_verdict(n_nonmembers: int, fpr: float) -> Verdict | None:
-    """``not measurable`` when fewer than 10 non-members would be false positives at ``fpr``, else None."""
-    if measurable_fpr(n_nonmembers, fpr):
-        return None
-    return Verdict(NOT_MEASURABLE, f"{n_nonmembers} non-members give fewer than 10 false positives at {fpr:.1%} FPR")
-
-
 @dataclass(frozen=True)
 class ClaimResult:
     """A verdict with what it was decided from (``ours``) and the paper's own quantity beside it (``paper_quantity``)."""
@@ -234,7 +239,7 @@ def abstract_verdict(ev: Evidence, key: str, reading: str, bits: int | None = No
     fp_cfgs = [ev.config(*ev.p.resnet, seed=s) for s in ev.p.claim_seeds]
     q_cfgs = [ev.config(*ev.p.resnet, reading_spec(reading, b), seed=s) for s in ev.p.claim_seeds]
     fp, q = ev.outcomes(fp_cfgs), ev.outcomes(q_cfgs)
-    base_auc = estimate(fp, "auc", n_boot=ev.n_boot)
+    base_auc = ev.estimate(fp_cfgs)
     ours = compare(fp, q, ABSTRACT_MEASURE[key], chance=CHANCE.get(key), n_boot=ev.n_boot)
     paper = compare(fp, q, claim.metric, n_boot=ev.n_boot) if ABSTRACT_MEASURE[key] != claim.metric else ours
     drop = _mean_test_acc(ev, fp_cfgs) - _mean_test_acc(ev, q_cfgs)
@@ -249,7 +254,7 @@ def chance_verdict(ev: Evidence, reading: str, bits: int | None = None) -> Claim
     fp_cfgs = [ev.config(*ev.p.resnet, seed=s) for s in ev.p.claim_seeds]
     q_cfgs = [ev.config(*ev.p.resnet, reading_spec(reading, b), seed=s) for s in ev.p.claim_seeds]
     fp, q = ev.outcomes(fp_cfgs), ev.outcomes(q_cfgs)
-    base_auc = estimate(fp, "auc", n_boot=ev.n_boot)
+    base_auc = ev.estimate(fp_cfgs)
     cmp = compare(fp, q, "auc", chance=0.5, n_boot=ev.n_boot)
     drop = _mean_test_acc(ev, fp_cfgs) - _mean_test_acc(ev, q_cfgs)
     after = cmp.after
@@ -276,7 +281,7 @@ def dorefa_verdict(ev: Evidence, reading: str, bits: Sequence[int] = (4, 8)) -> 
     for b in bits:
         d_cfg, m_cfg = ev.config(*ev.p.resnet, QuantSpec("dorefa", b)), ev.config(*ev.p.resnet, reading_spec(reading, b))
         d, m = ev.outcomes([d_cfg]), ev.outcomes([m_cfg])
-        base = estimate(d, "auc", n_boot=ev.n_boot)
+        base = ev.estimate([d_cfg])
         cmp = compare(d, m, "auc", chance=0.5, n_boot=ev.n_boot)
         drop = float(ev.row(d_cfg)["target_test_acc"] - ev.row(m_cfg)["target_test_acc"])
         results.append(ClaimResult(reduction_verdict(cmp, base, drop), cmp, cmp, drop, base, b, reading))
@@ -287,7 +292,8 @@ def dorefa_verdict(ev: Evidence, reading: str, bits: Sequence[int] = (4, 8)) -> 
         return Verdict(REPRODUCED, reasons), results
     if wins:
         return Verdict(PARTLY, reasons), results
-    return Verdict(max(set(words), key=words.count), reasons), results
+    most = sorted(set(words), key=lambda w: (-words.count(w), VERDICTS.index(w)))[0]  # ties: the vocabulary's order
+    return Verdict(most, reasons), results
 
 
 def partial_verdict(ev: Evidence, reading: str, bits: int = 4, last: int = 5) -> ClaimResult:
@@ -296,7 +302,7 @@ def partial_verdict(ev: Evidence, reading: str, bits: int = 4, last: int = 5) ->
     fp_cfg = ev.config(*ev.p.resnet)
     part = ev.config(*ev.p.resnet, reading_spec(reading, bits, layers=f"last:{last}"))
     fp, q = ev.outcomes([fp_cfg]), ev.outcomes([part])
-    base = estimate(fp, "auc", n_boot=ev.n_boot)
+    base = ev.estimate([fp_cfg])
     cmp = compare(fp, q, "auc", chance=0.5, n_boot=ev.n_boot)
     drop = float(ev.row(fp_cfg)["target_test_acc"] - ev.row(part)["target_test_acc"])
     return ClaimResult(reduction_verdict(cmp, base, drop), cmp, cmp, drop, base, bits, reading)
@@ -495,9 +501,7 @@ def _resnet20_8bit(ev: Evidence, reading: str) -> Cell:
 
 def _fig5(ev: Evidence, reading: str) -> Cell:
     b = min(ev.p.bits)
-    fp = ev.outcomes([ev.config(*ev.p.resnet)])
-    q = ev.outcomes([ev.config(*ev.p.resnet, reading_spec(reading, b))])
-    a_fp, a_q = estimate(fp, "auc", n_boot=ev.n_boot), estimate(q, "auc", n_boot=ev.n_boot)
+    a_fp, a_q = ev.estimate([ev.config(*ev.p.resnet)]), ev.estimate([ev.config(*ev.p.resnet, reading_spec(reading, b))])
     return _cell(leaks(a_fp) and a_q.lo <= 0.5 <= a_q.hi, f"AUC fp {a_fp}, {b}-bit {a_q}")
 
 
@@ -636,8 +640,8 @@ def check_statement(statement: Statement, ev: Evidence, reading: str) -> Cell:
     """One cell of the readings table; a statement whose rows are missing is not measurable, not an error."""
     try:
         return statement.check(ev, reading)
-    except KeyError as e:
-        return _na(str(e).strip("'\""))
+    except MissingRow as e:
+        return _na(str(e))
 
 
 def readings_table(ev: Evidence, readings: Sequence[str] | None = None) -> pd.DataFrame:
@@ -684,9 +688,9 @@ def recipe_table(ev: Evidence) -> pd.DataFrame:
         if e.config(*ev.p.resnet).key in seen:  # the same models as a recipe already listed (e.g. no CIFAR-10 here)
             continue
         seen.add(e.config(*ev.p.resnet).key)
-        sub = Evidence(replace(e.p, claim_seeds=(0,)), ev.rows, recipe, ev.n_boot)
+        sub = e.view(replace(e.p, claim_seeds=(0,)))
         fp = sub.row(sub.config(*ev.p.resnet))
-        auc = estimate(sub.outcomes([sub.config(*ev.p.resnet)]), "auc", n_boot=ev.n_boot)
+        auc = sub.estimate([sub.config(*ev.p.resnet)])
         agree = {r: sum(check_statement(s, sub, r).status == AGREES for s in STATEMENTS if s.key in RECIPE_STATEMENTS)
                  for r in ev.p.readings}
         best = max(agree.values())
@@ -701,13 +705,3 @@ def pick_recipe(table: pd.DataFrame, stated: str = "paper-stated") -> str:
     """The same rule as for readings: most agreeing statements; ties go to the recipe the paper states."""
     top = table[table["agreeing statements (best reading)"] == table["agreeing statements (best reading)"].max()]
     return stated if stated in set(top["recipe"]) else str(top["recipe"].iloc[0])
-
-
-def claim_rows(ev: Evidence) -> list[TrainConfig]:
-    """The configurations behind the abstract's claims (for provenance lines)."""
-    return claim_configs(ev.p) + recipe_configs(ev.p)
-
-
-def fmt_interval(e: Estimate, pct: bool = False) -> str:
-    f = (lambda x: f"{100 * x:.1f} %") if pct else (lambda x: f"{x:.3f}")
-    return f"{f(e.value)} ({f(e.lo)} – {f(e.hi)})" if math.isfinite(e.lo) else f(e.value)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
-import json
 import math
 import os
 import shutil
@@ -31,8 +30,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .settings import data_root
-from .store import atomic_save, atomic_write_json, cache_root, move_aside
+from .settings import cache_root, data_root
+from .store import DamagedEntry, atomic_save, atomic_write_json, move_aside, read_json
 
 DATASETS = ("digits", "fashion_mnist", "cifar10")
 SPLITS = ("target_in", "target_out", "shadow_in", "shadow_out")
@@ -120,7 +119,7 @@ def _load_fashion(root: Path, download: bool) -> tuple[torch.Tensor, torch.Tenso
 
     base = _fashion_dir(root, cache_root() / "data" / "raw")
     raw = base / "FashionMNIST" / "raw"
-    parts, err = [], None
+    parts = []
     try:
         for train in (True, False):
             ds = FashionMNIST(str(base), train=train, download=False)
@@ -315,7 +314,10 @@ def data_source(name: str, root: str | os.PathLike | None = None) -> str:
     cached, sidecar = _cache_paths(name)
     if not cached.exists():
         load_dataset(name, root, download=False)
-    record = json.loads(sidecar.read_text()) if sidecar.exists() else None
+    try:
+        record = read_json(sidecar) if sidecar.exists() else None
+    except DamagedEntry:  # an unreadable record is no record: checksum the tensors again
+        record = None
     if record is None or record.get("tensor_file") != _file_stamp(cached):
         blob = torch.load(cached, weights_only=True)
         fresh = data_checksum(blob["x"], blob["y"])

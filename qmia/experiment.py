@@ -45,7 +45,8 @@ from .train import TrainedModel, git_commit
 # fields below changes stored rows (cheap to recompute: models are cached separately).
 #   2: TPR at a low FPR is NaN where fewer than 10 non-members give false positives; per-example
 #      scores stored; the profile in the row key; LiRA reference scoring rows; data provenance.
-ATTACK_VERSION = 2
+#   3: each row's bootstrap intervals come from qmia.uncertainty (one bootstrap for the whole package).
+ATTACK_VERSION = 3
 
 
 @dataclass

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support, roc_auc_score, roc_curve
 
-from .uncertainty import measurable_fpr
+from .uncertainty import AttackOutcome, estimate, measurable_fpr
 
 LOW_FPRS = (0.001, 0.01)
 
@@ -87,32 +87,23 @@ def attack_metrics(scores, labels, predictions) -> dict[str, float]:
 
 
 def bootstrap_intervals(scores, labels, predictions, n_boot: int = 200, seed: int = 0, level: float = 0.95) -> dict[str, float]:
-    """Percentile bootstrap intervals over examples (resampling members and non-members separately).
+    """Percentile bootstrap intervals over examples (members and non-members resampled separately), one row's
+    share of :func:`qmia.uncertainty.estimate` (the same resamples for every metric).
 
     Returns ``<name>_lo`` and ``<name>_hi`` for attack_acc, auc, advantage, tpr_at_0.1%fpr,
     tpr_at_1%fpr (NaN for a rate not measurable at this size).
     """
     s, y, p = check_scores(scores, labels, predictions)
-    rng = np.random.default_rng(seed)
-    members, non = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
-    draws: dict[str, list[float]] = {"attack_acc": [], "auc": [], "advantage": [], **{f"tpr_at_{f * 100:g}%fpr": [] for f in LOW_FPRS}}
-    for _ in range(n_boot):
-        idx = np.concatenate([rng.choice(members, len(members)), rng.choice(non, len(non))])
-        sb, yb = s[idx], y[idx]
-        fpr_c, tpr_c, _ = roc_curve(yb, sb)
-        draws["attack_acc"].append(float((p[idx] == yb).mean()))
-        draws["auc"].append(auc_score(sb, yb))
-        pb = p[idx]
-        draws["advantage"].append(float(pb[yb == 1].mean() - pb[yb == 0].mean()))
-        for f in LOW_FPRS:
-            draws[f"tpr_at_{f * 100:g}%fpr"].append(tpr_at_fpr(fpr_c, tpr_c, f))
-    a = (1 - level) / 2
+    outcome = AttackOutcome(s, p, y, np.arange(len(s)), seed=0)
+    metrics = {"attack_acc": "attack_acc", "auc": "auc", "advantage": "advantage",
+               **{f"tpr_at_{f * 100:g}%fpr": f"tpr@{f}" for f in LOW_FPRS}}
     out = {}
-    for k, v in draws.items():
-        out[f"{k}_lo"], out[f"{k}_hi"] = (float(q) for q in np.quantile(v, [a, 1 - a]))
-    for f in LOW_FPRS:
-        if not measurable_fpr(len(non), f):
-            out[f"tpr_at_{f * 100:g}%fpr_lo"] = out[f"tpr_at_{f * 100:g}%fpr_hi"] = float("nan")
+    for name, metric in metrics.items():
+        if name.startswith("tpr_at_") and not measurable_fpr(int((y == 0).sum()), float(metric[4:])):
+            out[f"{name}_lo"] = out[f"{name}_hi"] = float("nan")
+            continue
+        e = estimate([outcome], metric, n_boot=n_boot, seed=seed, level=level)
+        out[f"{name}_lo"], out[f"{name}_hi"] = e.lo, e.hi
     return out
 
 

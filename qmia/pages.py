@@ -16,8 +16,8 @@ from .book import (INT, LABELS, NUM, PCT, READING_NAMES, Page, bitwidth, figure_
                    mean_std, model_name, styled)
 from .claims import ABSTRACT_CLAIMS, ClaimResult
 from .plan import (SWEEP_CURVES, claim_configs, dorefa_configs, lira_configs, paper_configs, partial_configs, reading_spec,
-                   sweep_configs)
-from .quantizers import READING_INFO, QuantSpec, clipped_fraction, weight_layers
+                   runs_reading, sweep_configs)
+from .quantizers import READING_INFO, QuantSpec, clipped_shares, weight_layers
 from .results import load_roc, provenance
 from .uncertainty import estimate, measurable_fpr
 
@@ -48,7 +48,8 @@ def _shown_rows(pg: Page, models=None, bits=None, seeds=None) -> pd.DataFrame:
     frames = []
     for r in pg.shown_readings():
         cfgs = paper_configs(pg.profile, models or pg.models, bits or pg.bits, seeds or pg.seeds, reading=r)
-        frames.append(pg.run(cfgs if r == "literal" else [c for c in cfgs if c.quant.method == "mia"]))
+        frames.append(pg.run(cfgs if r == "literal" else [c for c in cfgs if c.quant.method == "mia"
+                                                          and runs_reading(c.arch, c.quant.bits, r)]))
     return pd.concat(frames, ignore_index=True)
 
 
@@ -174,15 +175,16 @@ def fig5(pg: Page):
     t = labelled(mean_over_seeds(df, BY))
     cols = ["auc", "advantage", "tpr_at_0.1%fpr", "tpr_at_1%fpr", "attack_acc"]
     show = t[["model", "bitwidth", "reading"] + cols].rename(columns=LABELS)
-    show["AUC 95 % CI (seed 0, examples)"] = [f"{lo:.3f} – {hi:.3f}" for lo, hi in zip(t["auc_lo"], t["auc_hi"])]
+    show["AUC 95 % CI (examples; mean over seeds)"] = [f"{lo:.3f} – {hi:.3f}" for lo, hi in zip(t["auc_lo"], t["auc_hi"])]
     return styled(show, "fig5-auc", "Area under the ROC curves of Figure 5, the advantage and the true positive rate at low "
                   "false positive rates", prov, {"AUC": NUM, "advantage (TPR − FPR)": NUM, "TPR @ 0.1 % FPR": NUM,
                                                  "TPR @ 1 % FPR": NUM, "attack acc.": PCT},
                   not_measurable=("tpr_at_0.1%fpr", "tpr_at_1%fpr"))
 
 
-def verdict_table(pg: Page, results: dict[str, ClaimResult], table_id: str, title: str, prefix: str):
-    """One verdict per shown reading (Figures 5-6): the comparison it rests on and its reason; glued by reading."""
+def verdict_table(pg: Page, results: dict[str, ClaimResult], table_id: str, title: str, prefix: str, configs: list):
+    """One verdict per shown reading (Figures 5-6): the comparison it rests on and its reason; glued by reading.
+    ``configs``: the target configurations the verdicts were computed from (for the provenance line)."""
     rows = []
     for r, res in results.items():
         c = res.ours
@@ -191,14 +193,15 @@ def verdict_table(pg: Page, results: dict[str, ClaimResult], table_id: str, titl
                      "why": res.verdict.reason})
         pg.keep(f"{prefix}_{_slug(r)}_verdict", res.verdict.word)
         pg.keep(f"{prefix}_{_slug(r)}_reason", res.verdict.reason)
-    return styled(pd.DataFrame(rows), table_id, title, provenance(pg.run([pg.evidence().config(*pg.profile.resnet)])),
+    ev = pg.evidence()
+    return styled(pd.DataFrame(rows), table_id, title, provenance(pd.DataFrame([ev.row(c) for c in configs])),
                   {"p (fall)": "{:.3f}", "test acc. lost": PCT})
 
 
 def fig5_verdicts(pg: Page):
     res = {r: claims.chance_verdict(pg.evidence(), r) for r in pg.shown_readings()}
     return verdict_table(pg, res, "fig5-verdict", "Figure 5's reading: the full-precision attack succeeds and the quantized "
-                         "model's attack is at chance (AUC, claim seeds)", "f5")
+                         "model's attack is at chance (AUC, claim seeds)", "f5", claim_configs(pg.profile, pg.shown_readings()))
 
 
 # ----------------------------------------------------------------------------- Table 6
@@ -223,7 +226,7 @@ def table6(pg: Page):
 def table6_verdicts(pg: Page):
     rows = []
     for r in pg.shown_readings():
-        v, per_bits = claims.dorefa_verdict(pg.evidence(), r, pg.bits)
+        v, per_bits = claims.dorefa_verdict(pg.evidence(), r)  # at the plan's bitwidths (4 and 8), whatever the page's
         for res in per_bits:
             rows.append({"reading": READING_NAMES[r], "bits": res.bits, "AUC, DoReFa-Net": f"{res.ours.before}",
                          "AUC, proposed": f"{res.ours.after}", "p (fall)": res.ours.p_value,
@@ -270,8 +273,10 @@ def fig6(pg: Page):
 
 
 def fig6_verdicts(pg: Page):
-    res = {r: claims.partial_verdict(pg.evidence(), r, min(pg.bits)) for r in pg.shown_readings()}
-    return verdict_table(pg, res, "fig6-verdict", "Does quantizing the last five layers lower the attack? (AUC, seed 0)", "f6")
+    res = {r: claims.partial_verdict(pg.evidence(), r) for r in pg.shown_readings()}  # at the plan's 4 bits
+    cfgs = [c for r in pg.shown_readings() for c in partial_configs(pg.profile, seeds=(0,), reading=r)]
+    return verdict_table(pg, res, "fig6-verdict", "Does quantizing the last five layers lower the attack? (AUC, seed 0)", "f6",
+                         list(dict.fromkeys(cfgs)))
 
 
 # ----------------------------------------------------------------------------- which quantizer did the paper run?
@@ -284,16 +289,12 @@ def readings_definitions(pg: Page):
     a, d = pg.profile.resnet
     cfg = pg.profile.config(a, d, seed=0)
     net = train(cfg, data_root=pg.data_root).load()
-    layers = weight_layers(net)
-    sizes = np.array([m.weight.numel() for _, m in layers])
+    overall = _overall_shares(weight_layers(net), list(READING_INFO), pg.bits)
     rows = []
     for name, info in READING_INFO.items():
         row = {"reading": READING_NAMES[name], "what it is": info.title, "equations": info.equations, "clips": info.clips}
-        for b in pg.bits:
-            spec = info.spec(b)
-            share = [clipped_fraction(m.weight.detach(), b, spec.resolved_zero_point, spec.reading) for _, m in layers]
-            row[f"clipped at {b} bits"] = float((np.array(share) * sizes).sum() / sizes.sum())
-            pg.keep(f"rd_clip_{_slug(name)}_{b}", row[f"clipped at {b} bits"])
+        for b, share in zip(pg.bits, overall[name]):
+            row[f"clipped at {b} bits"] = float(share)
         rows.append(row)
     df = pd.DataFrame(rows)
     prov = provenance(pg.run([cfg]))
@@ -342,7 +343,8 @@ def readings_statements(pg: Page):
 def readings_fit(pg: Page):
     """Every target of the readings plan: train and test accuracy, the gap, and the shadow attack's AUC with its interval."""
     ev = pg.evidence()
-    cfgs = [c for r in pg.profile.readings for c in paper_configs(pg.profile, seeds=(0,), reading=r)]
+    cfgs = [c for r in pg.profile.readings for c in paper_configs(pg.profile, seeds=(0,), reading=r)
+            if c.quant.method == "none" or runs_reading(c.arch, c.quant.bits, r)]
     df = pd.DataFrame([ev.row(c) for c in dict.fromkeys(cfgs)])
     t = labelled(df)
     t["gap"] = t["target_train_acc"] - t["target_test_acc"]
@@ -371,6 +373,13 @@ def readings_recipes(pg: Page):
 # ----------------------------------------------------------------------------- the zero point and clipping
 
 
+def _overall_shares(layers, readings: list[str], bits: list[int], shares: dict | None = None) -> dict[str, np.ndarray]:
+    """{reading: per-bitwidth share of all weights clipped, each layer weighted by its size}."""
+    shares = shares or clipped_shares(layers, readings, bits)
+    sizes = np.array([m.weight.numel() for _, m in layers], dtype=np.float64)
+    return {r: (s * sizes[:, None]).sum(0) / sizes.sum() for r, s in shares.items()}
+
+
 def clipping(pg: Page):
     """Heat map of the share each reading's clamp moves, per layer of the trained full-precision ResNet, and the summary."""
     plt = _plt()
@@ -389,16 +398,15 @@ def clipping(pg: Page):
                              gridspec_kw={"width_ratios": [1] * len(readings) + [0.08]})
     cax, axes = axes[-1], axes[:-1]
     summary = {"bitwidth": [f"{b}-bit" for b in heat_bits]}
-    sizes = np.array([m.weight.numel() for _, m in layers])
+    shares = clipped_shares(layers, readings, heat_bits)
+    overall = _overall_shares(layers, readings, heat_bits, shares)
     for i, (ax, r) in enumerate(zip(axes, readings)):
-        share = np.array([[clipped_fraction(m.weight.detach(), b, READING_INFO[r].spec(b).resolved_zero_point,
-                                            READING_INFO[r].spec(b).reading) for b in heat_bits] for _, m in layers])
-        im = ax.imshow(share, aspect="auto", cmap="magma_r", vmin=0, vmax=1)
+        im = ax.imshow(shares[r], aspect="auto", cmap="magma_r", vmin=0, vmax=1)
         ax.set_xticks(range(len(heat_bits)), heat_bits, fontsize=7)
         ax.set_title(READING_NAMES[r], fontsize=8)
         ax.set_xlabel("bits", fontsize=8)
         ax.set_yticks(range(len(layers)), names if i == 0 else [""] * len(layers), fontsize=6)
-        summary[f"clipped share, {READING_NAMES[r]}"] = list((share * sizes[:, None]).sum(0) / sizes.sum())
+        summary[f"clipped share, {READING_NAMES[r]}"] = list(overall[r])
     fig.colorbar(im, cax=cax, label="share of the layer's weights clipped")
     fig.suptitle(f"Weights the clamp moves, trained full-precision {model_name(a, d)}", fontsize=10)
     fig.subplots_adjust(bottom=figure_caption(fig, prov) + 0.08)

@@ -21,20 +21,13 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from .config import Profile, TrainConfig
-from .quantizers import PAPER_READINGS, QuantSpec
+from .quantizers import QuantSpec, reading_spec
 
 Pair = tuple[str, str]  # (architecture, dataset)
 
 
 def _seeds(p: Profile, seeds: Sequence[int] | None) -> tuple[int, ...]:
     return tuple(seeds) if seeds is not None else p.seeds
-
-
-def reading_spec(reading: str, bits: int, **kw) -> QuantSpec:
-    """The MIA quantizer at ``bits`` under one of the book's readings ('literal', 'centred', ...)."""
-    if reading not in PAPER_READINGS:
-        raise ValueError(f"unknown reading {reading!r}; valid: {', '.join(PAPER_READINGS)}")
-    return QuantSpec("mia", bits, **PAPER_READINGS[reading], **kw)
 
 
 def paper_configs(p: Profile, models: Iterable[Pair] | None = None, bits: Sequence[int] | None = None,
@@ -102,7 +95,13 @@ READING_BITS = {"resnet50": (4, 8)}
 
 def reading_bits(p: Profile, arch: str) -> tuple[int, ...]:
     """The bitwidths at which the readings page runs (and its statements read) ``arch``."""
-    return tuple(b for b in p.bits if b in READING_BITS.get(arch, p.bits))
+    return tuple(b for b in p.bits if runs_reading(arch, b, "other"))
+
+
+def runs_reading(arch: str, bits: int, reading: str) -> bool:
+    """Whether the book runs ``arch`` at ``bits`` under ``reading``: always for the literal reading, and
+    for the others except where :data:`READING_BITS` limits the model (ResNet-50: 4 and 8 bits)."""
+    return reading == "literal" or arch not in READING_BITS or bits in READING_BITS[arch]
 
 
 def readings_plan(p: Profile) -> list[tuple[TrainConfig, tuple[str, ...]]]:
@@ -113,13 +112,16 @@ def readings_plan(p: Profile) -> list[tuple[TrainConfig, tuple[str, ...]]]:
     plan: list[tuple[TrainConfig, tuple[str, ...]]] = []
     for r in p.readings:
         for c in paper_configs(p, seeds=(0,), reading=r):
-            if c.quant.method == "mia" and c.quant.bits not in reading_bits(p, c.arch):
+            if c.quant.method == "mia" and not runs_reading(c.arch, c.quant.bits, r):
                 continue
             plan.append((c, ("shadow", "adaptive") if c.quant.bits == low and c.arch != "resnet50" else ("shadow",)))
         plan += [(c, ("shadow",)) for c in partial_configs(p, seeds=(0,), reading=r)]
     plan += [(c, ("shadow",)) for c in dorefa_configs(p, seeds=(0,))]
     plan += [(c, ("shadow",)) for c in claim_configs(p) + recipe_configs(p)]
-    return plan
+    merged: dict[TrainConfig, set[str]] = {}
+    for c, attacks in plan:  # the full-precision targets recur under every reading: one entry each
+        merged.setdefault(c, set()).update(attacks)
+    return [(c, tuple(a for a in ("shadow", "adaptive") if a in attacks)) for c, attacks in merged.items()]
 
 
 def book_plan(p: Profile) -> list[tuple[TrainConfig, tuple[str, ...]]]:

@@ -56,6 +56,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn.utils import parametrize
@@ -427,15 +428,29 @@ def max_levels(bits: int, reading: str = "literal") -> int:
 
 @dataclass(frozen=True)
 class Reading:
-    """One reading of the paper's quantizer, as the book names it: ``spec(b)`` builds its QuantSpec."""
+    """One reading of the paper's quantizer, as the book describes it (:func:`reading_spec` builds its QuantSpec)."""
 
     name: str
     title: str
     equations: str
     clips: str
 
-    def spec(self, bits: int, **kw) -> "QuantSpec":
-        return QuantSpec("mia", bits, **PAPER_READINGS[self.name], **kw)
+
+def reading_spec(reading: str, bits: int, **kw) -> QuantSpec:
+    """The MIA quantizer at ``bits`` under one of the book's readings ('literal', 'centred', ...)."""
+    if reading not in PAPER_READINGS:
+        raise ValueError(f"unknown reading {reading!r}; valid: {', '.join(PAPER_READINGS)}")
+    return QuantSpec("mia", bits, **PAPER_READINGS[reading], **kw)
+
+
+def clipped_shares(layers: list[tuple[str, nn.Module]], readings: list[str], bits: list[int]) -> dict[str, np.ndarray]:
+    """{reading: layers x bits array}: the share of each layer's weights each reading's clamp moves at each bitwidth."""
+    out = {}
+    for r in readings:
+        specs = [reading_spec(r, b) for b in bits]
+        out[r] = np.array([[clipped_fraction(m.weight.detach(), s.bits, s.resolved_zero_point, s.reading) for s in specs]
+                           for _, m in layers])
+    return out
 
 
 # The book's readings of Section 3.3 (QuantSpec keyword arguments for method 'mia').

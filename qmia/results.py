@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .store import DamagedEntry, atomic_write, atomic_write_json, checksums, damage, move_aside, read_json, results_root
+from .settings import results_root
+from .store import DamagedEntry, atomic_write, atomic_write_json, checksums, damage, move_aside, read_json
 from .uncertainty import AttackOutcome
 
 

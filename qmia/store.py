@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from .settings import cache_root, results_root  # noqa: F401  (re-exported: where cached things live)
+from .settings import cache_root
 
 
 def atomic_write(path: Path, write) -> Path:
@@ -105,11 +105,15 @@ class DamagedEntry(RuntimeError):
     """A cache entry or stored result whose files are missing, truncated or changed (it was moved aside)."""
 
 
-def move_aside(path: str | os.PathLike, reason: str) -> Path:
-    """Rename a damaged file or folder to ``<name>.damaged-<time>`` and say so on stderr; returns the new path."""
+def move_aside(path: str | os.PathLike, reason: str) -> Path | None:
+    """Rename a damaged file or folder to ``<name>.damaged-<time>`` and say so on stderr; returns the new path,
+    or None when another process moved it first."""
     path = Path(path)
     target = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
-    os.replace(path, target)
+    try:
+        os.replace(path, target)
+    except FileNotFoundError:
+        return None
     print(f"qmia: damaged {path} ({reason}); moved to {target.name}, it will be recomputed", file=sys.stderr)
     return target
 

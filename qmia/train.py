@@ -29,8 +29,8 @@ from .config import TRAIN_VERSION, TrainConfig
 from .data import SPLITS, apply_augment, augment_draws, dataset_info, half_subset, load_dataset, make_splits, normalize, standardize
 from .models import build_model
 from .quantizers import export_quantized, project_weights, quantize_model
-from .settings import cuda_graphs_default, progress_default
-from .store import DamagedEntry, atomic_save, atomic_write_json, cache_root, checksums, damage, lock, move_aside, read_json
+from .settings import cache_root, cuda_graphs_default, progress_default
+from .store import DamagedEntry, atomic_save, atomic_write_json, checksums, damage, lock, move_aside, read_json
 
 
 def default_device() -> torch.device:
@@ -264,7 +264,10 @@ def is_cached(config: TrainConfig) -> bool:
             raise DamagedEntry("meta.json does not describe this configuration")
         if "files" not in meta:  # an older entry: prove its files load, then record their checksums
             for f in files.values():
-                torch.load(f, map_location="cpu", weights_only=True)
+                try:
+                    torch.load(f, map_location="cpu", weights_only=True)
+                except Exception as e:  # truncated, missing, or not a checkpoint
+                    raise DamagedEntry(f"{f.name} cannot be loaded ({type(e).__name__}: {e})"[:200]) from None
             atomic_write_json({**meta, "files": checksums(files)}, path / "meta.json")
             return True
         reason = damage(files, meta["files"])
@@ -272,9 +275,6 @@ def is_cached(config: TrainConfig) -> bool:
             raise DamagedEntry(reason)
     except DamagedEntry as e:
         move_aside(path, str(e))
-        return False
-    except Exception as e:  # a file torch cannot read back: truncated or not a checkpoint
-        move_aside(path, f"{type(e).__name__}: {e}"[:200])
         return False
     return True
 

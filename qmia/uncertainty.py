@@ -16,8 +16,9 @@ Metrics (``METRICS``), each "higher = the attack does better": ``attack_acc``, `
 ``f1_member``, ``precision_nonmember``, ``recall_nonmember``, ``f1_nonmember``, ``tpr@<alpha>``
 (e.g. ``tpr@0.01``: the highest TPR at FPR <= alpha on the scores' ROC curve), and, in
 :func:`compare` only, ``tpr_matched`` and ``f1_matched``: the first attack's TPR (member F1) of
-its decisions against the second attack's at the first attack's FPR (the best point of its ROC
-curve with no more false positives), so that a moved decision threshold cannot pass for a defence.
+its decisions against the second attack's best TPR (best member F1) over the points of its ROC
+curve with no more false positives than the first, so that a moved decision threshold cannot pass
+for a defence.
 A matched metric is credited only down to what chance gives at that FPR: TPR = FPR, and member
 F1 = 2 pi FPR / (pi + FPR) with pi the share of members.
 """
@@ -30,10 +31,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-HARD = ("attack_acc", "advantage", "tpr", "fpr", "precision_member", "recall_member", "f1_member",
+HARD = ("attack_acc", "advantage", "tpr", "precision_member", "recall_member", "f1_member",
         "precision_nonmember", "recall_nonmember", "f1_nonmember")
 MATCHED = ("tpr_matched", "f1_matched")
-METRICS = HARD + ("auc", "tpr@<alpha>") + MATCHED
+METRICS = HARD + ("auc", "tpr@<alpha>") + MATCHED  # all "higher = the attack does better" (FPR, internal, is not)
 MIN_FALSE_POSITIVES = 10  # TPR at FPR alpha is measurable only where alpha * non-members >= this
 
 
@@ -122,7 +123,7 @@ class _Prepared:
     def metric(self, name: str, w: np.ndarray, ref_fpr: float | None = None) -> float:
         wm, wn = w * self.member, w * ~self.member
         P, N = wm.sum(), wn.sum()
-        if name in HARD:
+        if name in HARD or name == "fpr":
             tp, fp = (wm * self.pred).sum(), (wn * self.pred).sum()
             fn, tn = P - tp, N - fp
             tpr, fpr = tp / P, fp / N
@@ -145,11 +146,10 @@ class _Prepared:
         alpha = ref_fpr if name in MATCHED else _alpha(name)
         tp_c, fp_c = np.r_[0.0, np.cumsum(gm)], np.r_[0.0, np.cumsum(gn)]
         ok = fp_c / N <= alpha + 1e-12
-        best = int(np.flatnonzero(ok)[np.argmax(tp_c[ok])])
         if name != "f1_matched":
-            return float(tp_c[best] / P)
-        tp, fp = tp_c[best], fp_c[best]
-        return float(2 * tp / (2 * tp + fp + (P - tp))) if tp else 0.0
+            return float(tp_c[ok].max() / P)
+        tp, fp = tp_c[ok], fp_c[ok]  # the best member F1 among the points with no more false positives
+        return float((2 * tp / (tp + fp + P)).max())
 
 
 def _alpha(name: str) -> float:

@@ -256,10 +256,10 @@ def test_list_parameters_given_as_text_by_papermill_p():
 
 
 def test_styled_table_has_the_id_caption_and_not_measurable_cells():
-    df = pd.DataFrame({"a": [0.5], "TPR @ 0.1 % FPR": [float("nan")], "b": [float("nan")]})
-    html = book.styled(df, "table3", "Title", "profile smoke · seeds 0 · data d · commit c", {"a": book.PCT},
-                       not_measurable=("TPR @ 0.1 % FPR",)).to_html()
-    assert 'id="T_table3"' in html and "50.0%" in html and "commit c" in html
+    df = pd.DataFrame({"a": [0.5, 0.6], "TPR @ 0.1 % FPR": [float("nan"), 0.125], "b": [float("nan"), 1.0]})
+    html = book.styled(df, "table3", "Title", "profile smoke · seeds 0 · data d · commit c",
+                       {"a": book.PCT, "TPR @ 0.1 % FPR": book.NUM}, not_measurable=("TPR @ 0.1 % FPR",)).to_html()
+    assert 'id="T_table3"' in html and "50.0%" in html and "commit c" in html and "0.125" in html
     assert book.NOT_MEASURABLE_TEXT in html and html.count(book.NOT_MEASURABLE_TEXT) == 1
     assert book.plain(np.float64(0.25)) == 0.25 and type(book.plain(np.float64(1))) is float
 

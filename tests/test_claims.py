@@ -88,11 +88,6 @@ def test_noise_is_not_reproduced():
     assert claims.reduction_verdict(cmp, auc, utility_drop=0.0, claimed=14.0).word == claims.NOT_REPRODUCED
 
 
-def test_too_few_non_members_for_a_rate_is_not_measurable():
-    assert claims.low_fpr_verdict(1000, 0.001).word == claims.NOT_MEASURABLE
-    assert claims.low_fpr_verdict(15000, 0.001) is None and claims.low_fpr_verdict(1000, 0.01) is None
-
-
 def test_verdict_words_are_the_vocabulary():
     with pytest.raises(ValueError, match="unknown verdict"):
         claims.Verdict("partly", "x")

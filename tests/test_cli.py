@@ -67,3 +67,17 @@ def test_book_plan_covers_every_result(name):
     assert claim_seeds == set(p.claim_seeds) and len(claim_seeds) == 3
     assert any("lira" in a for a in plan.values())
     assert len({c.key for c in plan}) == len(plan)
+
+
+@pytest.mark.parametrize("name", ["smoke", "quick", "paper"])
+def test_every_configuration_a_page_evaluates_is_in_the_plan(name):
+    """The pages never train what `qmia sweep` did not (a GPU run of the plan leaves nothing for a CPU)."""
+    from qmia.plan import claim_configs, dorefa_configs, paper_configs, partial_configs, recipe_configs, runs_reading
+
+    p = get_profile(name)
+    plan = {c for c, _ in book_plan(p)}
+    for r in p.readings:
+        pages = [c for c in paper_configs(p, reading=r) if c.quant.method == "none" or runs_reading(c.arch, c.quant.bits, r)]
+        pages += dorefa_configs(p, reading=r) + partial_configs(p, reading=r)
+        assert [c.label for c in pages if c not in plan] == [], r
+    assert set(claim_configs(p) + recipe_configs(p)) <= plan

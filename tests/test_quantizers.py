@@ -187,12 +187,14 @@ def test_constant_layer_is_left_exact():
 
 
 def test_reading_specs_labels_and_validation():
-    from qmia.quantizers import PAPER_READINGS, READING_INFO
+    from qmia.quantizers import PAPER_READINGS, READING_INFO, reading_spec
 
     assert set(PAPER_READINGS) == set(READING_INFO) == {"literal", "centred", "min-anchored", "printed"}
-    labels = {name: READING_INFO[name].spec(4).label for name in PAPER_READINGS}
+    labels = {name: reading_spec(name, 4).label for name in PAPER_READINGS}
     assert labels == {"literal": "mia-4b", "centred": "mia-4b-zc", "min-anchored": "mia-4b-min", "printed": "mia-4b-eq"}
-    assert all(READING_INFO[n].spec(8).reading_name == n for n in PAPER_READINGS)
+    assert all(reading_spec(n, 8).reading_name == n for n in PAPER_READINGS)
+    with pytest.raises(ValueError, match="unknown reading 'odd'"):
+        reading_spec("odd", 4)
     assert QuantSpec("mia", 4, reading="printed") == QuantSpec("mia", 4, reading="printed", zero_point=0)
     assert QuantSpec("mia", 4, zero_point=3).reading_name is None
     with pytest.raises(ValueError, match="literal, min-anchored, printed"):

@@ -8,7 +8,7 @@ import torch
 from qmia.config import TrainConfig, get_profile
 from qmia.data import SPLITS
 from qmia.quantizers import QuantSpec, max_levels, selected_layers
-from qmia.train import TrainedModel, model_dir, train
+from qmia.train import model_dir, train
 
 
 def _config(quant=QuantSpec(), epochs=6, **kw):
