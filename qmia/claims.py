@@ -142,7 +142,7 @@ def collect(p: Profile, data_root: str | os.PathLike | None = None, n_boot: int 
     from .experiment import evaluate
 
     frames = [evaluate(c, attacks, profile=p, data_root=data_root) for c, attacks in readings_plan(p)]
-    return Evidence(p, pd.concat(frames, ignore_index=True).drop_duplicates("row_key"), n_boot=n_boot)
+    return Evidence(p, pd.concat(frames, ignore_index=True), n_boot=n_boot)  # readings_plan lists each target once
 
 
 # ----------------------------------------------------------------------------- verdicts

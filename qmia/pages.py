@@ -24,12 +24,6 @@ from .uncertainty import estimate, measurable_fpr
 BY = ["arch", "dataset", "quant", "method", "bits", "reading"]
 
 
-def _md(text: str):
-    from IPython.display import Markdown
-
-    return Markdown(text)
-
-
 def _plt():
     import matplotlib.pyplot as plt  # in a notebook, the inline backend renders the glued figures as PNG
 
