@@ -12,6 +12,7 @@ from .data import DATASETS, DatasetUnavailable
 from .settings import check as check_environment
 from .store import DamagedEntry
 from .models import ARCHS
+from .parts import PART_NAMES
 from .quantizers import MODES, PAPER_READINGS, QUANTIZERS, QuantSpec
 
 
@@ -109,6 +110,8 @@ def cmd_sweep(a: argparse.Namespace) -> int:
     from .results import export_csv
 
     profile = get_profile(a.profile)
+    if a.parts or a.part:
+        return _sweep_parts(profile, a)
     plan = book_plan(profile)
     n_models = len({c for c, _ in plan})
     counts = count_models(profile)
@@ -121,6 +124,26 @@ def cmd_sweep(a: argparse.Namespace) -> int:
     df = run_plan(profile, a.data_root, a.device, progress=not a.no_progress)
     path = export_csv()
     print(f"{len(df)} result rows in {df.attrs['seconds']:.0f} s; all rows in {path}")
+    return 0
+
+
+def _sweep_parts(profile, a: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from .parts import part_table, run_part
+
+    if a.part:
+        start = time.perf_counter()
+        m = run_part(profile, a.part, a.data_root, a.device, progress=not a.no_progress)
+        print(f"part {a.part}: {len(m['rows'])} rows stored; {len(m['models'])} models trained on {m['gpu']}; "
+              f"{time.perf_counter() - start:.0f} s (estimated {m['estimate_seconds']:.0f} s)")
+        return 0
+    df = part_table(profile)
+    with pd.option_context("display.width", 250, "display.max_columns", 20, "display.max_colwidth", 60):
+        print(df.drop(columns="holds").to_string(index=False))
+    missing = df[df["status"] != "done"]
+    print(f"estimates at rates from {df.attrs['rates_from']}; {len(df) - len(missing)} of {len(df)} parts done"
+          + (f"; next: {missing.iloc[0]['part']}" if len(missing) else ""))
     return 0
 
 
@@ -142,6 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--data-root", help="where datasets are (default: $QMIA_DATA or data/)")
     w.add_argument("--device", help="cpu or cuda (default: cuda when present)")
     w.add_argument("--dry-run", action="store_true", help="list the plan, train nothing")
+    w.add_argument("--parts", action="store_true", help="list the plan's parts: estimated GPU minutes, which are done")
+    w.add_argument("--part", choices=PART_NAMES, help="run one part of the plan (stored rows are skipped)")
     w.add_argument("--no-progress", action="store_true", help="hide progress bars")
     w.set_defaults(func=cmd_sweep)
     return p

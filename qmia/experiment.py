@@ -167,6 +167,27 @@ def _row_key(target: TrainConfig, variant: str, settings: dict) -> str:
     return stable_hash({"target": target.key, "attack": variant, "version": ATTACK_VERSION, **settings})
 
 
+def _settings(groups: list[str], profile: Profile | None, lira_refs: int | None, top_k: int | None, per_class: bool,
+              n_boot: int) -> dict:
+    """The attack settings that key a row (with the target, the variant and :data:`ATTACK_VERSION`)."""
+    if profile is not None and not isinstance(profile, Profile):
+        raise TypeError(f"profile must be a qmia Profile (qmia.get_profile(name)); got {type(profile).__name__}")
+    if lira_refs is None:
+        lira_refs = profile.lira_refs if profile is not None else 8
+    if "lira" in groups and lira_refs < 2:
+        raise ValueError(f"LiRA needs at least 2 reference models; got lira_refs={lira_refs}")
+    return {"n_boot": n_boot, "lira_refs": lira_refs, "top_k": top_k, "per_class": per_class,
+            "profile": profile.name if profile is not None else "custom"}
+
+
+def row_keys(target: TrainConfig, attacks: str | Sequence[str], profile: Profile | None = None, *,
+             lira_refs: int | None = None, top_k: int | None = 3, per_class: bool = False, n_boot: int = 200) -> dict[str, str]:
+    """{variant: row key} of the rows :func:`evaluate` stores for ``target`` with these arguments (nothing is computed)."""
+    groups = attack_groups(attacks)
+    settings = _settings(groups, profile, lira_refs, top_k, per_class, n_boot)
+    return {v: _row_key(target, v, settings) for g in groups for v in ATTACKS[g].variants}
+
+
 def evaluate(target: TrainConfig, attacks: str | Sequence[str] = tuple(ATTACKS), *, profile: Profile | None = None,
              lira_refs: int | None = None, top_k: int | None = 3, per_class: bool = False, n_boot: int = 200,
              data_root: str | os.PathLike | None = None, device: str | None = None, progress: bool | None = None) -> pd.DataFrame:
@@ -178,14 +199,7 @@ def evaluate(target: TrainConfig, attacks: str | Sequence[str] = tuple(ATTACKS),
     n_boot: bootstrap resamples for each row's 95 % intervals (over its examples).
     """
     groups = attack_groups(attacks)
-    if profile is not None and not isinstance(profile, Profile):
-        raise TypeError(f"profile must be a qmia Profile (qmia.get_profile(name)); got {type(profile).__name__}")
-    if lira_refs is None:
-        lira_refs = profile.lira_refs if profile is not None else 8
-    if "lira" in groups and lira_refs < 2:
-        raise ValueError(f"LiRA needs at least 2 reference models; got lira_refs={lira_refs}")
-    settings = {"n_boot": n_boot, "lira_refs": lira_refs, "top_k": top_k, "per_class": per_class,
-                "profile": profile.name if profile is not None else "custom"}
+    settings = _settings(groups, profile, lira_refs, top_k, per_class, n_boot)
     variants = [v for g in groups for v in ATTACKS[g].variants]
     keys = {v: _row_key(target, v, settings) for v in variants}
     rows = {v: load_row(k) for v, k in keys.items()}

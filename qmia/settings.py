@@ -12,6 +12,7 @@ directory; the defaults are rooted at the repository (``<repo>/cache``, ``<repo>
 | ``QMIA_PROGRESS`` | ``0`` hides progress bars | ``1`` |
 | ``QMIA_CUDA_GRAPHS`` | ``0`` trains without CUDA graphs | ``1`` |
 | ``QMIA_GROUP`` | models trained together in one vmapped step | 16 on CUDA, 1 on a CPU |
+| ``QMIA_COMMIT`` | the commit recorded in results where the code is not a git checkout (a GPU lease) | ``git rev-parse`` |
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-VARIABLES = ("QMIA_CACHE", "QMIA_RESULTS", "QMIA_DATA", "QMIA_PROGRESS", "QMIA_CUDA_GRAPHS", "QMIA_GROUP")
+VARIABLES = ("QMIA_CACHE", "QMIA_RESULTS", "QMIA_DATA", "QMIA_PROGRESS", "QMIA_CUDA_GRAPHS", "QMIA_GROUP", "QMIA_COMMIT")
 
 
 def repo_root() -> Path:
@@ -81,3 +82,8 @@ def group_size_override() -> int | None:
     if not value.isdigit() or int(value) < 1:
         raise ValueError(f"QMIA_GROUP must be a positive integer; got {value!r}")
     return int(value)
+
+
+def commit_override() -> str | None:
+    """``QMIA_COMMIT``: the commit to record when the code runs outside a git checkout, or None."""
+    return os.environ.get("QMIA_COMMIT") or None

@@ -29,7 +29,7 @@ from .config import TRAIN_VERSION, TrainConfig
 from .data import SPLITS, apply_augment, augment_draws, dataset_info, half_subset, load_dataset, make_splits, normalize, standardize
 from .models import build_model
 from .quantizers import export_quantized, project_weights, quantize_model
-from .settings import cache_root, cuda_graphs_default, progress_default
+from .settings import cache_root, commit_override, cuda_graphs_default, progress_default
 from .store import DamagedEntry, atomic_save, atomic_write_json, checksums, damage, lock, move_aside, read_json
 
 
@@ -39,14 +39,15 @@ def default_device() -> torch.device:
 
 @lru_cache(maxsize=1)
 def git_commit() -> str:
-    """The repository's short commit, with '-dirty' when tracked files differ from it ('unknown' outside git)."""
+    """The repository's short commit, with '-dirty' when tracked files differ from it (outside git:
+    ``$QMIA_COMMIT``, else 'unknown')."""
     root = Path(__file__).resolve().parent.parent
     try:
         run = lambda *a: subprocess.run(["git", *a], cwd=root, capture_output=True, text=True, check=True).stdout.strip()  # noqa: E731
         commit = run("rev-parse", "--short", "HEAD")
         return commit + ("-dirty" if run("status", "--porcelain", "--untracked-files=no") else "")
     except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+        return commit_override() or "unknown"
 
 
 def model_dir(config: TrainConfig) -> Path:

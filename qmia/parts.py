@@ -1,0 +1,318 @@
+"""The book's plan in parts: each part a named share of :func:`qmia.plan.book_plan` that fits one
+GPU command (at most 8 minutes on one H100 in the ``paper`` profile), run on its own, resumable,
+and recorded with a manifest of where and how fast it ran.
+
+Every (target config, attack group) of the plan belongs to exactly one part: the first, in
+:data:`PARTS`' order, whose rule takes it. The order is what the book needs most: the Tables 3-5
+ResNet-20 models and the abstract's claims first, then LeNet, ResNet-50, Table 6 / Figure 6, LiRA,
+and the sweep. A part run on a fresh machine trains what it needs (a shadow model shared with
+another part is trained again, identically by seed), skips every row already stored, and writes
+``<results>/parts/<name>.json``: GPU, torch, commit, date, wall time per model and in all. The
+estimates :func:`part_table` prints come from those manifests where any exist (seconds per
+training image, by architecture), else from the measured H200 rates in :data:`BENCHMARK_RATES`.
+
+    python -m qmia sweep --profile paper --parts            # the parts, estimates, which are done
+    python -m qmia sweep --profile paper --part tables-resnet20
+"""
+
+from __future__ import annotations
+
+import datetime
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pandas as pd
+
+from .config import Profile, TrainConfig
+from .plan import (book_plan, claim_configs, dorefa_configs, lira_configs, paper_configs, partial_configs,
+                   recipe_configs, sweep_configs)
+from .settings import results_root
+from .store import atomic_write_json, read_json
+
+Entry = tuple[TrainConfig, str]  # (target config, attack group)
+
+# Training images per second of the whole GPU by architecture and models trained together, measured
+# on an H200 (benchmarks/results/h200-group8.json, h200-group16.json: 15,000 images, batch 128).
+BENCHMARK_RATES = {"lenet": {1: 80_000, 8: 576_000, 16: 820_000},
+                   "resnet20": {1: 40_000, 8: 64_000, 16: 79_000},
+                   "resnet50": {1: 7_600}}
+BENCHMARK_CARD = "NVIDIA H200 (benchmarks/results)"
+# Seconds a part spends besides training: data decoding and start-up once, then inference and attacks per row.
+STARTUP_SECONDS = 45.0
+SECONDS_PER_ROW = {"lenet": 1.5, "resnet20": 2.5, "resnet50": 8.0}
+LIMIT_SECONDS = 8 * 60
+
+
+@dataclass(frozen=True)
+class Part:
+    """A named share of the plan: ``takes(profile)`` is the set of (config, attack group) it may take."""
+
+    name: str
+    title: str
+    takes: Callable[[Profile], Callable[[Entry], bool]]
+
+
+def _configs(make: Callable[[Profile], list[TrainConfig]], groups: tuple[str, ...] | None = None):
+    """A rule taking the entries whose config ``make(profile)`` lists (and whose group is in ``groups``)."""
+    def takes(p: Profile) -> Callable[[Entry], bool]:
+        configs = set(make(p))
+        return lambda e: e[0] in configs and (groups is None or e[1] in groups)
+    return takes
+
+
+def _arch(arch: str, *, bits: tuple[int | None, ...] | None = None, groups: tuple[str, ...] | None = None,
+          exclude: tuple[str, ...] = ()):
+    def takes(p: Profile) -> Callable[[Entry], bool]:
+        return lambda e: (e[0].arch == arch and (bits is None or e[0].quant.bits in bits)
+                          and (groups is None or e[1] in groups) and e[1] not in exclude)
+    return takes
+
+
+def _tables(arch: str, literal: bool, bits: tuple[int, ...] | None = None):
+    """Tables 3-5 and the readings page for ``arch`` at seed 0, not LiRA: full precision and the literal reading
+    (``literal``), or the other readings; at ``bits`` (default: every bitwidth)."""
+    def make(p: Profile) -> list[TrainConfig]:
+        pairs = [(a, d) for a, d in p.models if a == arch]
+        readings = ["literal"] if literal else [r for r in p.readings if r != "literal"]
+        wanted = bits if bits is not None else (None, *p.bits)
+        return [c for r in readings for c in paper_configs(p, pairs, seeds=(0,), reading=r)
+                if c.quant.bits in wanted and (literal or c.quant.method != "none")]
+    return _configs(make, groups=TABLE_GROUPS)
+
+
+def _lira(arch: str, quant: str):
+    def make(p: Profile) -> list[TrainConfig]:
+        return [c for c in lira_configs(p) if c.arch == arch
+                and (c.quant.method == "none" if quant == "fp" else (c.quant.reading_name or c.quant.reading) == quant)]
+    return _configs(make, groups=("lira",))
+
+
+def _sweep(half: int):
+    def make(p: Profile) -> list[TrainConfig]:
+        bits = sorted(p.sweep_bits)
+        cut = (len(bits) + 1) // 2
+        return sweep_configs(p, bits[:cut] if half == 0 else bits[cut:])
+    return _configs(make)
+
+
+TABLE_GROUPS = ("shadow", "adaptive", "metric")
+PARTS: tuple[Part, ...] = (
+    Part("tables-resnet20", "Tables 3-5, ResNet-20: full precision and the literal reading (z = 2) at each bitwidth (seed 0)",
+         _tables("resnet20", literal=True)),
+    Part("readings-resnet20", "Tables 3-5, ResNet-20: the other readings at each bitwidth (seed 0)",
+         _tables("resnet20", literal=False)),
+    Part("claims-resnet20", "The abstract's claims: ResNet-20 full precision and 4-bit under every reading, seeds 1 and 2",
+         _configs(claim_configs, groups=TABLE_GROUPS)),
+    Part("tables-lenet", "Tables 3-5, LeNet-5: full precision and every reading at each bitwidth (seed 0)",
+         _arch("lenet", exclude=("lira",))),
+    Part("resnet50-4bit", "Tables 3-5, ResNet-50: full precision and 4 bits, z = 2",
+         _tables("resnet50", literal=True, bits=(None, 4))),
+    Part("resnet50-4bit-readings", "Tables 3-5, ResNet-50: 4 bits, the other readings",
+         _tables("resnet50", literal=False, bits=(4,))),
+    Part("resnet50-8bit", "Tables 3-5, ResNet-50: 8 bits, z = 2", _tables("resnet50", literal=True, bits=(8,))),
+    Part("resnet50-8bit-readings", "Tables 3-5, ResNet-50: 8 bits, the other readings",
+         _tables("resnet50", literal=False, bits=(8,))),
+    Part("resnet50-16bit", "Tables 3-5, ResNet-50: 16 bits", _arch("resnet50", bits=(16,), exclude=("lira",))),
+    Part("table6-fig6", "Table 6 (DoReFa-Net), Figure 6 (last 5 layers) and the recipe comparison, ResNet-20",
+         _configs(lambda p: dorefa_configs(p) + [c for r in p.readings for c in partial_configs(p, seeds=(0,), reading=r)]
+                  + partial_configs(p) + recipe_configs(p), groups=TABLE_GROUPS)),
+    Part("lira-lenet", "LiRA on LeNet-5: full precision and 4 bits (z = 2 and centred)", _arch("lenet", groups=("lira",))),
+    Part("lira-resnet20-fp", "LiRA on ResNet-20 at full precision", _lira("resnet20", "fp")),
+    Part("lira-resnet20-literal", "LiRA on ResNet-20 at 4 bits, z = 2", _lira("resnet20", "literal")),
+    Part("lira-resnet20-centred", "LiRA on ResNet-20 at 4 bits, centred", _lira("resnet20", "centred")),
+    Part("sweep-low", "The privacy-utility sweep, lower bitwidths", _sweep(0)),
+    Part("sweep-high", "The privacy-utility sweep, higher bitwidths", _sweep(1)),
+    Part("rest", "Anything of the plan no other part takes", lambda p: lambda e: True),
+)
+PART_NAMES = tuple(part.name for part in PARTS)
+
+
+def assign(p: Profile) -> dict[str, list[Entry]]:
+    """{part name: its (config, attack group) entries, in plan order}: each entry in exactly one part."""
+    rules = [(part.name, part.takes(p)) for part in PARTS]
+    out: dict[str, list[Entry]] = {name: [] for name in PART_NAMES}
+    for config, groups in book_plan(p):
+        for g in groups:
+            out[next(name for name, takes in rules if takes((config, g)))].append((config, g))
+    return out
+
+
+def get_part(name: str) -> Part:
+    for part in PARTS:
+        if part.name == name:
+            return part
+    raise ValueError(f"unknown part {name!r}; valid: {', '.join(PART_NAMES)}")
+
+
+def _by_target(entries: list[Entry]) -> dict[TrainConfig, tuple[str, ...]]:
+    out: dict[TrainConfig, list[str]] = {}
+    for c, g in entries:
+        out.setdefault(c, []).append(g)
+    return {c: tuple(gs) for c, gs in out.items()}
+
+
+def part_models(p: Profile, entries: list[Entry]) -> list[TrainConfig]:
+    """The distinct models (targets, shadows, reference models) a part trains, in plan order."""
+    from .experiment import models_needed
+
+    return list(dict.fromkeys(m for c, gs in _by_target(entries).items()
+                              for ms in models_needed(c, gs, p.lira_refs).values() for m in ms))
+
+
+def missing_rows(p: Profile, entries: list[Entry]) -> int:
+    """How many of the part's result rows are not stored (intact) under the results folder."""
+    from .experiment import row_keys
+    from .results import row_path
+
+    return sum(not row_path(k).exists() for c, g in entries for k in row_keys(c, g, p).values())
+
+
+# ----------------------------------------------------------------------------- estimates and manifests
+
+
+def manifest_path(name: str):
+    return results_root() / "parts" / f"{name}.json"
+
+
+def read_manifest(name: str) -> dict | None:
+    path = manifest_path(name)
+    return read_json(path) if path.exists() else None
+
+
+def measured_rates() -> tuple[dict[str, float], str]:
+    """Seconds of GPU time per training image (epochs x images) by architecture, from the stored manifests,
+    and the card(s) they were measured on; empty when no part has run."""
+    per: dict[str, list[tuple[float, float]]] = {}
+    cards = set()
+    for name in PART_NAMES:
+        m = read_manifest(name)
+        if not m:
+            continue
+        cards.add(m.get("gpu", "?"))
+        for model in m.get("models", []):
+            per.setdefault(model["arch"], []).append((model["seconds"], model["epochs"] * model["n_train"]))
+    return {a: sum(s for s, _ in v) / sum(n for _, n in v) for a, v in per.items()}, ", ".join(sorted(cards))
+
+
+def _benchmark_seconds(arch: str, group: int, images: int) -> float:
+    """Seconds to train ``group`` models of ``arch`` together, each on ``images`` training images, at the benchmark rates."""
+    rates = BENCHMARK_RATES[arch]
+    size = max(g for g in rates if g <= group)
+    return group * images / rates[size]
+
+
+def estimate_seconds(p: Profile, entries: list[Entry], rates: dict[str, float] | None = None) -> float:
+    """Estimated GPU seconds of a part: start-up, training (grouped as :func:`qmia.multitrain.train_many`
+    groups) and a fixed cost per result row. ``rates``: seconds per training image by architecture (measured)."""
+    from .experiment import row_keys
+    from .multitrain import group_key
+
+    if not entries:
+        return 0.0
+    rates = rates or {}
+    groups: dict[TrainConfig, list[TrainConfig]] = {}
+    for m in part_models(p, entries):
+        groups.setdefault(group_key(m), []).append(m)
+    train = 0.0
+    for members in groups.values():
+        m = members[0]
+        images = m.epochs * m.n_per_split
+        for start in range(0, len(members), 16):
+            size = len(members[start:start + 16])
+            train += size * images * rates[m.arch] if m.arch in rates else _benchmark_seconds(m.arch, size, images)
+    rows = sum(len(row_keys(c, g, p)) * SECONDS_PER_ROW.get(c.arch, 2.0) for c, g in entries)
+    return STARTUP_SECONDS + train + rows
+
+
+def part_table(p: Profile) -> pd.DataFrame:
+    """One row per non-empty part: name, what it holds, models by architecture, rows, estimated GPU minutes
+    (and where the rate came from), measured minutes and status."""
+    rates, cards = measured_rates()
+    out = []
+    for name, entries in assign(p).items():
+        if not entries:
+            continue
+        counts: dict[str, int] = {}
+        for m in part_models(p, entries):
+            counts[m.arch] = counts.get(m.arch, 0) + 1
+        from .experiment import row_keys
+
+        n_rows = sum(len(row_keys(c, g, p)) for c, g in entries)
+        missing = missing_rows(p, entries)
+        manifest = read_manifest(name)
+        out.append({
+            "part": name, "holds": get_part(name).title,
+            "models": ", ".join(f"{v} {k}" for k, v in sorted(counts.items())),
+            "rows": n_rows,
+            "estimated GPU min": round(estimate_seconds(p, entries, rates) / 60, 1),
+            "measured GPU min": round(manifest["wall_seconds"] / 60, 1) if manifest else None,
+            "status": "done" if missing == 0 else f"missing {missing} of {n_rows} rows",
+        })
+    df = pd.DataFrame(out)
+    df.attrs["rates_from"] = f"measured parts ({cards})" if rates else BENCHMARK_CARD
+    return df
+
+
+def _gpu_name(device) -> str:
+    import torch
+
+    dev = torch.device(device) if device is not None else None
+    if torch.cuda.is_available() and (dev is None or dev.type == "cuda"):
+        return torch.cuda.get_device_name(dev if dev is not None and dev.index is not None else 0)
+    return f"CPU ({platform.processor() or platform.machine()})"
+
+
+def run_part(p: Profile, name: str, data_root=None, device=None, progress: bool | None = None) -> dict:
+    """Train and attack everything part ``name`` holds (stored rows are skipped), then write its manifest.
+    Returns the manifest: {part, profile, gpu, torch, commit, date, wall_seconds, estimate_seconds, models, rows}."""
+    import torch
+
+    from .experiment import evaluate, row_keys
+    from .multitrain import train_many
+    from .train import TrainedModel, git_commit, is_cached
+
+    entries = assign(p)[get_part(name).name]
+    if not entries:
+        raise ValueError(f"part {name!r} holds nothing of profile {p.name!r}")
+    start = time.perf_counter()
+    estimate = estimate_seconds(p, entries, measured_rates()[0])
+    targets = _by_target(entries)
+    todo = {c: gs for c, gs in targets.items() if any(
+        not _stored(k) for g in gs for k in row_keys(c, g, p).values())}
+    models = part_models(p, [(c, g) for c, gs in todo.items() for g in gs])
+    trained_before = {m for m in models if is_cached(m)}
+    train_many(models, data_root, device, progress)
+    for c, gs in todo.items():
+        evaluate(c, gs, profile=p, data_root=data_root, device=device, progress=progress)
+    wall = time.perf_counter() - start
+    trained = []
+    for m in models:
+        if m in trained_before:
+            continue
+        meta = TrainedModel(m).meta
+        trained.append({"label": m.label, "key": m.key, "arch": m.arch, "epochs": m.epochs, "n_train": m.n_per_split,
+                        "trained_with": meta.get("trained_with", 1),
+                        "seconds": round(meta["train_seconds"] / meta.get("trained_with", 1), 3),
+                        "test_acc": meta["accuracy"].get("target_out"), "device": meta.get("device", "")})
+    manifest = {
+        "part": name, "profile": p.name, "gpu": _gpu_name(device), "torch": torch.__version__,
+        "cuda": torch.version.cuda, "commit": git_commit(),
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "wall_seconds": round(wall, 1), "estimate_seconds": round(estimate, 1),
+        "train_seconds": round(sum(t["seconds"] for t in trained), 1),
+        "models": trained,
+        "rows": sorted(k for c, gs in targets.items() for g in gs for k in row_keys(c, g, p).values()),
+    }
+    old = read_manifest(name)
+    if old and not trained and not todo:  # a rerun that found everything stored keeps the first run's record
+        return old
+    atomic_write_json(manifest, manifest_path(name))
+    return manifest
+
+
+def _stored(row_key: str) -> bool:
+    from .results import load_row
+
+    return load_row(row_key) is not None

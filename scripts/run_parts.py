@@ -1,0 +1,111 @@
+"""Run the next missing parts of a profile's plan on this machine (a GPU lease) within a time budget,
+then pack what a later build needs into OUT as files of at most 15 MB each (what a lease sends back).
+
+    QMIA_DATA=.device-data QMIA_COMMIT=<commit> python scripts/run_parts.py --profile paper --budget 480 --out $OUT
+
+Each part runs as its own process (``python -m qmia sweep --part NAME``) and starts only when its
+estimate fits the time left; a part cut off by the budget keeps every row it stored, and a rerun
+skips them. OUT receives ``parts.log``, ``results-NN.tgz.part`` (the results folder: rows, ROC
+curves, scores, part manifests; join with ``cat results-*.tgz.part | tar xz``) and
+``models-NN.tgz.part`` (meta.json of every model, with the weights of the seed-0 targets, for the
+weight statistics the book computes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+CHUNK = 15 * 2**20
+
+
+def write_chunks(data: bytes, out: Path, stem: str, max_chunks: int) -> list[Path]:
+    chunks = [data[i:i + CHUNK] for i in range(0, len(data), CHUNK)] or [b""]
+    if len(chunks) > max_chunks:
+        raise SystemExit(f"{stem}: {len(data) / 2**20:.0f} MB is more than {max_chunks} chunks of 15 MB")
+    paths = []
+    for i, c in enumerate(chunks):
+        p = out / f"{stem}-{i:02d}.tgz.part"
+        p.write_bytes(c)
+        paths.append(p)
+    return paths
+
+
+def tar_bytes(files: list[tuple[Path, str]]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for path, name in files:
+            tar.add(path, arcname=name)
+    return buf.getvalue()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--profile", default="paper")
+    ap.add_argument("--budget", type=float, default=480, help="seconds for all parts together")
+    ap.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "out")))
+    ap.add_argument("parts", nargs="*", help="parts to run, in order (default: every missing part, in plan order)")
+    a = ap.parse_args()
+    from qmia.config import get_profile
+    from qmia.parts import assign, estimate_seconds, measured_rates, missing_rows
+    from qmia.settings import cache_root, results_root
+
+    start = time.monotonic()
+    a.out.mkdir(parents=True, exist_ok=True)
+    log = open(a.out / "parts.log", "a")
+
+    def say(msg: str) -> None:
+        print(msg, flush=True)
+        log.write(msg + "\n")
+        log.flush()
+
+    p = get_profile(a.profile)
+    parts = assign(p)
+    todo = a.parts or [n for n, es in parts.items() if es and missing_rows(p, es)]
+    for name in todo:
+        if name not in parts or not parts[name]:
+            raise SystemExit(f"unknown or empty part {name!r}")
+    say(f"results in {results_root()}; models in {cache_root()}; parts to run: {', '.join(todo)}")
+    for name in todo:
+        left = a.budget - (time.monotonic() - start)
+        est = estimate_seconds(p, parts[name], measured_rates()[0])
+        if est > left:
+            say(f"{name}: skipped, estimated {est:.0f} s > {left:.0f} s left")
+            continue
+        t0 = time.monotonic()
+        cmd = [sys.executable, "-m", "qmia", "sweep", "--profile", a.profile, "--part", name, "--no-progress"]
+        try:
+            r = subprocess.run(cmd, timeout=max(left, 1), capture_output=True, text=True)
+            tail = (r.stdout + r.stderr).strip().splitlines()[-3:]
+            say(f"{name}: exit {r.returncode} after {time.monotonic() - t0:.0f} s (estimated {est:.0f} s): {' | '.join(tail)}")
+        except subprocess.TimeoutExpired:
+            say(f"{name}: stopped at the budget after {time.monotonic() - t0:.0f} s (estimated {est:.0f} s)")
+    say(f"all parts: {time.monotonic() - start:.0f} s")
+
+    res = results_root()
+    files = [(f, str(f.relative_to(res.parent))) for f in sorted(res.rglob("*")) if f.is_file()]
+    chunks = write_chunks(tar_bytes(files), a.out, "results", 4)
+    say(f"results: {len(files)} files in {len(chunks)} chunk(s)")
+    models = cache_root() / "models"
+    keep = []
+    for meta in sorted(models.glob("*/meta.json")):
+        keep.append((meta, str(meta.relative_to(models.parent))))
+        text = meta.read_text()
+        if '"role": "target"' in text and '"seed": 0' in text and (meta.parent / "model.pt").exists():
+            keep.append((meta.parent / "model.pt", str((meta.parent / "model.pt").relative_to(models.parent))))
+    data = tar_bytes(keep)
+    if len(data) > 2 * CHUNK:  # weights only where they fit: the metas always come back
+        data = tar_bytes([(f, n) for f, n in keep if f.name == "meta.json"])
+    chunks = write_chunks(data, a.out, "models", 2)
+    say(f"models: {len(keep)} files in {len(chunks)} chunk(s), {len(data) / 2**20:.1f} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
