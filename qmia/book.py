@@ -20,7 +20,7 @@ from .data import DATASETS
 from .models import ARCHS
 from .quantizers import MAX_BITS, MIN_BITS
 from .settings import check as check_environment
-from .settings import quiet_progress
+from .settings import quiet_progress, use_stored_results
 
 PCT = "{:.1%}"
 NUM = "{:.3f}"
@@ -176,6 +176,7 @@ def setup(name: str, profile: str = "smoke", models=None, bits=None, seeds=None,
     check_environment()
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; valid: {', '.join(PROFILES)}")
+    use_stored_results(profile)
     p = get_profile(profile)
     if data_root is not None and not isinstance(data_root, (str, os.PathLike)):
         raise ValueError(f"data_root must be a folder path or None; got {data_root!r}")

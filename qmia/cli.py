@@ -9,7 +9,7 @@ import time
 from .config import PROFILES, get_profile
 from .experiment import ATTACKS
 from .data import DATASETS, DatasetUnavailable
-from .settings import check as check_environment
+from .settings import check as check_environment, use_stored_results
 from .store import DamagedEntry
 from .models import ARCHS
 from .parts import PART_NAMES
@@ -130,7 +130,7 @@ def cmd_sweep(a: argparse.Namespace) -> int:
 def _sweep_parts(profile, a: argparse.Namespace) -> int:
     import pandas as pd
 
-    from .parts import part_table, run_part
+    from .parts import part_table, run_part, verify_stored
 
     if a.part:
         start = time.perf_counter()
@@ -144,7 +144,10 @@ def _sweep_parts(profile, a: argparse.Namespace) -> int:
     missing = df[df["status"] != "done"]
     print(f"estimates at rates from {df.attrs['rates_from']}; {len(df) - len(missing)} of {len(df)} parts done"
           + (f"; next: {missing.iloc[0]['part']}" if len(missing) else ""))
-    return 0
+    problems = verify_stored(profile)
+    for line in problems:
+        print(f"error: {line}", file=sys.stderr)
+    return 1 if problems else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -177,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         check_environment()
+        if getattr(args, "profile", None):
+            use_stored_results(args.profile)
         return args.func(args)
     except (DatasetUnavailable, DamagedEntry) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -39,7 +39,7 @@ from .multitrain import train_many
 from .quantizers import QuantSpec
 from .results import load_row, save_row
 from .store import stable_hash
-from .train import TrainedModel, git_commit
+from .train import TrainedModel, device_label, git_commit
 
 # Rows change when this does: bump it when a change to qmia.attacks, qmia.metrics or the row
 # fields below changes stored rows (cheap to recompute: models are cached separately).
@@ -262,7 +262,7 @@ def _compute(target: TrainConfig, groups: list[str], keys: dict, settings: dict,
                 "shadow_key": shadow.config.key,
                 "data": f"{target.dataset} ({target.n_per_split}/split)",
                 "data_source": source,
-                "device": t.meta.get("device", ""),
+                "device": device_label(t.meta.get("device", "")),
                 "commit": git_commit(),
                 "seconds": time.perf_counter() - v_start + (train_seconds if first else 0.0),
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S"),

@@ -17,8 +17,8 @@ from .book import (INT, LABELS, NUM, PCT, READING_NAMES, Page, bitwidth, figure_
 from .claims import ABSTRACT_CLAIMS, ClaimResult
 from .plan import (SWEEP_CURVES, claim_configs, dorefa_configs, lira_configs, paper_configs, partial_configs, reading_spec,
                    runs_reading, sweep_configs)
-from .quantizers import READING_INFO, QuantSpec, clipped_shares, weight_layers
-from .results import load_roc, provenance
+from .quantizers import READING_INFO, QuantSpec
+from .results import clipped_table, load_roc, provenance, weight_stats
 from .uncertainty import estimate, measurable_fpr
 
 BY = ["arch", "dataset", "quant", "method", "bits", "reading"]
@@ -278,12 +278,10 @@ def fig6_verdicts(pg: Page):
 
 def readings_definitions(pg: Page):
     """Each reading's equations and what it clips, with the share it clips of the trained full-precision ResNet."""
-    from .train import train
-
     a, d = pg.profile.resnet
     cfg = pg.profile.config(a, d, seed=0)
-    net = train(cfg, data_root=pg.data_root).load()
-    overall = _overall_shares(weight_layers(net), list(READING_INFO), pg.bits)
+    stats = weight_stats(cfg, pg.data_root)
+    overall = _overall_shares(stats["sizes"], clipped_table(stats, list(READING_INFO), pg.bits))
     rows = []
     for name, info in READING_INFO.items():
         row = {"reading": READING_NAMES[name], "what it is": info.title, "equations": info.equations, "clips": info.clips}
@@ -367,39 +365,35 @@ def readings_recipes(pg: Page):
 # ----------------------------------------------------------------------------- the zero point and clipping
 
 
-def _overall_shares(layers, readings: list[str], bits: list[int], shares: dict | None = None) -> dict[str, np.ndarray]:
+def _overall_shares(sizes: list[int], shares: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """{reading: per-bitwidth share of all weights clipped, each layer weighted by its size}."""
-    shares = shares or clipped_shares(layers, readings, bits)
-    sizes = np.array([m.weight.numel() for _, m in layers], dtype=np.float64)
-    return {r: (s * sizes[:, None]).sum(0) / sizes.sum() for r, s in shares.items()}
+    w = np.asarray(sizes, dtype=np.float64)
+    return {r: (s * w[:, None]).sum(0) / w.sum() for r, s in shares.items()}
 
 
 def clipping(pg: Page):
     """Heat map of the share each reading's clamp moves, per layer of the trained full-precision ResNet, and the summary."""
     plt = _plt()
-    from .train import train
-
     a, d = pg.profile.resnet
     cfg = pg.profile.config(a, d, seed=pg.seeds[0])
     fp_df = pg.run([cfg])
-    net = train(cfg, data_root=pg.data_root).load()
+    stats = weight_stats(cfg, pg.data_root)
     heat_bits = sorted(set(pg.bits) | set(pg.profile.sweep_bits))
-    layers = weight_layers(net)
-    names = [n for n, _ in layers]
+    names = stats["layers"]
     prov = provenance(fp_df)
     readings = [r for r in READING_INFO if r in pg.profile.readings]
-    fig, axes = plt.subplots(1, len(readings) + 1, figsize=(2.3 * len(readings) + 1.8, 0.2 * len(layers) + 1.8),
+    fig, axes = plt.subplots(1, len(readings) + 1, figsize=(2.3 * len(readings) + 1.8, 0.2 * len(names) + 1.8),
                              gridspec_kw={"width_ratios": [1] * len(readings) + [0.08]})
     cax, axes = axes[-1], axes[:-1]
     summary = {"bitwidth": [f"{b}-bit" for b in heat_bits]}
-    shares = clipped_shares(layers, readings, heat_bits)
-    overall = _overall_shares(layers, readings, heat_bits, shares)
+    shares = clipped_table(stats, readings, heat_bits)
+    overall = _overall_shares(stats["sizes"], shares)
     for i, (ax, r) in enumerate(zip(axes, readings)):
         im = ax.imshow(shares[r], aspect="auto", cmap="magma_r", vmin=0, vmax=1)
         ax.set_xticks(range(len(heat_bits)), heat_bits, fontsize=7)
         ax.set_title(READING_NAMES[r], fontsize=8)
         ax.set_xlabel("bits", fontsize=8)
-        ax.set_yticks(range(len(layers)), names if i == 0 else [""] * len(layers), fontsize=6)
+        ax.set_yticks(range(len(names)), names if i == 0 else [""] * len(names), fontsize=6)
         summary[f"clipped share, {READING_NAMES[r]}"] = list(overall[r])
     fig.colorbar(im, cax=cax, label="share of the layer's weights clipped")
     fig.suptitle(f"Weights the clamp moves, trained full-precision {model_name(a, d)}", fontsize=10)

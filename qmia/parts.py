@@ -8,8 +8,8 @@ ResNet-20 models and the abstract's claims first, then LeNet, ResNet-50, Table 6
 and the sweep. A part run on a fresh machine trains what it needs (a shadow model shared with
 another part is trained again, identically by seed), skips every row already stored, and writes
 ``<results>/parts/<name>.json``: GPU, torch, commit, date, wall time per model and in all. The
-estimates :func:`part_table` prints come from those manifests where any exist (seconds per
-training image, by architecture), else from the measured H200 rates in :data:`BENCHMARK_RATES`.
+estimates :func:`part_table` prints are the measured H200 rates of :data:`BENCHMARK_RATES` (by
+architecture and models trained together), scaled per architecture by what the stored manifests measured.
 
     python -m qmia sweep --profile paper --parts            # the parts, estimates, which are done
     python -m qmia sweep --profile paper --part tables-resnet20
@@ -107,8 +107,8 @@ PARTS: tuple[Part, ...] = (
          _configs(claim_configs, groups=TABLE_GROUPS)),
     Part("tables-lenet", "Tables 3-5, LeNet-5: full precision and every reading at each bitwidth (seed 0)",
          _arch("lenet", exclude=("lira",))),
-    Part("resnet50-4bit", "Tables 3-5, ResNet-50: full precision and 4 bits, z = 2",
-         _tables("resnet50", literal=True, bits=(None, 4))),
+    Part("resnet50-fp", "Tables 3-5, ResNet-50: full precision", _tables("resnet50", literal=True, bits=(None,))),
+    Part("resnet50-4bit", "Tables 3-5, ResNet-50: 4 bits, z = 2", _tables("resnet50", literal=True, bits=(4,))),
     Part("resnet50-4bit-readings", "Tables 3-5, ResNet-50: 4 bits, the other readings",
          _tables("resnet50", literal=False, bits=(4,))),
     Part("resnet50-8bit", "Tables 3-5, ResNet-50: 8 bits, z = 2", _tables("resnet50", literal=True, bits=(8,))),
@@ -137,6 +137,11 @@ def assign(p: Profile) -> dict[str, list[Entry]]:
         for g in groups:
             out[next(name for name, takes in rules if takes((config, g)))].append((config, g))
     return out
+
+
+def missing_parts(p: Profile) -> list[str]:
+    """The parts of profile ``p`` with rows not stored under the results folder, in plan order."""
+    return [name for name, entries in assign(p).items() if entries and missing_rows(p, entries)]
 
 
 def get_part(name: str) -> Part:
@@ -182,8 +187,8 @@ def read_manifest(name: str) -> dict | None:
 
 
 def measured_rates() -> tuple[dict[str, float], str]:
-    """Seconds of GPU time per training image (epochs x images) by architecture, from the stored manifests,
-    and the card(s) they were measured on; empty when no part has run."""
+    """{architecture: measured training seconds / the benchmark rates' seconds for the same models (each at the
+    group size it trained in)}, from the stored manifests, and the card(s) measured on; empty when no part has run."""
     per: dict[str, list[tuple[float, float]]] = {}
     cards = set()
     for name in PART_NAMES:
@@ -192,8 +197,10 @@ def measured_rates() -> tuple[dict[str, float], str]:
             continue
         cards.add(m.get("gpu", "?"))
         for model in m.get("models", []):
-            per.setdefault(model["arch"], []).append((model["seconds"], model["epochs"] * model["n_train"]))
-    return {a: sum(s for s, _ in v) / sum(n for _, n in v) for a, v in per.items()}, ", ".join(sorted(cards))
+            size = model.get("trained_with", 1)
+            bench = _benchmark_seconds(model["arch"], size, model["epochs"] * model["n_train"]) / size
+            per.setdefault(model["arch"], []).append((model["seconds"], bench))
+    return {a: sum(s for s, _ in v) / sum(b for _, b in v) for a, v in per.items()}, ", ".join(sorted(cards))
 
 
 def _benchmark_seconds(arch: str, group: int, images: int) -> float:
@@ -205,7 +212,8 @@ def _benchmark_seconds(arch: str, group: int, images: int) -> float:
 
 def estimate_seconds(p: Profile, entries: list[Entry], rates: dict[str, float] | None = None) -> float:
     """Estimated GPU seconds of a part: start-up, training (grouped as :func:`qmia.multitrain.train_many`
-    groups) and a fixed cost per result row. ``rates``: seconds per training image by architecture (measured)."""
+    groups) at the benchmark rates, each architecture's scaled by its measured factor in ``rates``
+    (:func:`measured_rates`), and a fixed cost per result row."""
     from .experiment import row_keys
     from .multitrain import group_key
 
@@ -221,7 +229,7 @@ def estimate_seconds(p: Profile, entries: list[Entry], rates: dict[str, float] |
         images = m.epochs * m.n_per_split
         for start in range(0, len(members), 16):
             size = len(members[start:start + 16])
-            train += size * images * rates[m.arch] if m.arch in rates else _benchmark_seconds(m.arch, size, images)
+            train += _benchmark_seconds(m.arch, size, images) * rates.get(m.arch, 1.0)
     rows = sum(len(row_keys(c, g, p)) * SECONDS_PER_ROW.get(c.arch, 2.0) for c, g in entries)
     return STARTUP_SECONDS + train + rows
 
@@ -255,6 +263,37 @@ def part_table(p: Profile) -> pd.DataFrame:
     return df
 
 
+MANIFEST_FIELDS = ("part", "profile", "gpu", "torch", "commit", "date", "wall_seconds", "models", "rows")
+
+
+def verify_stored(p: Profile) -> list[str]:
+    """Problems with the stored parts of profile ``p`` (empty when every manifest is complete and true): each
+    manifest has its fields, names a clean commit, and lists only rows that are stored, intact, of this profile
+    and computed at that commit."""
+    from .results import load_row
+
+    problems = []
+    for name in PART_NAMES:
+        m = read_manifest(name)
+        if m is None:
+            continue
+        lacking = [f for f in MANIFEST_FIELDS if f not in m]
+        if lacking:
+            problems.append(f"{name}: manifest lacks {', '.join(lacking)}")
+            continue
+        if m["profile"] != p.name or m["part"] != name:
+            problems.append(f"{name}: manifest is of part {m['part']!r}, profile {m['profile']!r}")
+        if m["commit"] in ("", "unknown") or m["commit"].endswith("-dirty"):
+            problems.append(f"{name}: manifest commit {m['commit']!r} is not a clean commit")
+        for key in m["rows"]:
+            row = load_row(key)
+            if row is None:
+                problems.append(f"{name}: row {key} is missing or damaged")
+            elif row.get("profile") != p.name or row.get("commit") != m["commit"]:
+                problems.append(f"{name}: row {key} is of profile {row.get('profile')!r}, commit {row.get('commit')!r}")
+    return problems
+
+
 def _gpu_name(device) -> str:
     import torch
 
@@ -284,6 +323,11 @@ def run_part(p: Profile, name: str, data_root=None, device=None, progress: bool 
     models = part_models(p, [(c, g) for c, gs in todo.items() for g in gs])
     trained_before = {m for m in models if is_cached(m)}
     train_many(models, data_root, device, progress)
+    clip_model = p.config(*p.resnet, seed=0)
+    if clip_model in models:  # the clipping pages read these weights' statistics
+        from .results import weight_stats
+
+        weight_stats(clip_model, data_root)
     for c, gs in todo.items():
         evaluate(c, gs, profile=p, data_root=data_root, device=device, progress=progress)
     wall = time.perf_counter() - start

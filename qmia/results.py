@@ -4,13 +4,14 @@ config, attack, settings).
 Rows live in ``<results>/rows/<row_key>.json`` (written atomically, so concurrent or
 interrupted runs never corrupt the store), their ROC points in ``<results>/roc/<row_key>.npz``
 and the attack's per-example scores, decisions, membership and dataset indices in
-``<results>/scores/<row_key>.npz`` (what the uncertainty of a claim is computed from, see
+``<results>/scores/<row_key>.npz`` with the indices in ``<results>/index/`` (what the uncertainty of a claim is computed from, see
 :mod:`qmia.uncertainty`); :func:`load_results` gathers the rows into one tidy DataFrame and
 :func:`export_csv` writes ``<results>/results.csv`` for people who prefer one file.
 """
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -33,29 +34,59 @@ def scores_path(row_key: str) -> Path:
     return results_root() / "scores" / f"{row_key}.npz"
 
 
-def _files(row_key: str) -> dict[str, Path]:
-    return {"roc": roc_path(row_key), "scores": scores_path(row_key)}
+def index_path(name: str) -> Path:
+    return results_root() / "index" / f"{name}.npz"
+
+
+def _files(row_key: str, row: dict | None = None) -> dict[str, Path]:
+    files = {"roc": roc_path(row_key), "scores": scores_path(row_key)}
+    if isinstance(row, dict) and row.get("index_file"):
+        files["index"] = index_path(row["index_file"])
+    return files
 
 
 def save_row(row: dict, fpr: np.ndarray, tpr: np.ndarray, *, scores: np.ndarray, pred: np.ndarray, member: np.ndarray,
              index: np.ndarray) -> None:
     """Store a row, its ROC points and its per-example outcome (those first, so a stored row always has them),
-    with the sha256 of both files in the row's JSON (under ``checksums``; :func:`load_row` checks them).
+    with the sha256 of those files in the row's JSON (under ``checksums``; :func:`load_row` checks them).
 
     scores: float, higher = member; pred: 0/1 decisions; member: 1 for members; index: dataset indices (all length n).
+    The outcome is kept compact (what the paper profile's stored results can afford): the scores as dense ranks
+    (0 = lowest; their order and ties, all :mod:`qmia.uncertainty` reads, are exact), the decisions as bits, and
+    the dataset indices once per distinct split under ``<results>/index/`` (shared by every row of a target).
     """
     key = row["row_key"]
+    scores, pred = np.asarray(scores, dtype=np.float64), np.asarray(pred, dtype=np.int8)
+    index = np.asarray(index, dtype=np.int64)
+    if not (len(scores) == len(pred) == len(member) == len(index)):
+        raise ValueError("scores, pred, member and index must have one length")
+    rank = np.unique(scores, return_inverse=True)[1].reshape(-1)
+    rank = rank.astype(np.uint16 if rank.max(initial=0) < 2**16 else np.uint32)
+    name = hashlib.sha256(index.astype("<i8").tobytes()).hexdigest()[:16]
+    if not index_path(name).exists():
+        atomic_write(index_path(name), lambda f: np.savez_compressed(f, index=index.astype(np.int32 if index.max(initial=0) < 2**31 else np.int64)))
     atomic_write(roc_path(key), lambda f: np.savez_compressed(f, fpr=fpr, tpr=tpr))
     atomic_write(scores_path(key), lambda f: np.savez_compressed(
-        f, scores=np.asarray(scores, dtype=np.float64), pred=np.asarray(pred, dtype=np.int8),
-        member=np.asarray(member, dtype=np.int8), index=np.asarray(index, dtype=np.int64)))
-    atomic_write_json({**row, "checksums": checksums(_files(key))}, row_path(key))
+        f, rank=rank, pred_bits=np.packbits(pred.astype(bool)), n=np.int64(len(pred)),
+        member=np.asarray(member, dtype=np.int8)))
+    row = {**row, "index_file": name}
+    atomic_write_json({**row, "checksums": checksums(_files(key, row))}, row_path(key))
 
 
 def load_outcome(row) -> AttackOutcome:
-    """The per-example outcome of a stored row (a dict or a pandas Series), for :mod:`qmia.uncertainty`."""
+    """The per-example outcome of a stored row (a dict or a pandas Series), for :mod:`qmia.uncertainty`
+    (scores as stored: dense ranks, or the raw scores of rows stored before ranks)."""
     with np.load(scores_path(row["row_key"])) as z:
-        return AttackOutcome(z["scores"], z["pred"], z["member"], z["index"], int(row["seed"]))
+        if "rank" not in z:
+            return AttackOutcome(z["scores"], z["pred"], z["member"], z["index"], int(row["seed"]))
+        n = int(z["n"])
+        scores, pred, member = z["rank"].astype(np.float64), np.unpackbits(z["pred_bits"])[:n].astype(np.int8), z["member"]
+    name = row.get("index_file")
+    if not isinstance(name, str):  # a row given without its stored fields: read them
+        name = read_json(row_path(row["row_key"]))["index_file"]
+    with np.load(index_path(name)) as z:
+        index = z["index"].astype(np.int64)
+    return AttackOutcome(scores, pred, member, index, int(row["seed"]))
 
 
 def load_row(row_key: str) -> dict | None:
@@ -66,11 +97,11 @@ def load_row(row_key: str) -> dict | None:
         return None
     try:
         row = read_json(p)
-        reason = damage(_files(row_key), row.get("checksums") if isinstance(row, dict) else None)
+        reason = damage(_files(row_key, row), row.get("checksums") if isinstance(row, dict) else None)
         if reason:
             raise DamagedEntry(reason)
     except DamagedEntry as e:
-        for f in [p, *_files(row_key).values()]:
+        for f in [p, *_files(row_key).values()]:  # a shared index file stays: other rows may be intact
             if f.exists():
                 move_aside(f, str(e))
         return None
@@ -111,3 +142,43 @@ def provenance(df: pd.DataFrame) -> str:
 
     return (f"profile {uniq('profile')} · seeds {uniq('seed')} · data {uniq('data')} · source {uniq('data_source')} · "
             f"device {uniq('device')} · commit {uniq('commit')}")
+
+
+# ----------------------------------------------------------------------------- statistics of trained weights
+
+WEIGHT_STATS_BITS = tuple(range(1, 33))
+
+
+def weight_stats_path(model_key: str) -> Path:
+    return results_root() / "weights" / f"{model_key}.json"
+
+
+def weight_stats(config, data_root=None) -> dict:
+    """What the book reads of a trained model's weights, stored beside the results so that a build needs no
+    weights: {label, key, commit, layers: [names], sizes: [weights per layer], clipped: {reading: layers x bits
+    share of each layer's weights the reading's clamp moves}, bits: the bitwidths 1..32}. Read when stored, else
+    computed from the trained model (trained or read from the cache) and stored."""
+    from .quantizers import PAPER_READINGS, clipped_shares, weight_layers
+    from .train import train
+
+    path = weight_stats_path(config.key)
+    if path.exists():
+        return read_json(path)
+    model = train(config, data_root=data_root)
+    layers = weight_layers(model.load())
+    shares = clipped_shares(layers, list(PAPER_READINGS), list(WEIGHT_STATS_BITS))
+    stats = {"label": config.label, "key": config.key, "commit": model.meta.get("commit", ""),
+             "device": model.meta.get("device", ""), "layers": [n for n, _ in layers],
+             "sizes": [int(m.weight.numel()) for _, m in layers], "bits": list(WEIGHT_STATS_BITS),
+             "clipped": {r: np.round(s, 7).tolist() for r, s in shares.items()}}
+    atomic_write_json(stats, path)
+    return stats
+
+
+def clipped_table(stats: dict, readings, bits) -> dict[str, np.ndarray]:
+    """{reading: layers x bits array} of the stored shares at ``bits`` (each in 1..32)."""
+    bad = [b for b in bits if b not in stats["bits"]]
+    if bad:
+        raise ValueError(f"weight statistics are stored for bitwidths 1 to 32; got {bad}")
+    cols = [stats["bits"].index(b) for b in bits]
+    return {r: np.asarray(stats["clipped"][r])[:, cols] for r in readings}

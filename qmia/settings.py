@@ -7,12 +7,12 @@ directory; the defaults are rooted at the repository (``<repo>/cache``, ``<repo>
 | variable | meaning | default |
 | --- | --- | --- |
 | ``QMIA_CACHE`` | trained models and decoded data sets | ``<repo>/cache`` |
-| ``QMIA_RESULTS`` | result rows, ROC curves, per-example scores | ``<repo>/results`` |
+| ``QMIA_RESULTS`` | result rows, ROC curves, per-example scores | ``<repo>/results``; ``<repo>/results/paper`` for the paper profile |
 | ``QMIA_DATA`` | the data root (Fashion-MNIST, CIFAR-10) | ``<repo>/data`` |
 | ``QMIA_PROGRESS`` | ``0`` hides progress bars | ``1`` |
 | ``QMIA_CUDA_GRAPHS`` | ``0`` trains without CUDA graphs | ``1`` |
 | ``QMIA_GROUP`` | models trained together in one vmapped step | 16 on CUDA, 1 on a CPU |
-| ``QMIA_COMMIT`` | the commit recorded in results where the code is not a git checkout (a GPU lease) | ``git rev-parse`` |
+| ``QMIA_COMMIT`` | the commit recorded in models and results, where the checkout's ``.git`` is absent or stale (a GPU lease's copy) | ``git rev-parse`` |
 """
 
 from __future__ import annotations
@@ -40,6 +40,17 @@ def cache_root() -> Path:
 
 def results_root() -> Path:
     return _folder("QMIA_RESULTS", "results")
+
+
+# Profiles whose results are kept in the repository, each in its own folder (``<repo>/results/<profile>``).
+STORED_PROFILES = ("paper",)
+
+
+def use_stored_results(profile: str) -> None:
+    """Point this process (and its children) at ``<repo>/results/<profile>`` for a profile whose results the
+    repository keeps (:data:`STORED_PROFILES`), unless ``QMIA_RESULTS`` is set."""
+    if profile in STORED_PROFILES and not os.environ.get("QMIA_RESULTS"):
+        os.environ["QMIA_RESULTS"] = str(repo_root() / "results" / profile)
 
 
 def data_root(root: str | os.PathLike | None = None) -> Path:
@@ -85,5 +96,5 @@ def group_size_override() -> int | None:
 
 
 def commit_override() -> str | None:
-    """``QMIA_COMMIT``: the commit to record when the code runs outside a git checkout, or None."""
+    """``QMIA_COMMIT``: the commit to record instead of asking git, or None."""
     return os.environ.get("QMIA_COMMIT") or None

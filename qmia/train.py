@@ -39,15 +39,24 @@ def default_device() -> torch.device:
 
 @lru_cache(maxsize=1)
 def git_commit() -> str:
-    """The repository's short commit, with '-dirty' when tracked files differ from it (outside git:
-    ``$QMIA_COMMIT``, else 'unknown')."""
+    """``$QMIA_COMMIT`` when set, else the repository's short commit, with '-dirty' when tracked files differ
+    from it ('unknown' outside git)."""
     root = Path(__file__).resolve().parent.parent
+    if commit_override():  # set where the checkout's .git is absent or stale (a GPU lease's copy)
+        return commit_override()
     try:
         run = lambda *a: subprocess.run(["git", *a], cwd=root, capture_output=True, text=True, check=True).stdout.strip()  # noqa: E731
         commit = run("rev-parse", "--short", "HEAD")
         return commit + ("-dirty" if run("status", "--porcelain", "--untracked-files=no") else "")
     except (OSError, subprocess.CalledProcessError):
-        return commit_override() or "unknown"
+        return "unknown"
+
+
+def device_label(device: str) -> str:
+    """A device as results name it: 'cuda (NVIDIA H200)' where this process sees the card, else as given."""
+    if device.startswith("cuda") and "(" not in device and torch.cuda.is_available():
+        return f"{device} ({torch.cuda.get_device_name(torch.device(device))})"
+    return device
 
 
 def model_dir(config: TrainConfig) -> Path:

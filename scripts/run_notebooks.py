@@ -58,6 +58,32 @@ def fold_injected_parameters(path: Path) -> None:
     nbformat.write(nb, path)
 
 
+def stored_or_quick(profile: str) -> str:
+    """``profile``, unless it is one whose results the repository stores (paper) and some are missing on a
+    machine without CUDA: then say which parts compute them and build ``quick`` (never paper-scale training on a CPU)."""
+    from qmia.settings import STORED_PROFILES, use_stored_results
+
+    if profile not in STORED_PROFILES:
+        return profile
+    use_stored_results(profile)
+    import torch
+
+    from qmia.config import get_profile
+    from qmia.parts import missing_parts
+
+    missing = missing_parts(get_profile(profile))
+    if not missing:
+        print(f"[notebooks] {profile}: every row is stored under {os.environ['QMIA_RESULTS']}; no training", flush=True)
+        return profile
+    if torch.cuda.is_available():
+        print(f"[notebooks] {profile}: parts {', '.join(missing)} are missing; computing them on the GPU", flush=True)
+        return profile
+    print(f"[notebooks] {profile}: the stored results lack {len(missing)} part(s): {', '.join(missing)}. "
+          f"Compute each on a GPU (python -m qmia sweep --profile {profile} --part NAME; see --parts), "
+          f"commit results/{profile}/, and build again. Building the quick profile instead.", flush=True)
+    return "quick"
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("names", nargs="*", help="notebooks to run (default: all)")
@@ -78,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from qmia.settings import quiet_progress
 
-    params: dict[str, object] = {"profile": a.profile}
+    profile = stored_or_quick(a.profile)
+    params: dict[str, object] = {"profile": profile}
     if a.data_root:
         params["data_root"] = str(a.data_root)
     if a.bits:

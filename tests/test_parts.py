@@ -1,0 +1,135 @@
+"""The plan in parts: every entry in one part, parts that fit a GPU command, results that travel
+(compact per-example outcomes, manifests with provenance), and the book's fallback when parts are missing."""
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qmia.config import get_profile
+from qmia.parts import LIMIT_SECONDS, PART_NAMES, assign, estimate_seconds, missing_parts, run_part, verify_stored
+from qmia.plan import book_plan
+from qmia.results import load_outcome, load_row, save_row
+from qmia.settings import results_root
+from qmia.uncertainty import AttackOutcome, compare, estimate
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("name", ["smoke", "quick", "paper"])
+def test_every_plan_entry_is_in_exactly_one_part(name):
+    p = get_profile(name)
+    parts = assign(p)
+    entries = [e for es in parts.values() for e in es]
+    plan = [(c, g) for c, groups in book_plan(p) for g in groups]
+    assert sorted(entries, key=repr) == sorted(plan, key=repr) and len(set(entries)) == len(entries)
+    assert not parts["rest"], f"entries no named part takes: {parts['rest'][:3]}"
+
+
+def test_each_paper_part_fits_one_gpu_command_at_the_benchmark_rates():
+    p = get_profile("paper")
+    est = {n: estimate_seconds(p, es) for n, es in assign(p).items() if es}
+    assert len(est) >= 10 and all(0 < s <= LIMIT_SECONDS for s in est.values()), est
+    assert list(est)[:2] == ["tables-resnet20", "readings-resnet20"]  # what the book needs most comes first
+
+
+def _outcome(rng, n=400, seed=0, ties=True):
+    member = np.r_[np.ones(n // 2), np.zeros(n - n // 2)].astype(int)
+    scores = rng.normal(size=n) + 0.8 * member
+    if ties:  # saturated scores tie, as a shadow attack's probabilities do
+        scores = np.round(1 / (1 + np.exp(-3 * scores)), 3)
+    pred = (scores > np.median(scores)).astype(int)
+    index = rng.permutation(10_000)[:n]
+    return AttackOutcome(scores, pred, member, index, seed)
+
+
+def test_compact_outcomes_give_the_same_uncertainty_as_the_raw_scores():
+    rng = np.random.default_rng(3)
+    raw = [_outcome(rng, seed=s) for s in (0, 1)]
+    base = [AttackOutcome(b.scores, b.pred, o.member, o.index, o.seed)
+            for b, o in zip((_outcome(rng, seed=s) for s in (0, 1)), raw)]  # another attack on the same examples
+    stored = []
+    for i, o in enumerate(raw):
+        key = f"row{i}"
+        save_row({"row_key": key, "seed": o.seed}, np.r_[0.0, 1.0], np.r_[0.0, 1.0], scores=o.scores, pred=o.pred,
+                 member=o.member, index=o.index)
+        stored.append(load_outcome(load_row(key)))
+    assert len(list((results_root() / "index").glob("*.npz"))) == 2  # one index file per distinct split
+    for metric in ("auc", "attack_acc", "tpr@0.1", "f1_member"):
+        a, b = estimate(raw, metric, n_boot=200), estimate(stored, metric, n_boot=200)
+        assert (a.value, a.lo, a.hi) == (b.value, b.lo, b.hi), metric
+    for metric in ("auc", "tpr_matched"):
+        a, b = compare(base, raw, metric, n_boot=200), compare(base, stored, metric, n_boot=200)
+        assert (a.reduction, a.reduction_lo, a.reduction_hi, a.after) == (b.reduction, b.reduction_lo, b.reduction_hi, b.after)
+    assert all(np.array_equal(s.index, o.index) and np.array_equal(s.pred, o.pred) for s, o in zip(stored, raw))
+
+
+def test_a_part_runs_once_writes_its_manifest_and_its_results_travel(tmp_path, monkeypatch):
+    p = get_profile("smoke")
+    first = run_part(p, "table6-fig6", device="cpu", progress=False)
+    assert first["part"] == "table6-fig6" and first["profile"] == "smoke" and first["models"] and first["rows"]
+    assert all(first[f] for f in ("gpu", "torch", "commit", "date")) and first["wall_seconds"] > 0
+    assert {m["key"] for m in first["models"]} and all(m["seconds"] > 0 for m in first["models"])
+    assert "table6-fig6" not in missing_parts(p) and "tables-lenet" in missing_parts(p)
+    again = run_part(p, "table6-fig6", device="cpu", progress=False)  # everything stored: nothing trained or rewritten
+    assert again == first
+    # the results folder travels (a lease sends it back): the same rows and the same uncertainty elsewhere
+    moved = tmp_path / "travelled"
+    shutil.copytree(results_root(), moved)
+    here = {k: load_row(k) for k in first["rows"]}
+    est_here = {k: estimate([load_outcome(r)], "auc", n_boot=100) for k, r in here.items()}
+    monkeypatch.setenv("QMIA_RESULTS", str(moved))
+    there = {k: load_row(k) for k in first["rows"]}
+    assert there == here
+    assert {k: estimate([load_outcome(r)], "auc", n_boot=100) for k, r in there.items()} == est_here
+
+
+def test_manifest_provenance_is_checked(tmp_path, monkeypatch):
+    p = get_profile("smoke")
+    monkeypatch.setenv("QMIA_COMMIT", "abc1234")
+    from qmia.train import git_commit
+
+    git_commit.cache_clear()
+    try:
+        m = run_part(p, "table6-fig6", device="cpu", progress=False)
+    finally:
+        git_commit.cache_clear()
+    assert m["commit"] == "abc1234" and verify_stored(p) == []
+    path = results_root() / "parts" / "table6-fig6.json"
+    path.write_text(json.dumps({**m, "commit": "abc1234-dirty"}))
+    assert any("not a clean commit" in x for x in verify_stored(p))
+    row_file = results_root() / "rows" / f"{m['rows'][0]}.json"
+    path.write_text(json.dumps(m))
+    row_file.unlink()
+    assert any("missing or damaged" in x for x in verify_stored(p))
+    path.write_text(json.dumps({k: v for k, v in m.items() if k != "gpu"}))
+    assert any("lacks gpu" in x for x in verify_stored(p))
+
+
+def test_the_paper_results_in_the_repository_are_intact_and_true(monkeypatch):
+    stored = ROOT / "results" / "paper"
+    if not (stored / "parts").is_dir():
+        pytest.skip("no paper-profile parts committed")
+    monkeypatch.setenv("QMIA_RESULTS", str(stored))
+    p = get_profile("paper")
+    assert verify_stored(p) == []
+    done = [n for n in PART_NAMES if (stored / "parts" / f"{n}.json").exists()]
+    assert done and not set(done) & set(missing_parts(p))
+
+
+def test_the_book_falls_back_to_quick_and_names_the_missing_parts(monkeypatch, capsys):
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import run_notebooks
+    finally:
+        sys.path.pop(0)
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert run_notebooks.stored_or_quick("paper") == "quick"  # the test's results folder is empty
+    out = capsys.readouterr().out
+    assert "tables-resnet20" in out and "--part" in out and "quick profile instead" in out
+    assert run_notebooks.stored_or_quick("smoke") == "smoke"
