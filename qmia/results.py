@@ -63,14 +63,26 @@ def save_row(row: dict, fpr: np.ndarray, tpr: np.ndarray, *, scores: np.ndarray,
     rank = np.unique(scores, return_inverse=True)[1].reshape(-1)
     rank = rank.astype(np.uint16 if rank.max(initial=0) < 2**16 else np.uint32)
     name = hashlib.sha256(index.astype("<i8").tobytes()).hexdigest()[:16]
-    if not index_path(name).exists():
-        atomic_write(index_path(name), lambda f: np.savez_compressed(f, index=index.astype(np.int32 if index.max(initial=0) < 2**31 else np.int64)))
+    _write_index(name, index)
     atomic_write(roc_path(key), lambda f: np.savez_compressed(f, fpr=fpr, tpr=tpr))
     atomic_write(scores_path(key), lambda f: np.savez_compressed(
         f, rank=rank, pred_bits=np.packbits(pred.astype(bool)), n=np.int64(len(pred)),
         member=np.asarray(member, dtype=np.int8)))
     row = {**row, "index_file": name}
     atomic_write_json({**row, "checksums": checksums(_files(key, row))}, row_path(key))
+
+
+def _write_index(name: str, index: np.ndarray) -> None:
+    """Write a split's indices once; rewrite them only where the stored file is missing or damaged (its bytes
+    are what every row sharing it recorded a checksum of)."""
+    path = index_path(name)
+    try:
+        with np.load(path) as z:
+            if np.array_equal(z["index"], index):
+                return
+    except Exception:  # missing, truncated or not an npz: write it
+        pass
+    atomic_write(path, lambda f: np.savez_compressed(f, index=index.astype(np.int32 if index.max(initial=0) < 2**31 else np.int64)))
 
 
 def load_outcome(row) -> AttackOutcome:

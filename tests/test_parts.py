@@ -133,3 +133,15 @@ def test_the_book_falls_back_to_quick_and_names_the_missing_parts(monkeypatch, c
     out = capsys.readouterr().out
     assert "tables-resnet20" in out and "--part" in out and "quick profile instead" in out
     assert run_notebooks.stored_or_quick("smoke") == "smoke"
+
+
+def test_a_damaged_index_file_marks_its_rows_damaged_and_is_rewritten():
+    rng = np.random.default_rng(5)
+    o = _outcome(rng)
+    args = dict(scores=o.scores, pred=o.pred, member=o.member, index=o.index)
+    save_row({"row_key": "a", "seed": 0}, np.r_[0.0, 1.0], np.r_[0.0, 1.0], **args)
+    (index_file,) = (results_root() / "index").glob("*.npz")
+    index_file.write_bytes(index_file.read_bytes()[:50])  # truncated
+    assert load_row("a") is None  # reported and moved aside, for the caller to recompute
+    save_row({"row_key": "a", "seed": 0}, np.r_[0.0, 1.0], np.r_[0.0, 1.0], **args)
+    assert np.array_equal(load_outcome(load_row("a")).index, o.index)
