@@ -184,8 +184,11 @@ def row_keys(target: TrainConfig, attacks: str | Sequence[str], profile: Profile
              lira_refs: int | None = None, top_k: int | None = 3, per_class: bool = False, n_boot: int = 200) -> dict[str, str]:
     """{variant: row key} of the rows :func:`evaluate` stores for ``target`` with these arguments (nothing is computed)."""
     groups = attack_groups(attacks)
-    settings = _settings(groups, profile, lira_refs, top_k, per_class, n_boot)
-    return {v: _row_key(target, v, settings) for g in groups for v in ATTACKS[g].variants}
+    return _keys(target, groups, _settings(groups, profile, lira_refs, top_k, per_class, n_boot))
+
+
+def _keys(target: TrainConfig, groups: list[str], settings: dict) -> dict[str, str]:
+    return {v: _row_key(target, v, settings) for v in attack_variants(groups)}
 
 
 def evaluate(target: TrainConfig, attacks: str | Sequence[str] = tuple(ATTACKS), *, profile: Profile | None = None,
@@ -200,13 +203,12 @@ def evaluate(target: TrainConfig, attacks: str | Sequence[str] = tuple(ATTACKS),
     """
     groups = attack_groups(attacks)
     settings = _settings(groups, profile, lira_refs, top_k, per_class, n_boot)
-    variants = [v for g in groups for v in ATTACKS[g].variants]
-    keys = {v: _row_key(target, v, settings) for v in variants}
+    keys = _keys(target, groups, settings)
     rows = {v: load_row(k) for v, k in keys.items()}
     missing = [g for g in groups if any(rows[v] is None for v in ATTACKS[g].variants)]
     if missing:
         rows.update(_compute(target, missing, keys, settings, data_root, device, progress))
-    return pd.DataFrame([rows[v] for v in variants])
+    return pd.DataFrame([rows[v] for v in keys])
 
 
 def _compute(target: TrainConfig, groups: list[str], keys: dict, settings: dict, data_root, device, progress) -> dict[str, dict]:

@@ -166,12 +166,23 @@ def part_models(p: Profile, entries: list[Entry]) -> list[TrainConfig]:
                               for ms in models_needed(c, gs, p.lira_refs).values() for m in ms))
 
 
+def entry_keys(p: Profile, entries: list[Entry]) -> list[tuple[TrainConfig, str]]:
+    """(target config, row key) of every result row the entries store."""
+    from .experiment import row_keys
+
+    return [(c, k) for c, g in entries for k in row_keys(c, g, p).values()]
+
+
+def _stored(row_key: str) -> bool:
+    """Whether a row is stored and intact (a damaged one is reported and moved aside by :func:`load_row`)."""
+    from .results import load_row
+
+    return load_row(row_key) is not None
+
+
 def missing_rows(p: Profile, entries: list[Entry]) -> int:
     """How many of the part's result rows are not stored (intact) under the results folder."""
-    from .experiment import row_keys
-    from .results import row_path
-
-    return sum(not row_path(k).exists() for c, g in entries for k in row_keys(c, g, p).values())
+    return sum(not _stored(k) for _, k in entry_keys(p, entries))
 
 
 # ----------------------------------------------------------------------------- estimates and manifests
@@ -214,7 +225,6 @@ def estimate_seconds(p: Profile, entries: list[Entry], rates: dict[str, float] |
     """Estimated GPU seconds of a part: start-up, training (grouped as :func:`qmia.multitrain.train_many`
     groups) at the benchmark rates, each architecture's scaled by its measured factor in ``rates``
     (:func:`measured_rates`), and a fixed cost per result row."""
-    from .experiment import row_keys
     from .multitrain import group_key
 
     if not entries:
@@ -230,7 +240,7 @@ def estimate_seconds(p: Profile, entries: list[Entry], rates: dict[str, float] |
         for start in range(0, len(members), 16):
             size = len(members[start:start + 16])
             train += _benchmark_seconds(m.arch, size, images) * rates.get(m.arch, 1.0)
-    rows = sum(len(row_keys(c, g, p)) * SECONDS_PER_ROW.get(c.arch, 2.0) for c, g in entries)
+    rows = sum(SECONDS_PER_ROW.get(c.arch, 2.0) for c, _ in entry_keys(p, entries))
     return STARTUP_SECONDS + train + rows
 
 
@@ -245,9 +255,7 @@ def part_table(p: Profile) -> pd.DataFrame:
         counts: dict[str, int] = {}
         for m in part_models(p, entries):
             counts[m.arch] = counts.get(m.arch, 0) + 1
-        from .experiment import row_keys
-
-        n_rows = sum(len(row_keys(c, g, p)) for c, g in entries)
+        n_rows = len(entry_keys(p, entries))
         missing = missing_rows(p, entries)
         manifest = read_manifest(name)
         out.append({
@@ -308,7 +316,7 @@ def run_part(p: Profile, name: str, data_root=None, device=None, progress: bool 
     Returns the manifest: {part, profile, gpu, torch, commit, date, wall_seconds, estimate_seconds, models, rows}."""
     import torch
 
-    from .experiment import evaluate, row_keys
+    from .experiment import evaluate
     from .multitrain import train_many
     from .train import TrainedModel, git_commit, is_cached
 
@@ -317,9 +325,9 @@ def run_part(p: Profile, name: str, data_root=None, device=None, progress: bool 
         raise ValueError(f"part {name!r} holds nothing of profile {p.name!r}")
     start = time.perf_counter()
     estimate = estimate_seconds(p, entries, measured_rates()[0])
-    targets = _by_target(entries)
-    todo = {c: gs for c, gs in targets.items() if any(
-        not _stored(k) for g in gs for k in row_keys(c, g, p).values())}
+    keys = entry_keys(p, entries)
+    missing = {c for c, k in keys if not _stored(k)}
+    todo = {c: gs for c, gs in _by_target(entries).items() if c in missing}
     models = part_models(p, [(c, g) for c, gs in todo.items() for g in gs])
     trained_before = {m for m in models if is_cached(m)}
     train_many(models, data_root, device, progress)
@@ -347,16 +355,10 @@ def run_part(p: Profile, name: str, data_root=None, device=None, progress: bool 
         "wall_seconds": round(wall, 1), "estimate_seconds": round(estimate, 1),
         "train_seconds": round(sum(t["seconds"] for t in trained), 1),
         "models": trained,
-        "rows": sorted(k for c, gs in targets.items() for g in gs for k in row_keys(c, g, p).values()),
+        "rows": sorted(k for _, k in keys),
     }
     old = read_manifest(name)
     if old and not trained and not todo:  # a rerun that found everything stored keeps the first run's record
         return old
     atomic_write_json(manifest, manifest_path(name))
     return manifest
-
-
-def _stored(row_key: str) -> bool:
-    from .results import load_row
-
-    return load_row(row_key) is not None

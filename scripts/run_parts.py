@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
 import subprocess
 import sys
@@ -96,8 +97,8 @@ def main() -> int:
     keep = []
     for meta in sorted(models.glob("*/meta.json")):
         keep.append((meta, str(meta.relative_to(models.parent))))
-        text = meta.read_text()
-        if '"role": "target"' in text and '"seed": 0' in text and (meta.parent / "model.pt").exists():
+        config = json.loads(meta.read_text())["config"]
+        if config["role"] == "target" and config["seed"] == 0 and (meta.parent / "model.pt").exists():
             keep.append((meta.parent / "model.pt", str((meta.parent / "model.pt").relative_to(models.parent))))
     data = tar_bytes(keep)
     if len(data) > 2 * CHUNK:  # weights only where they fit: the metas always come back
