@@ -11,6 +11,11 @@ own shadow or reference models.
   entropy, modified entropy), threshold chosen on the shadow model's outputs.
 * :func:`lira`: Carlini et al. 2022, online and offline; ``scoring="reference"`` reproduces
   their released code, and :func:`reference_tpr_at_fpr` their TPR at low FPR.
+* :func:`rmia`: Zarifzadeh et al. 2024 (RMIA, as ML Privacy Meter), online and offline, on
+  :func:`true_class_probability`.
+* :func:`gap_attack` and :func:`augmentation_attack`: label-only, Choquette-Choo et al. 2021
+  (the gap attack is Yeom et al. 2018's baseline; the augmentation attack thresholds, on the
+  shadow, the share of augmented queries whose predicted label is correct).
 """
 
 from __future__ import annotations
@@ -252,3 +257,127 @@ def reference_tpr_at_fpr(scores: np.ndarray, labels: np.ndarray, alpha: float) -
         raise ValueError(f"alpha must be a rate above 0, got {alpha}")
     fpr, tpr, _ = roc_curve(np.asarray(labels).astype(int), np.asarray(scores, dtype=np.float64))
     return float(tpr[np.where(fpr < alpha)[0][-1]])
+
+
+def true_class_probability(logits: torch.Tensor, labels: torch.Tensor) -> np.ndarray:
+    """Softmax probability of the true label, float64, computed stably (log_softmax, then exp).
+
+    logits: n x classes or n x queries x classes; labels: n. Returns n or n x queries
+    (the shapes of :func:`scaled_confidence`); RMIA's p(x | theta).
+    """
+    z = logits.double()
+    if z.dim() not in (2, 3) or labels.shape != z.shape[:1]:
+        raise ValueError(f"logits must be n x classes or n x queries x classes with n labels; got logits "
+                         f"{tuple(z.shape)}, labels {tuple(labels.shape)}")
+    y = labels.long().view(-1, *([1] * (z.dim() - 1))).expand(*z.shape[:-1], 1)
+    return torch.log_softmax(z, dim=-1).gather(-1, y).squeeze(-1).exp().numpy()
+
+
+RMIA_GAMMA = 1.0
+RMIA_OFFLINE_A = 0.3
+_FLOOR = 1e-30
+
+
+def _marginal(mean_ref: np.ndarray, online: bool, offline_a: float) -> np.ndarray:
+    """RMIA's Pr(x) from the mean reference probability: itself online, the paper's offline
+    approximation 1/2 ((1 + a) mean_out + (1 - a)) offline; floored above 0."""
+    pr = mean_ref if online else 0.5 * ((1.0 + offline_a) * mean_ref + (1.0 - offline_a))
+    return np.maximum(pr, _FLOOR)
+
+
+def rmia(target_p: np.ndarray, ref_p: np.ndarray, ref_in: np.ndarray, pop_target_p: np.ndarray, pop_ref_p: np.ndarray,
+         online: bool = True, gamma: float = RMIA_GAMMA, offline_a: float = RMIA_OFFLINE_A) -> np.ndarray:
+    """RMIA (Zarifzadeh et al., "Low-Cost High-Power Membership Inference Attacks", ICML 2024),
+    the attack ML Privacy Meter ships, on probabilities of the true label
+    (:func:`true_class_probability`).
+
+    target_p: n or n x q, the target's p(x | theta) on n candidates and q queries (e.g.
+    original and flipped); ref_p: r x n (x q), the same for r reference models; ref_in: r x n
+    booleans, True where reference r trained on candidate i; pop_target_p: m (x q) and
+    pop_ref_p: r x m (x q), the target's and the references' probabilities on m population
+    points z that neither the target nor any reference trained on. Every probability is
+    first averaged over the q queries.
+
+    Pr(x): online, the mean over ALL references of p(x | theta_ref); offline, the paper's
+    approximation 1/2 ((1 + a) mean over the OUT references + (1 - a)), a = ``offline_a`` in
+    [0, 1]. Pr(z) likewise from all references (z is OUT of every one), as ML Privacy Meter.
+    ratio_x = p(x | theta) / Pr(x), ratio_z likewise; the score of x is the share of
+    population points with ratio_x / ratio_z > gamma, strictly greater (the paper writes
+    >= gamma; ties have measure zero on continuous probabilities). With gamma = 1 it is the
+    share of population points that x dominates. Counted by a binary search over the
+    sorted ratio_z (ratio_z < ratio_x / gamma), O((n + m) log m), no n x m matrix.
+    Returns n scores in [0, 1], higher = member.
+    """
+    target_p, ref_p, pop_target_p, pop_ref_p = (np.asarray(a, dtype=np.float64) for a in (target_p, ref_p, pop_target_p, pop_ref_p))
+    ref_in = np.asarray(ref_in)
+    shapes = (f"target {target_p.shape}, refs {ref_p.shape}, in-mask {ref_in.shape}, "
+              f"population target {pop_target_p.shape}, population refs {pop_ref_p.shape}")
+    if target_p.ndim not in (1, 2) or pop_target_p.ndim != target_p.ndim:
+        raise ValueError(f"target and population probabilities must both be n (m) or n x q (m x q); got {shapes}")
+    if ref_p.shape[1:] != target_p.shape or pop_ref_p.shape[1:] != pop_target_p.shape or ref_in.shape != ref_p.shape[:2] \
+            or pop_ref_p.shape[0] != ref_p.shape[0] or target_p.shape[1:] != pop_target_p.shape[1:]:
+        raise ValueError(f"shapes disagree (want target n (x q), refs r x n (x q), in-mask r x n, population target "
+                         f"m (x q), population refs r x m (x q)): {shapes}")
+    if ref_in.dtype != bool:
+        raise ValueError(f"ref_in must be booleans, got dtype {ref_in.dtype}")
+    if ref_p.shape[0] < 1:
+        raise ValueError("RMIA needs at least 1 reference model, got 0")
+    if pop_target_p.shape[0] < 1:
+        raise ValueError("RMIA needs at least 1 population point z, got an empty population")
+    if not gamma > 0:
+        raise ValueError(f"gamma must be above 0, got {gamma}")
+    if not 0.0 <= offline_a <= 1.0:
+        raise ValueError(f"offline_a must be in [0, 1], got {offline_a}")
+    for name, a in (("target_p", target_p), ("ref_p", ref_p), ("pop_target_p", pop_target_p), ("pop_ref_p", pop_ref_p)):
+        if not (np.isfinite(a).all() and (a >= 0).all()):
+            raise ValueError(f"{name} must hold finite probabilities >= 0")
+    if target_p.ndim == 2:  # average the queries first
+        target_p, ref_p, pop_target_p, pop_ref_p = target_p.mean(-1), ref_p.mean(-1), pop_target_p.mean(-1), pop_ref_p.mean(-1)
+    if online:
+        mean_x = ref_p.mean(0)
+    else:
+        n_out = (~ref_in).sum(0)
+        if (n_out == 0).any():
+            raise ValueError(f"{int((n_out == 0).sum())} of {len(n_out)} candidates have no OUT reference model; "
+                             "offline RMIA needs one for each")
+        mean_x = (ref_p * ~ref_in).sum(0) / n_out
+    ratio_x = target_p / _marginal(mean_x, online, offline_a)
+    ratio_z = np.sort(pop_target_p / _marginal(pop_ref_p.mean(0), online, offline_a))
+    return np.searchsorted(ratio_z, ratio_x / gamma, side="left") / len(ratio_z)
+
+
+def gap_attack(logits: torch.Tensor, labels: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """The gap attack (Yeom et al. 2018, named so by Choquette-Choo et al., "Label-Only
+    Membership Inference Attacks", ICML 2021): member iff the predicted label is correct.
+
+    logits: n x classes; labels: n. Returns scores (1.0 / 0.0, float64) and predictions (0/1 int).
+    """
+    if logits.dim() != 2 or labels.shape != logits.shape[:1]:
+        raise ValueError(f"gap attack needs logits n x classes and n labels; got logits {tuple(logits.shape)}, "
+                         f"labels {tuple(labels.shape)}")
+    correct = (logits.argmax(1) == labels.long()).numpy()
+    return correct.astype(np.float64), correct.astype(int)
+
+
+def augmentation_attack(shadow_in_correct: np.ndarray, shadow_out_correct: np.ndarray,
+                        target_correct: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """Data-augmentation label-only attack (Choquette-Choo et al., ICML 2021).
+
+    Each argument is n x q booleans: whether the model's predicted label is correct on each of
+    q queries of an example (query 0 the original, the others training augmentations), for
+    the shadow's members (in), the shadow's non-members (out) and the target's candidates.
+    Score = share of the q queries answered correctly; the threshold maximises balanced
+    accuracy on the shadow's in/out scores (the target's membership is never used);
+    predictions = score >= threshold. Returns scores, predictions, threshold.
+    """
+    args = {"shadow_in_correct": shadow_in_correct, "shadow_out_correct": shadow_out_correct, "target_correct": target_correct}
+    arrays = {k: np.asarray(v) for k, v in args.items()}
+    for k, a in arrays.items():
+        if a.ndim != 2 or a.size == 0:
+            raise ValueError(f"{k} must be a non-empty n x q array, got shape {a.shape}")
+    qs = {k: a.shape[1] for k, a in arrays.items()}
+    if len(set(qs.values())) != 1:
+        raise ValueError(f"every argument needs the same number of queries q: {qs}")
+    s_in, s_out, t = (a.astype(bool).mean(1) for a in arrays.values())
+    thr = best_threshold(np.concatenate([s_in, s_out]), np.r_[np.ones(len(s_in)), np.zeros(len(s_out))])
+    return t, (t >= thr).astype(int), thr

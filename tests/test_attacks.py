@@ -1,8 +1,10 @@
 import numpy as np
 import pytest
 import torch
+from sklearn.metrics import roc_auc_score
 
-from qmia.attacks import lira, metric_attack, metric_scores, reference_tpr_at_fpr, scaled_confidence, shadow_attack
+from qmia.attacks import (augmentation_attack, gap_attack, lira, metric_attack, metric_scores, reference_tpr_at_fpr, rmia,
+                          scaled_confidence, shadow_attack, true_class_probability)
 from qmia.config import TrainConfig
 from qmia.data import dataset_info, load_dataset
 from qmia.experiment import attack_variants, evaluate
@@ -207,11 +209,12 @@ def test_class_wise_falls_back_to_the_global_threshold():
 
 
 def test_unknown_attack_lists_the_valid_ones():
-    with pytest.raises(ValueError, match="shadow, adaptive, metric, lira, all"):
+    with pytest.raises(ValueError, match="shadow, adaptive, metric, lira, rmia, label, all"):
         attack_variants(["shadow", "label-only"])
     every = attack_variants("all")
-    assert every[0] == "shadow" and len(every) == len(set(every)) == 12
-    assert every[-2:] == ["lira-online-reference", "lira-offline-reference"]  # LiRA scored as Carlini et al.'s code
+    assert every[0] == "shadow" and len(every) == len(set(every)) == 18
+    assert every[10:12] == ["lira-online-reference", "lira-offline-reference"]  # LiRA scored as Carlini et al.'s code
+    assert every[-2:] == ["label-gap", "label-augment"]
 
 
 def test_memorising_model_leaks_and_attacks_detect_it():
@@ -224,3 +227,182 @@ def test_memorising_model_leaks_and_attacks_detect_it():
     assert df.loc["metric-loss", "auc"] > 0.6
     again = evaluate(cfg, ["shadow"], lira_refs=8, n_boot=50, progress=False)  # from the store, not recomputed
     assert again.loc[0, "created"] == df.loc["shadow", "created"] and again.loc[0, "auc"] == df.loc["shadow", "auc"]
+
+
+# RMIA (Zarifzadeh et al. 2024) and label-only attacks (Choquette-Choo et al. 2021)
+
+
+def test_true_class_probability_is_the_softmax_of_the_label():
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(6, 5, generator=g) * 3
+    y = torch.randint(0, 5, (6,), generator=g)
+    want = torch.softmax(logits.double(), 1)[torch.arange(6), y].numpy()
+    got = true_class_probability(logits, y)
+    assert got.dtype == np.float64 and got.shape == (6,) and np.allclose(got, want, rtol=1e-12, atol=0)
+    queries = torch.stack([logits, torch.randn(6, 5, generator=g)], 1)  # n x queries x classes
+    got3 = true_class_probability(queries, y)
+    assert got3.shape == (6, 2)
+    for j in range(2):
+        assert np.allclose(got3[:, j], torch.softmax(queries[:, j].double(), 1)[torch.arange(6), y].numpy(), rtol=1e-12, atol=0)
+    big = torch.tensor([[1000.0, 999.0, -1000.0], [-1000.0, 1000.0, 0.0]])
+    p = true_class_probability(big, torch.tensor([0, 0]))
+    assert np.isfinite(p).all()
+    assert np.isclose(p[0], 1 / (1 + np.exp(-1.0)), rtol=1e-12) and p[1] == 0.0
+    assert np.isclose(true_class_probability(big, torch.tensor([1, 1]))[1], 1.0, rtol=1e-12)
+
+
+def _rmia_planted(seed=0, n=400, m=400, r=8, q=2, effect=0.5, sd=0.05):
+    """Candidates of widely varying difficulty (base probability ~ Beta(0.5, 0.5)); training on
+    an example moves its probability a share ``effect`` of the way to 1 (the paper's offline
+    approximation); references and the target add Gaussian noise. Half the candidates are
+    the target's members, each candidate is IN exactly half the references."""
+    rng = np.random.default_rng(seed)
+
+    def p_of(base, trained, shape):
+        return np.clip(base + effect * (1 - base) * trained + rng.normal(0, sd, shape), 1e-4, 1.0)
+
+    base = rng.beta(0.5, 0.5, n) * 0.96 + 0.02
+    member = rng.permutation(n) < n // 2
+    ref_in = rng.random((r, n)).argsort(0) < r // 2
+    ref_p = p_of(base[:, None], ref_in[..., None], (r, n, q))
+    target_p = p_of(base[:, None], member[:, None], (n, q))
+    pop_base = rng.beta(0.5, 0.5, m) * 0.96 + 0.02
+    pop_target_p = p_of(pop_base[:, None], 0, (m, q))
+    pop_ref_p = p_of(pop_base[:, None], 0, (r, m, q))
+    return target_p, ref_p, ref_in, pop_target_p, pop_ref_p, member
+
+
+def test_rmia_finds_planted_members_that_raw_confidence_misses():
+    target_p, ref_p, ref_in, pop_t, pop_r, member = _rmia_planted()
+    raw = roc_auc_score(member, target_p.mean(1))
+    online = roc_auc_score(member, rmia(target_p, ref_p, ref_in, pop_t, pop_r))
+    offline = roc_auc_score(member, rmia(target_p, ref_p, ref_in, pop_t, pop_r, online=False))
+    assert raw < 0.75  # difficulty varies more than membership moves the confidence (0.68 with this seed)
+    assert online > 0.9 and online > raw + 0.2  # 0.98 with this seed
+    assert offline > 0.8 and offline > raw + 0.1  # 0.97 with this seed
+
+
+def _rmia_brute(target_p, ref_p, ref_in, pop_t, pop_r, online, gamma, a):
+    """The definition, one pair (x, z) at a time."""
+    t, rp, zt, zr = target_p.mean(-1), ref_p.mean(-1), pop_t.mean(-1), pop_r.mean(-1)
+    scores = []
+    for i in range(len(t)):
+        if online:
+            pr_x = rp[:, i].mean()
+        else:
+            pr_x = 0.5 * ((1 + a) * rp[~ref_in[:, i], i].mean() + (1 - a))
+        dominated = 0
+        for j in range(len(zt)):
+            pr_z = zr[:, j].mean() if online else 0.5 * ((1 + a) * zr[:, j].mean() + (1 - a))
+            dominated += (t[i] / pr_x) / (zt[j] / pr_z) > gamma
+        scores.append(dominated / len(zt))
+    return np.array(scores)
+
+
+def _rmia_small(seed=1, n=12, m=30, r=5, q=3):
+    rng = np.random.default_rng(seed)
+    ref_in = rng.random((r, n)) < 0.5
+    ref_in[0] = False  # every candidate has an OUT reference
+    return rng.random((n, q)), rng.random((r, n, q)), ref_in, rng.random((m, q)), rng.random((r, m, q))
+
+
+def test_rmia_matches_the_brute_force_definition():
+    args = _rmia_small()
+    for online in (True, False):
+        for gamma in (0.5, 1.0, 2.0):
+            for a in (0.0, 0.3, 1.0):
+                got = rmia(*args, online=online, gamma=gamma, offline_a=a)
+                assert np.allclose(got, _rmia_brute(*args, online, gamma, a), rtol=0, atol=1e-12)
+    ones = rmia(*args)
+    assert 0 < ones.mean() < 1 and len(np.unique(ones)) > 3  # not a degenerate case
+
+
+def test_rmia_scores_are_shares_monotone_in_gamma_and_scale_free_online():
+    args = _rmia_small(seed=2, n=40, m=60)
+    for online in (True, False):
+        by_gamma = np.stack([rmia(*args, online=online, gamma=g) for g in (0.25, 0.5, 1.0, 2.0, 4.0)])
+        assert ((by_gamma >= 0) & (by_gamma <= 1)).all()
+        assert (np.diff(by_gamma, axis=0) <= 0).all()  # a higher bar dominates fewer z
+        assert by_gamma[0].mean() > by_gamma[-1].mean()
+    base = rmia(*args)
+    for c in (0.3, 2.5):
+        assert np.array_equal(rmia(*(x * c if x.dtype != bool else x for x in args)), base)
+    # offline is not scale-free: its 1 - a term is an absolute probability
+    assert not np.array_equal(rmia(*(x * 0.3 if x.dtype != bool else x for x in args), online=False), rmia(*args, online=False))
+    one_d = rmia(*(x.mean(-1) if x.dtype != bool else x for x in args))  # queries are averaged first
+    assert np.array_equal(one_d, base)
+
+
+def test_rmia_counts_strictly_greater_ratios():
+    # the population is the candidates themselves: each ties with itself, and "> gamma" does not count the tie
+    target_p, ref_p, _, _, _ = _rmia_small(seed=3, n=20)
+    ref_in = np.zeros(ref_p.shape[:2], dtype=bool)
+    for online in (True, False):
+        scores = rmia(target_p, ref_p, ref_in, target_p, ref_p, online=online)
+        assert np.array_equal(np.sort(scores), np.arange(20) / 20)  # rank / m: the top one dominates the 19 others
+
+def test_rmia_validation_names_what_is_wrong():
+    target_p, ref_p, ref_in, pop_t, pop_r = _rmia_small()
+    with pytest.raises(ValueError, match=r"shapes disagree.*refs \(5, 11, 3\)"):
+        rmia(target_p, ref_p[:, :11], ref_in, pop_t, pop_r)
+    with pytest.raises(ValueError, match="shapes disagree"):
+        rmia(target_p, ref_p, ref_in, pop_t[:, :2], pop_r[..., :2])  # queries differ from the candidates'
+    with pytest.raises(ValueError, match="shapes disagree"):
+        rmia(target_p, ref_p, ref_in, pop_t, pop_r[:4])  # population scored by other references
+    for gamma in (0.0, -1.0):
+        with pytest.raises(ValueError, match="gamma must be above 0"):
+            rmia(target_p, ref_p, ref_in, pop_t, pop_r, gamma=gamma)
+    for a in (-0.1, 1.5):
+        with pytest.raises(ValueError, match=r"offline_a must be in \[0, 1\]"):
+            rmia(target_p, ref_p, ref_in, pop_t, pop_r, online=False, offline_a=a)
+    no_out = ref_in.copy()
+    no_out[:, [0, 3]] = True
+    with pytest.raises(ValueError, match="2 of 12 candidates have no OUT reference"):
+        rmia(target_p, ref_p, no_out, pop_t, pop_r, online=False)
+    assert rmia(target_p, ref_p, no_out, pop_t, pop_r).shape == (12,)  # online needs no OUT reference
+    with pytest.raises(ValueError, match="empty population"):
+        rmia(target_p, ref_p, ref_in, pop_t[:0], pop_r[:, :0])
+    with pytest.raises(ValueError, match="at least 1 reference"):
+        rmia(target_p, ref_p[:0], ref_in[:0], pop_t, pop_r[:0])
+
+
+def test_gap_attack_is_correctness():
+    logits = torch.tensor([[2.0, 1.0, 0.0], [0.0, 3.0, 1.0], [0.5, 0.2, 0.9], [1.0, 0.0, -1.0]])
+    y = torch.tensor([0, 2, 2, 1])
+    scores, preds = gap_attack(logits, y)
+    assert scores.dtype == np.float64 and np.array_equal(scores, [1.0, 0.0, 1.0, 0.0])
+    assert np.array_equal(preds, [1, 0, 1, 0]) and preds.dtype.kind == "i"
+    with pytest.raises(ValueError, match="n x classes"):
+        gap_attack(logits, y[:3])
+
+
+def _correct(rng, n, q, p):
+    return rng.random((n, q)) < p
+
+
+def test_augmentation_attack_thresholds_on_the_shadow():
+    rng = np.random.default_rng(0)
+    q = 10
+    s_in, s_out = _correct(rng, 300, q, 0.9), _correct(rng, 300, q, 0.5)  # members robust to augmentation
+    t_in, t_out = _correct(rng, 300, q, 0.9), _correct(rng, 300, q, 0.5)
+    scores, preds, thr = augmentation_attack(s_in, s_out, np.concatenate([t_in, t_out]))
+    truth = np.r_[np.ones(300), np.zeros(300)]
+    assert np.allclose(scores, np.concatenate([t_in, t_out]).mean(1))
+    assert 0.5 < thr <= 0.9 and (preds == truth).mean() > 0.9
+    assert np.array_equal(preds, (scores >= thr).astype(int))
+    assert thr == best_threshold(np.r_[s_in.mean(1), s_out.mean(1)], np.r_[np.ones(300), np.zeros(300)])
+    # the threshold is the shadow's: a target of mostly members or mostly non-members leaves it
+    _, _, thr_members = augmentation_attack(s_in, s_out, np.concatenate([t_in, t_out[:30]]))
+    _, _, thr_nonmembers = augmentation_attack(s_in, s_out, np.concatenate([t_in[:30], t_out]))
+    assert thr_members == thr_nonmembers == thr
+
+
+def test_augmentation_attack_validation():
+    rng = np.random.default_rng(0)
+    a, b = _correct(rng, 5, 4, 0.5), _correct(rng, 5, 3, 0.5)
+    with pytest.raises(ValueError, match="same number of queries"):
+        augmentation_attack(a, a, b)
+    with pytest.raises(ValueError, match=r"target_correct must be a non-empty n x q array, got shape \(0, 4\)"):
+        augmentation_attack(a, a, a[:0])
+    with pytest.raises(ValueError, match=r"shadow_in_correct must be a non-empty n x q array, got shape \(5,\)"):
+        augmentation_attack(a[:, 0], a, a)
