@@ -13,8 +13,12 @@ thousand resamples of 30,000 examples take seconds.
 
 Metrics (``METRICS``), each "higher = the attack does better": ``attack_acc``, ``advantage``
 (TPR - FPR of the hard decisions), ``tpr``, ``auc``, ``precision_member``, ``recall_member``,
-``f1_member``, ``precision_nonmember``, ``recall_nonmember``, ``f1_nonmember``, ``tpr@<alpha>``
-(e.g. ``tpr@0.01``: the highest TPR at FPR <= alpha on the scores' ROC curve), and, in
+``f1_member``, ``precision_nonmember``, ``recall_nonmember``, ``f1_nonmember``, ``max_advantage``
+(the advantage of the best threshold: max of TPR - FPR over the points of the scores' ROC curve,
+tie groups kept whole and (0, 0) included, so >= 0; Yeom et al. 2018's membership advantage at the
+optimal threshold, i.e. the Kolmogorov-Smirnov distance between the member and the non-member
+scores; optimistic for the attack, since the threshold is picked knowing membership),
+``tpr@<alpha>`` (e.g. ``tpr@0.01``: the highest TPR at FPR <= alpha on the scores' ROC curve), and, in
 :func:`compare` only, ``tpr_matched`` and ``f1_matched``: the first attack's TPR (member F1) of
 its decisions against the second attack's best TPR (best member F1) over the points of its ROC
 curve with no more false positives than the first, so that a moved decision threshold cannot pass
@@ -34,7 +38,8 @@ import numpy as np
 HARD = ("attack_acc", "advantage", "tpr", "precision_member", "recall_member", "f1_member",
         "precision_nonmember", "recall_nonmember", "f1_nonmember")
 MATCHED = ("tpr_matched", "f1_matched")
-METRICS = HARD + ("auc", "tpr@<alpha>") + MATCHED  # all "higher = the attack does better" (FPR, internal, is not)
+# all "higher = the attack does better" (FPR, internal, is not)
+METRICS = HARD + ("auc", "max_advantage", "tpr@<alpha>") + MATCHED
 MIN_FALSE_POSITIVES = 10  # TPR at FPR alpha is measurable only where alpha * non-members >= this
 
 
@@ -143,6 +148,8 @@ class _Prepared:
         if name == "auc":
             below = N - np.cumsum(gn)  # non-members scored strictly lower than the group
             return float((gm * (below + 0.5 * gn)).sum() / (P * N))
+        if name == "max_advantage":  # TPR - FPR at every cut between tie groups, (0, 0) included
+            return float(max(0.0, (np.cumsum(gm) / P - np.cumsum(gn) / N).max()))
         alpha = ref_fpr if name in MATCHED else _alpha(name)
         tp_c, fp_c = np.r_[0.0, np.cumsum(gm)], np.r_[0.0, np.cumsum(gn)]
         ok = fp_c / N <= alpha + 1e-12
@@ -162,7 +169,7 @@ def _alpha(name: str) -> float:
 
 
 def _check_metric(name: str) -> None:
-    if name not in HARD and name not in ("auc",) + MATCHED:
+    if name not in HARD and name not in ("auc", "max_advantage") + MATCHED:
         _alpha(name)
 
 

@@ -108,3 +108,43 @@ def test_f1_at_matched_fpr_is_not_fooled_by_a_moved_threshold_and_floors_at_chan
     fpr = np.mean([o.pred[o.member == 0].mean() for o in before])
     assert c.after.value == pytest.approx(chance_f1(fpr, 0.5), abs=0.05)  # noise sits at chance ...
     assert c.reduction == pytest.approx(c.before.value - max(c.after.value, chance_f1(fpr, 0.5)), abs=0.02)
+
+
+def _brute_max_advantage(scores: np.ndarray, member: np.ndarray, w: np.ndarray) -> float:
+    """max over every threshold t (flag score >= t, ties flagged together; t = +inf is the (0, 0) point) of TPR - FPR."""
+    m = member.astype(bool)
+    best = 0.0
+    for t in np.r_[np.unique(scores), np.inf]:
+        flag = scores >= t
+        best = max(best, (w * (flag & m)).sum() / (w * m).sum() - (w * (flag & ~m)).sum() / (w * ~m).sum())
+    return best
+
+
+@pytest.mark.parametrize("ties", [False, True])
+def test_max_advantage_is_the_best_threshold_over_all_cuts_with_and_without_weights(ties):
+    from scipy.stats import ks_2samp
+
+    from qmia.uncertainty import _draw, _Prepared
+
+    o = _outcome(0.8, n=300, ties=ties)
+    m = o.member.astype(bool)
+    value = estimate([o], "max_advantage", n_boot=2).value
+    assert value == pytest.approx(_brute_max_advantage(o.scores, o.member, np.ones(len(m))), abs=1e-12)
+    assert value == pytest.approx(ks_2samp(o.scores[~m], o.scores[m], alternative="greater").statistic, abs=1e-12)
+    assert value >= attack_metrics(o.scores, o.member, o.pred)["advantage"] - 1e-12  # no fixed cut does better
+    p, rng = _Prepared(o), np.random.default_rng(5)
+    for _ in range(5):
+        counts = _draw(rng, m)
+        got = p.metric("max_advantage", p.weights(counts))
+        assert got == pytest.approx(_brute_max_advantage(o.scores, o.member, counts.astype(float)), abs=1e-12)
+        rep = np.repeat(np.arange(len(m)), counts)  # the same resample written out example by example
+        assert got == pytest.approx(_brute_max_advantage(o.scores[rep], o.member[rep], np.ones(len(rep))), abs=1e-12)
+
+
+def test_max_advantage_is_zero_when_members_score_lower_and_one_when_they_separate():
+    member = np.r_[np.ones(50), np.zeros(50)].astype(int)
+    for scores, want in ((np.r_[np.zeros(50), np.ones(50)], 0.0), (np.r_[np.ones(50), np.zeros(50)], 1.0),
+                         (np.zeros(100), 0.0)):
+        o = AttackOutcome(scores, (scores >= 0.5).astype(int), member, np.arange(100), 0)
+        e = estimate([o], "max_advantage", n_boot=50)
+        assert e.value == want and e.lo == e.hi == want
