@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from .config import Profile, TrainConfig
-from .plan import (book_plan, claim_configs, dorefa_configs, lira_configs, paper_configs, partial_configs,
+from .plan import (RANKING_ATTACKS, STRONGER_ATTACKS, book_plan, claim_configs, dorefa_configs, lira_configs, paper_configs, partial_configs,
                    recipe_configs, sweep_configs)
 from .settings import results_root
 from .store import atomic_write_json, read_json
@@ -72,29 +72,36 @@ def _arch(arch: str, *, bits: tuple[int | None, ...] | None = None, groups: tupl
 
 def _tables(arch: str, literal: bool, bits: tuple[int, ...] | None = None):
     """Tables 3-5 and the readings page for ``arch`` at seed 0, not LiRA: full precision and the literal reading
-    (``literal``), or the other readings; at ``bits`` (default: every bitwidth)."""
+    (``literal``; the shadow, adaptive and metric attacks), or the other readings (the shadow and adaptive attacks,
+    what the readings page shows); at ``bits`` (default: every bitwidth)."""
     def make(p: Profile) -> list[TrainConfig]:
         pairs = [(a, d) for a, d in p.models if a == arch]
         readings = ["literal"] if literal else [r for r in p.readings if r != "literal"]
         wanted = bits if bits is not None else (None, *p.bits)
         return [c for r in readings for c in paper_configs(p, pairs, seeds=(0,), reading=r)
                 if c.quant.bits in wanted and (literal or c.quant.method != "none")]
-    return _configs(make, groups=TABLE_GROUPS)
+    return _configs(make, groups=TABLE_GROUPS if literal else ("shadow", "adaptive"))
 
 
-def _lira(arch: str, quant: str):
+def _lira(arch: str, quant: str | None, groups: tuple[str, ...]):
+    """The LiRA targets of ``arch`` (``quant``: 'fp', a reading, or None for all) and attack ``groups``."""
     def make(p: Profile) -> list[TrainConfig]:
-        return [c for c in lira_configs(p) if c.arch == arch
-                and (c.quant.method == "none" if quant == "fp" else (c.quant.reading_name or c.quant.reading) == quant)]
-    return _configs(make, groups=("lira",))
+        return [c for c in lira_configs(p) if c.arch == arch and (quant is None or (
+            c.quant.method == "none" if quant == "fp" else
+            c.quant.method == "mia" and (c.quant.reading_name or c.quant.reading) == quant))]
+    return _configs(make, groups=groups)
 
 
-def _sweep(half: int):
+def _sweep(half: int, groups: tuple[str, ...] | None = None, curves: tuple[str, ...] | None = None):
+    """The sweep's configurations at the lower (``half`` 0) or higher (1) half of its bitwidths, with full
+    precision; of the quantizers ``curves`` only (default: all, :data:`qmia.plan.SWEEP_CURVES`)."""
     def make(p: Profile) -> list[TrainConfig]:
         bits = sorted(p.sweep_bits)
         cut = (len(bits) + 1) // 2
-        return sweep_configs(p, bits[:cut] if half == 0 else bits[cut:])
-    return _configs(make)
+        configs = sweep_configs(p, bits[:cut] if half == 0 else bits[cut:])
+        return [c for c in configs if curves is None or c.quant.method == "none" or
+                (c.quant.method if c.quant.method == "dorefa" else c.quant.reading_name or c.quant.reading) in curves]
+    return _configs(make, groups=groups)
 
 
 TABLE_GROUPS = ("shadow", "adaptive", "metric")
@@ -104,9 +111,9 @@ PARTS: tuple[Part, ...] = (
     Part("readings-resnet20", "Tables 3-5, ResNet-20: the other readings at each bitwidth (seed 0)",
          _tables("resnet20", literal=False)),
     Part("claims-resnet20", "The abstract's claims: ResNet-20 full precision and 4-bit under every reading, seeds 1 and 2",
-         _configs(claim_configs, groups=TABLE_GROUPS)),
+         _configs(claim_configs, groups=("shadow", "adaptive"))),
     Part("tables-lenet", "Tables 3-5, LeNet-5: full precision and every reading at each bitwidth (seed 0)",
-         _arch("lenet", exclude=("lira",))),
+         _arch("lenet", exclude=STRONGER_ATTACKS)),
     Part("resnet50-fp", "Tables 3-5, ResNet-50: full precision", _tables("resnet50", literal=True, bits=(None,))),
     Part("resnet50-4bit", "Tables 3-5, ResNet-50: 4 bits, z = 2", _tables("resnet50", literal=True, bits=(4,))),
     Part("resnet50-4bit-readings", "Tables 3-5, ResNet-50: 4 bits, the other readings",
@@ -117,13 +124,21 @@ PARTS: tuple[Part, ...] = (
     Part("resnet50-16bit", "Tables 3-5, ResNet-50: 16 bits", _arch("resnet50", bits=(16,), exclude=("lira",))),
     Part("table6-fig6", "Table 6 (DoReFa-Net), Figure 6 (last 5 layers) and the recipe comparison, ResNet-20",
          _configs(lambda p: dorefa_configs(p) + [c for r in p.readings for c in partial_configs(p, seeds=(0,), reading=r)]
-                  + partial_configs(p) + recipe_configs(p), groups=TABLE_GROUPS)),
-    Part("lira-lenet", "LiRA on LeNet-5: full precision and 4 bits (z = 2 and centred)", _arch("lenet", groups=("lira",))),
-    Part("lira-resnet20-fp", "LiRA on ResNet-20 at full precision", _lira("resnet20", "fp")),
-    Part("lira-resnet20-literal", "LiRA on ResNet-20 at 4 bits, z = 2", _lira("resnet20", "literal")),
-    Part("lira-resnet20-centred", "LiRA on ResNet-20 at 4 bits, centred", _lira("resnet20", "centred")),
-    Part("sweep-low", "The privacy-utility sweep, lower bitwidths", _sweep(0)),
-    Part("sweep-high", "The privacy-utility sweep, higher bitwidths", _sweep(1)),
+                  + partial_configs(p) + recipe_configs(p), groups=("shadow", "adaptive"))),
+    Part("lira-lenet", "LiRA on LeNet-5: full precision and 4 bits (z = 2 and centred)", _lira("lenet", None, ("lira",))),
+    Part("lira-resnet20-fp", "LiRA on ResNet-20 at full precision", _lira("resnet20", "fp", ("lira",))),
+    Part("lira-resnet20-literal", "LiRA, RMIA and label-only attacks on ResNet-20 at 4 bits, z = 2",
+         _lira("resnet20", "literal", STRONGER_ATTACKS)),
+    Part("lira-resnet20-centred", "LiRA, RMIA and label-only attacks on ResNet-20 at 4 bits, centred",
+         _lira("resnet20", "centred", STRONGER_ATTACKS)),
+    Part("stronger-lenet", "RMIA and label-only attacks on LeNet-5's LiRA targets", _lira("lenet", None, ("rmia", "label"))),
+    Part("stronger-resnet20-fp", "RMIA and label-only attacks on ResNet-20 at full precision",
+         _lira("resnet20", "fp", ("rmia", "label"))),
+    Part("sweep-low", "The privacy-utility sweep, lower bitwidths", _sweep(0, groups=("shadow",))),
+    Part("sweep-high", "The privacy-utility sweep, higher bitwidths", _sweep(1, groups=("shadow",))),
+    *(Part(f"ranking-{half}-{'-'.join(curves)}", f"The ranking's attacks (metric, label-only) on the sweep's {half}er "
+           f"bitwidths: {', '.join(curves)}", _sweep(i, RANKING_ATTACKS, curves))
+      for i, half in enumerate(("low", "high")) for curves in (("literal", "centred"), ("min-anchored", "dorefa"))),
     Part("rest", "Anything of the plan no other part takes", lambda p: lambda e: True),
 )
 PART_NAMES = tuple(part.name for part in PARTS)

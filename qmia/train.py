@@ -112,15 +112,21 @@ class TrainedModel:
 
 
 @torch.no_grad()
-def predict(model: nn.Module, x_u8: torch.Tensor, info, batch_size: int | None = None, flip: bool = False) -> torch.Tensor:
+def predict(model: nn.Module, x_u8: torch.Tensor, info, batch_size: int | None = None, flip: bool = False,
+            draws: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
     """Logits (float32, n x classes) of uint8 images, in eval mode, in large batches
-    (default 8192 images on CUDA, 2048 on a CPU)."""
+    (default 8192 images on CUDA, 2048 on a CPU). ``draws``: augment each image first with these
+    choices of the training augmentation (:func:`qmia.data.apply_augment`, each of length n)."""
     model.eval()
     dev = next(model.parameters()).device
     batch_size = batch_size or (8192 if dev.type == "cuda" else 2048)
     out = []
     for i in range(0, len(x_u8), batch_size):
-        xb = normalize(x_u8[i : i + batch_size].to(dev, non_blocking=True), info)
+        if draws is None:
+            xb = normalize(x_u8[i : i + batch_size].to(dev, non_blocking=True), info)
+        else:
+            xb = x_u8[i : i + batch_size].to(dev, non_blocking=True).float() / 255
+            xb = standardize(apply_augment(xb, info, {k: v[i : i + batch_size].to(dev) for k, v in draws.items()}), info)
         if flip:
             xb = xb.flip(-1)
         with _autocast(dev):
