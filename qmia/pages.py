@@ -12,13 +12,14 @@ import numpy as np
 import pandas as pd
 
 from . import claims
-from .book import (INT, LABELS, NUM, PCT, READING_NAMES, Page, bitwidth, figure_caption, labelled, mean_over_seeds,
-                   mean_std, model_name, styled)
+from .book import (INT, LABELS, NOT_MEASURABLE_TEXT, NUM, PCT, READING_NAMES, Page, bitwidth, figure_caption, labelled,
+                   mean_over_seeds, mean_std, model_name, styled)
 from .claims import ABSTRACT_CLAIMS, ClaimResult
-from .plan import (SWEEP_CURVES, claim_configs, dorefa_configs, lira_configs, paper_configs, partial_configs, reading_spec,
-                   runs_reading, sweep_configs)
+from .plan import (RANKING_ATTACKS, STRONGER_ATTACKS, SWEEP_CURVES, claim_configs, dorefa_configs, lira_configs, paper_configs,
+                   partial_configs, reading_spec, runs_reading, sweep_configs)
 from .quantizers import READING_INFO, QuantSpec
-from .results import clipped_table, load_roc, provenance, weight_stats
+from .ranking import attack_agreement, rank_quantizers
+from .results import clipped_table, load_outcome, load_roc, provenance, weight_stats
 from .uncertainty import estimate, measurable_fpr
 
 BY = ["arch", "dataset", "quant", "method", "bits", "reading"]
@@ -463,19 +464,14 @@ def beyond_lira(pg: Page):
     df = pg.run(lira_configs(pg.profile, seeds=pg.seeds), attacks=("lira",))
     lt = labelled(mean_over_seeds(df, BY + ["attack"]))
 
-    def ci(row, col):
-        if pd.isna(row[col]):
-            return "not measurable at this size"
-        return f"{row[col]:.2%} ({row[col + '_lo']:.2%} – {row[col + '_hi']:.2%})"
-
     show = pd.DataFrame({
         "model": lt["model"], "bitwidth": lt["bitwidth"], "reading": lt["reading"],
         "attack": [a.removesuffix("-adaptive").removesuffix("-reference") for a in lt["attack"]],
         "reference models": ["quantized like the target" if a.endswith("-adaptive") else "full precision" for a in lt["attack"]],
         "scoring": ["reference code" if a.endswith("-reference") else "qmia" for a in lt["attack"]],
         "AUC": lt["auc"],
-        "TPR @ 0.1 % FPR (95 % CI)": [ci(r, "tpr_at_0.1%fpr") for _, r in lt.iterrows()],
-        "TPR @ 1 % FPR (95 % CI)": [ci(r, "tpr_at_1%fpr") for _, r in lt.iterrows()]})
+        "TPR @ 0.1 % FPR (95 % CI)": [_ci(r, "tpr_at_0.1%fpr") for _, r in lt.iterrows()],
+        "TPR @ 1 % FPR (95 % CI)": [_ci(r, "tpr_at_1%fpr") for _, r in lt.iterrows()]})
     pg.keep("lira_refs", pg.profile.lira_refs)
     ours = lt[lt["attack"].isin(["lira-online", "lira-offline"])]["auc"].mean()
     ref = lt[lt["attack"].isin(["lira-online-reference", "lira-offline-reference"])]["auc"].mean()
@@ -495,11 +491,9 @@ def beyond_sweep(pg: Page):
     st["curve"] = [m if m != "mia" else r for m, r in zip(st["method"], st["reading"])]
     prov = provenance(sweep)
     fig, ax = plt.subplots(figsize=(6.0, 4.4))
-    names = {"literal": "proposed, literal (z = 2)", "centred": "proposed, centred z", "min-anchored": "proposed, min-anchored",
-             "dorefa": "DoReFa-Net"}
     for curve, marker in zip(SWEEP_CURVES, "o^vs"):
         s = st[st["curve"] == curve].sort_values("bits")
-        ax.plot(s["auc"], s["target_test_acc"], marker=marker, label=names[curve])
+        ax.plot(s["auc"], s["target_test_acc"], marker=marker, label=CURVE_NAMES[curve])
         for _, r in s.iterrows():
             ax.annotate(f"{int(r['bits'])}b", (r["auc"], r["target_test_acc"]), textcoords="offset points", xytext=(4, 3), fontsize=7)
     f = st[st["method"] == "none"].iloc[0]
@@ -512,6 +506,176 @@ def beyond_sweep(pg: Page):
     _finish(pg, fig, "beyond_privacy_utility", prov)
     pg.keep("pu_provenance", prov)
     pg.keep("pu_model", model_name(a, d))
+
+
+# ----------------------------------------------------------------------------- stronger attacks and the ranking
+
+CURVE_NAMES = {"literal": "proposed, literal (z = 2)", "centred": "proposed, centred z", "min-anchored": "proposed, min-anchored",
+               "printed": "proposed, printed", "dorefa": "DoReFa-Net", "none": "full precision"}
+ATTACK_NAMES = {"shadow": "shadow (the paper's)", "adaptive": "shadow, adaptive", "lira-online": "LiRA online",
+                "lira-offline": "LiRA offline", "rmia-online": "RMIA online", "rmia-offline": "RMIA offline",
+                "label-gap": "label-only: gap", "label-augment": "label-only: augmentation",
+                **{f"metric-{m}": f"metric: {m}" for m in ("confidence", "loss", "entropy", "mentropy")}}
+
+
+def attack_name(variant: str) -> str:
+    """A readable name of an attack variant ('rmia-online-adaptive' -> 'RMIA online, adaptive')."""
+    for suffix, words in (("-adaptive", "adaptive"), ("-reference", "reference code")):
+        if variant.endswith(suffix) and variant != "adaptive":
+            base = variant.removesuffix(suffix)
+            return f"{ATTACK_NAMES.get(base, base)}, {words}"
+    return ATTACK_NAMES.get(variant, variant)
+
+
+def quantizer_name(row) -> str:
+    """'full precision', or the quantizer (reading or DoReFa-Net) and its bitwidth, of a results row."""
+    if row["method"] == "none":
+        return "full precision"
+    curve = row["method"] if row["method"] != "mia" else row["reading"]
+    return f"{CURVE_NAMES.get(curve, curve)}, {int(row['bits'])}-bit"
+
+
+def _outcomes(df: pd.DataFrame) -> dict[str, dict[str, list]]:
+    """{quantizer: {attack: [outcome per seed]}} of stored rows, for :mod:`qmia.ranking`."""
+    out: dict[str, dict[str, list]] = {}
+    for _, r in df.iterrows():
+        out.setdefault(quantizer_name(r), {}).setdefault(r["attack"], []).append(load_outcome(r))
+    return out
+
+
+def _ci(row, col: str) -> str:
+    """A rate with its 95 % interval, or why it is missing."""
+    if pd.isna(row[col]):
+        return NOT_MEASURABLE_TEXT
+    return f"{row[col]:.2%} ({row[col + '_lo']:.2%} – {row[col + '_hi']:.2%})"
+
+
+STRONGER_SHOWN = ("shadow", "lira-online", "lira-offline", "rmia-online", "rmia-offline", "label-gap", "label-augment")
+
+
+def stronger_attacks(pg: Page):
+    """The LiRA targets against every attack: RMIA beside LiRA on the same reference models, and the label-only
+    attacks; glues the RMIA-LiRA comparison and, per quantizer, the strongest attack at 0.1 % FPR."""
+    df = pg.run(lira_configs(pg.profile, seeds=pg.seeds), attacks=("shadow",) + STRONGER_ATTACKS)
+    t = mean_over_seeds(df, BY + ["attack"])
+    t["quantizer"] = [quantizer_name(r) for _, r in t.iterrows()]
+    t["model"] = [model_name(a, d) for a, d in zip(t["arch"], t["dataset"])]
+    shown = t[t["attack"].isin(STRONGER_SHOWN)].copy()
+    shown["order"] = shown["attack"].map(STRONGER_SHOWN.index)
+    shown = shown.sort_values(["model", "quantizer", "order"], kind="stable")
+    table = pd.DataFrame({"model": shown["model"], "quantizer": shown["quantizer"],
+                          "attack": shown["attack"].map(attack_name), "AUC": shown["auc"],
+                          "TPR @ 0.1 % FPR (95 % CI)": [_ci(r, "tpr_at_0.1%fpr") for _, r in shown.iterrows()],
+                          "TPR @ 1 % FPR (95 % CI)": [_ci(r, "tpr_at_1%fpr") for _, r in shown.iterrows()]})
+    # TPR at 0.1 % FPR, or at the lowest rate these non-members make measurable, over the seeds
+    alpha = lowest_measurable_fpr(int(df["n_nonmembers"].min()))
+    df = df.assign(quantizer=[quantizer_name(r) for _, r in df.iterrows()],
+                   model=[model_name(a, d) for a, d in zip(df["arch"], df["dataset"])])
+    low = pd.DataFrame([{"model": m, "quantizer": q, "attack": a,
+                         "tpr": estimate([load_outcome(r) for _, r in g.iterrows()], f"tpr@{alpha}", n_boot=200).value}
+                        for (m, q, a), g in df[df["attack"].isin(STRONGER_SHOWN)].groupby(["model", "quantizer", "attack"],
+                                                                                         sort=False)])
+    pg.keep("stronger_alpha", alpha)
+    for kind in ("online", "offline"):
+        for attack in ("lira", "rmia"):
+            pg.keep(f"{attack}_{kind}_auc", float(t.loc[t["attack"] == f"{attack}-{kind}", "auc"].mean()))
+            pg.keep(f"{attack}_{kind}_tpr", float(low.loc[low["attack"] == f"{attack}-{kind}", "tpr"].mean()))
+    pg.keep("stronger_refs", pg.profile.lira_refs)
+    parts = []
+    for (model, q), sub in low.groupby(["model", "quantizer"], sort=False):
+        best = sub.loc[sub["tpr"].idxmax()]
+        parts.append(f"{q} ({model}): {attack_name(best['attack'])}, TPR {best['tpr']:.2%} at "
+                     f"{alpha:.1%} FPR")
+    pg.keep("strongest_attacks", "; ".join(parts))
+    return styled(table, "stronger-attacks", f"The LiRA targets against the paper's attack, LiRA and RMIA (the same "
+                  f"{pg.profile.lira_refs} full-precision reference models per target) and the label-only attacks",
+                  provenance(df), {"AUC": NUM})
+
+
+def _ranking_table(pg: Page, df: pd.DataFrame, table_id: str, title: str, n_boot: int):
+    ranked = rank_quantizers(_outcomes(df), "max_advantage", n_boot=n_boot, seed=0)
+    acc = df.assign(quantizer=[quantizer_name(r) for _, r in df.iterrows()]).groupby("quantizer")["target_test_acc"].mean()
+    show = pd.DataFrame({
+        "rank": ranked["rank"], "quantizer": ranked["quantizer"], "MIS": ranked["mis"],
+        "best advantage (95 % CI)": [f"{v:.3f} ({lo:.3f} – {hi:.3f})" for v, lo, hi in
+                                     zip(ranked["value"], ranked["value_lo"], ranked["value_hi"])],
+        "strongest attack": ranked["strongest_attack"].map(attack_name),
+        "rank holds": ranked["rank_share"], "ranked first": ranked["best_share"],
+        "test acc.": ranked["quantizer"].map(acc)})
+    st = styled(show, table_id, title, f"{provenance(df)} · {n_boot} paired bootstrap resamples",
+                {"MIS": NUM, "rank holds": PCT, "ranked first": PCT, "test acc.": PCT, "rank": INT})
+    return ranked.assign(test_acc=ranked["quantizer"].map(acc)), st
+
+
+USEFUL_SHARE = 0.9  # a quantizer "keeps its utility" at >= this share of full precision's test accuracy
+
+
+def _keep_first(pg: Page, ranked: pd.DataFrame, prefix: str) -> None:
+    """Glue the most secure quantizer, and the most secure one that keeps its utility (a model that stopped
+    learning leaks nothing and is useless, so the ranking alone would crown it)."""
+    first = ranked.iloc[0]
+    pg.keep(f"{prefix}_first", first["quantizer"])
+    pg.keep(f"{prefix}_first_share", float(first["best_share"]))
+    pg.keep(f"{prefix}_first_acc", float(first["test_acc"]))
+    floor = USEFUL_SHARE * float(ranked.loc[ranked["quantizer"] == "full precision", "test_acc"].iloc[0])
+    useful = ranked[ranked["test_acc"] >= floor]
+    best = useful.iloc[0]
+    pg.keep(f"{prefix}_useful", best["quantizer"])
+    pg.keep(f"{prefix}_useful_rank", int(best["rank"]))
+    pg.keep(f"{prefix}_useful_mis", float(best["mis"]))
+    pg.keep(f"{prefix}_useful_acc", float(best["test_acc"]))
+    pg.keep("useful_share", USEFUL_SHARE)
+
+
+def ranking_lira(pg: Page, n_boot: int = 1000):
+    """The LiRA targets ranked by their strongest attack of all (LiRA, RMIA, label-only, the shadow attack)."""
+    df = pg.run(lira_configs(pg.profile, seeds=pg.seeds), attacks=("shadow",) + STRONGER_ATTACKS)
+    ranked, st = _ranking_table(pg, df, "ranking-lira", "The LiRA targets ranked by membership-inference security, "
+                                "every attack (MIS = 1 − the best advantage of the strongest attack)", n_boot)
+    _keep_first(pg, ranked, "rank_lira")
+    return st
+
+
+def ranking_sweep(pg: Page, n_boot: int = 1000):
+    """The sweep's quantizers ranked by MIS over the attacks that need only the full-precision shadow, the
+    attacks' agreement (Kendall's W) and the figure of the best advantage against the bitwidth."""
+    plt = _plt()
+    a, d = pg.profile.sweep
+    df = pg.run(sweep_configs(pg.profile, pg.bits, pg.seeds), attacks=("shadow",) + RANKING_ATTACKS)
+    ranked, st = _ranking_table(pg, df, "ranking-sweep", f"The sweep's quantizers on {model_name(a, d)} ranked by "
+                                "membership-inference security over the paper's, the metric and the label-only attacks", n_boot)
+    ranks, w = attack_agreement(_outcomes(df), "max_advantage")
+    agree = ranks.rename(columns=attack_name).loc[ranked["quantizer"]].reset_index()
+    agree = agree.rename(columns={agree.columns[0]: "quantizer"})
+    st_agree = styled(agree, "ranking-agreement", f"Each attack's own ranking of the sweep's quantizers (1 = most secure); "
+                      f"Kendall's W = {w:.2f}", provenance(df), {c: INT for c in agree.columns[1:]})
+    _keep_first(pg, ranked, "rank_sweep")
+    pg.keep("rank_sweep_last", ranked.iloc[-1]["quantizer"])
+    pg.keep("rank_sweep_w", w)
+    pg.keep("rank_sweep_n", len(ranked))
+    pg.keep("rank_sweep_model", model_name(a, d))
+    st_rows = mean_over_seeds(df, BY)
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    by_name = ranked.set_index("quantizer")
+    for curve, marker in zip(SWEEP_CURVES, "o^vs"):
+        s = st_rows[(st_rows["method"] == curve) | ((st_rows["method"] == "mia") & (st_rows["reading"] == curve))]
+        s = s.sort_values("bits")
+        names = [quantizer_name(r) for _, r in s.iterrows()]
+        v = by_name.loc[names]
+        ax.errorbar(s["bits"], v["value"], yerr=[v["value"] - v["value_lo"], v["value_hi"] - v["value"]], marker=marker,
+                    capsize=3, label=CURVE_NAMES[curve])
+    fp = by_name.loc["full precision"]
+    ax.axhspan(fp["value_lo"], fp["value_hi"], color="k", alpha=0.1)
+    ax.axhline(fp["value"], color="k", lw=1, label="full precision (95 % CI shaded)")
+    ax.set_xscale("log", base=2)
+    bits = sorted(st_rows["bits"].dropna().unique())
+    ax.set_xticks(bits, [f"{int(b)}" for b in bits])
+    ax.set_xlabel("weight bitwidth")
+    ax.set_ylabel("best advantage of the strongest attack (1 − MIS)")
+    ax.set_title(f"Membership advantage against bitwidth, {model_name(a, d)}", fontsize=10)
+    ax.legend(fontsize=8)
+    _finish(pg, fig, "ranking_advantage", provenance(df))
+    return st, st_agree
 
 
 # ----------------------------------------------------------------------------- the report and the answer

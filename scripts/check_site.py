@@ -31,13 +31,15 @@ EXPECTED: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "book/generated/fig6_partial.html": (("fig6-table", "fig6-verdict"), ("fig6-partial",)),
     "book/generated/quantizer_clipping.html": (("clip-summary", "clip-rerun"), ("clip-heatmap",)),
     "book/generated/beyond_paper.html": (("beyond-adaptive", "beyond-metric", "beyond-lira"), ("beyond-privacy-utility",)),
+    "book/generated/ranking.html": (("stronger-attacks", "ranking-lira", "ranking-sweep", "ranking-agreement"),
+                                    ("ranking-advantage",)),
     "book/generated/report.html": (("answer-verdicts", "report-verdicts"), ("answer-figure",)),
 }
 PROSE = ("book/intro.html", "book/method.html", "book/reproduce.html")
 REPORT = "book/generated/report.html"
 LANDING = "book/intro.html"
 # the pages whose glued values the report pastes: they must agree with it on the parameters
-COMBINED = ("book/generated/quantizer_clipping.html", "book/generated/beyond_paper.html")
+COMBINED = ("book/generated/quantizer_clipping.html", "book/generated/beyond_paper.html", "book/generated/ranking.html")
 REPORT_VERDICTS = 6  # attack accuracy, TPR, member F1, ROC at chance, DoReFa-Net, partial quantization
 VERDICT = re.compile(r"^(reproduced|partly reproduced|reproduced only with a utility loss|not reproduced|not measurable)$")
 PROVENANCE = ("profile", "seeds", "data", "commit")
