@@ -7,6 +7,7 @@ import sys
 import time
 
 from .config import PROFILES, get_profile
+from .attacks import RMIA_GAMMA, RMIA_OFFLINE_A
 from .experiment import ATTACKS
 from .data import DATASETS, DatasetUnavailable
 from .settings import check as check_environment, use_stored_results
@@ -86,12 +87,14 @@ def cmd_run(a: argparse.Namespace) -> int:
 
     import pandas as pd
 
-    from .experiment import evaluate
+    from .experiment import AttackParams, evaluate
 
     config = config_from_args(a)
+    params = AttackParams(rmia_gamma=a.rmia_gamma, rmia_offline_a=a.rmia_offline_a, rmia_population=a.rmia_population,
+                          label_queries=a.label_queries)
     start = time.perf_counter()
-    df = evaluate(config, a.attack, profile=get_profile(a.profile), lira_refs=a.lira_refs, data_root=a.data_root,
-                  device=a.device, progress=not a.no_progress)
+    df = evaluate(config, a.attack, profile=get_profile(a.profile), lira_refs=a.lira_refs, params=params,
+                  data_root=a.data_root, device=a.device, progress=not a.no_progress)
     first = df.iloc[0]
     print(f"{config.label}: target train acc {first.target_train_acc:.3f}, test acc {first.target_test_acc:.3f}; "
           f"shadow test acc {first.shadow_test_acc:.3f}; {time.perf_counter() - start:.1f} s")
@@ -160,7 +163,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_options(r)
     r.add_argument("--attack", choices=(*ATTACKS, "all"), default="all",
                    help="; ".join(f"{g.name}: {g.description}" for g in ATTACKS.values()))
-    r.add_argument("--lira-refs", type=int, help="LiRA reference models (default: the profile's)")
+    r.add_argument("--lira-refs", type=int, help="LiRA's (and RMIA's) reference models (default: the profile's)")
+    r.add_argument("--rmia-gamma", type=float, default=RMIA_GAMMA, help="RMIA's gamma, > 0 (default %(default)s)")
+    r.add_argument("--rmia-offline-a", type=float, default=RMIA_OFFLINE_A,
+                   help="RMIA's offline a, in [0, 1] (default %(default)s)")
+    r.add_argument("--rmia-population", type=int, help="RMIA's population points (default: all of the attacker's data)")
+    r.add_argument("--label-queries", type=int, default=16,
+                   help="queries per example of the label-only augmentation attack (default %(default)s)")
     r.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
     r.set_defaults(func=cmd_run)
     w = sub.add_parser("sweep", help="compute every model and attack the book needs (no Jupyter needed)")

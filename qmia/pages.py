@@ -624,7 +624,6 @@ def _keep_first(pg: Page, ranked: pd.DataFrame, prefix: str) -> None:
     pg.keep(f"{prefix}_useful_rank", int(best["rank"]))
     pg.keep(f"{prefix}_useful_mis", float(best["mis"]))
     pg.keep(f"{prefix}_useful_acc", float(best["test_acc"]))
-    pg.keep("useful_share", USEFUL_SHARE)
 
 
 def ranking_lira(pg: Page, n_boot: int = 1000):
@@ -633,6 +632,7 @@ def ranking_lira(pg: Page, n_boot: int = 1000):
     ranked, st = _ranking_table(pg, df, "ranking-lira", "The LiRA targets ranked by membership-inference security, "
                                 "every attack (MIS = 1 − the best advantage of the strongest attack)", n_boot)
     _keep_first(pg, ranked, "rank_lira")
+    pg.keep("useful_share", USEFUL_SHARE)
     return st
 
 

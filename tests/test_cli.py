@@ -37,6 +37,21 @@ def test_run_writes_json_rows_with_every_field(tmp_path):
     assert "metric-loss" in r.stdout  # the one-screen summary
 
 
+def test_run_carries_rmia_with_its_parameters_into_the_json_rows(tmp_path):
+    rows = {}
+    for population in ("50", "400"):
+        out = tmp_path / f"rmia-{population}.json"
+        r = _qmia("run", "--dataset", "digits", "--arch", "lenet", "--profile", "smoke", "--attack", "rmia", "--lira-refs",
+                  "2", "--rmia-population", population, "--json", str(out), "--no-progress")
+        assert r.returncode == 0, r.stderr
+        rows[population] = {row["attack"]: row for row in json.loads(out.read_text())}
+    assert list(rows["50"]) == ["rmia-online", "rmia-offline", "rmia-online-adaptive", "rmia-offline-adaptive"]
+    assert all(row["lira_refs"] == 2 for row in rows["50"].values())
+    # a smaller population is another attack: its own row key and (on 800 candidates) other scores
+    assert rows["50"]["rmia-online"]["row_key"] != rows["400"]["rmia-online"]["row_key"]
+    assert rows["50"]["rmia-online"]["auc"] != rows["400"]["rmia-online"]["auc"]
+
+
 def test_run_rejects_an_unknown_attack():
     r = _qmia("run", "--profile", "smoke", "--attack", "label-only")
     assert r.returncode == 2 and "shadow" in r.stderr and "all" in r.stderr

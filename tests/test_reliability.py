@@ -189,6 +189,8 @@ def test_the_same_configuration_and_seed_give_bit_identical_rows(_isolated, monk
     (["train", "--bits", "4"], "--bits needs --quant mia or --quant dorefa"),
     (["train", "--quant", "mia", "--bits", "4", "--zero-point", "x"], "zero point must be an integer or 'centred'"),
     (["run", "--attack", "label-only"], "invalid choice: 'label-only'"),
+    (["run", "--attack", "rmia", "--rmia-gamma", "0"], "rmia_gamma must be > 0"),
+    (["run", "--attack", "label", "--label-queries", "0"], "label_queries must be a positive integer"),
 ])
 def test_cli_bad_input_is_one_clear_message(args, message, capsys, _isolated):
     with pytest.raises(SystemExit) as e:
