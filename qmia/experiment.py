@@ -44,6 +44,7 @@ import torch
 from .attacks import (METRICS, RMIA_GAMMA, RMIA_OFFLINE_A, augmentation_attack, gap_attack, lira, metric_attack, rmia,
                       scaled_confidence, shadow_attack, true_class_probability)
 from .config import Profile, TrainConfig
+from .defences import Defence
 from .metrics import attack_metrics, bootstrap_intervals, roc_points
 from .multitrain import train_many
 from .quantizers import QuantSpec
@@ -247,13 +248,15 @@ def models_needed(target: TrainConfig, attacks: str | Sequence[str], lira_refs: 
     """The models the attack groups ``attacks`` of ``target`` use: {'target', 'shadow_fp', 'shadow_adaptive',
     'refs_fp', 'refs_adaptive'} -> configs (empty lists for what no group needs)."""
     needs = {n for g in attack_groups(attacks) for n in ATTACKS[g].needs}
-    fp_refs = [target.with_(role="ref", ref_index=i, ref_count=lira_refs, quant=QuantSpec()) for i in range(lira_refs)]
+    plain = {"quant": QuantSpec(), "defence": Defence()}  # the attacker's full-precision, undefended models
+    fp_refs = [target.with_(role="ref", ref_index=i, ref_count=lira_refs, **plain) for i in range(lira_refs)]
+    undefended = target.quant.method == "none" and target.defence.kind == "none"
     return {
         "target": [target],
-        "shadow_fp": [target.with_(role="shadow", quant=QuantSpec())],
+        "shadow_fp": [target.with_(role="shadow", **plain)],
         "shadow_adaptive": [target.with_(role="shadow")] if "shadow_adaptive" in needs else [],
         "refs_fp": fp_refs if "refs_fp" in needs else [],
-        "refs_adaptive": ([] if "refs_adaptive" not in needs else fp_refs if target.quant.method == "none" else
+        "refs_adaptive": ([] if "refs_adaptive" not in needs else fp_refs if undefended else
                           [target.with_(role="ref", ref_index=i, ref_count=lira_refs) for i in range(lira_refs)]),
     }
 
@@ -358,6 +361,7 @@ def _compute(target: TrainConfig, groups: list[str], keys: dict, settings: dict,
                 "zero_point": q.resolved_zero_point if q.method == "mia" else np.nan,
                 "mode": q.mode,
                 "reading": q.reading_name or q.reading if q.method == "mia" else "",
+                "defence": target.defence.label,
                 "augment": target.augment,
                 "seed": target.seed,
                 "attack": v,

@@ -29,8 +29,9 @@ from .config import TrainConfig
 from .settings import group_size_override
 from .store import lock
 from .data import dataset_info
+from .defences import Defence
 from .train import (TrainedModel, _autocast, _progress_enabled, default_device, epoch_plan, finish, graphed, is_cached,
-                    make_batch, make_optimizer, prepare, train_job)
+                    make_batch, make_optimizer, prepare, train_defended, train_job)
 
 
 def default_group_size(device: torch.device | str | None = None) -> int:
@@ -128,8 +129,10 @@ def train_many(configs: Sequence[TrainConfig], data_root: str | os.PathLike | No
     dev = torch.device(device) if device is not None else default_device()
     size = group_size or default_group_size(dev)
     missing = [c for c in dict.fromkeys(configs) if not is_cached(c)]
+    defended = [c for c in missing if c.defence.kind != "none"]  # one at a time, after the models they start from
+    bases = [c.with_(defence=Defence()) for c in defended if c.defence.kind in ("prune", "ptq")]
     groups: dict[TrainConfig, list[TrainConfig]] = defaultdict(list)
-    for c in missing:
+    for c in dict.fromkeys([c for c in missing if c.defence.kind == "none"] + [b for b in bases if not is_cached(b)]):
         groups[group_key(c)].append(c)
     show = _progress_enabled(progress)
     for members in groups.values():
@@ -140,6 +143,8 @@ def train_many(configs: Sequence[TrainConfig], data_root: str | os.PathLike | No
                 chunk = [c for c in members[start : start + size] if not is_cached(c)]
                 if chunk:
                     _train_chunk(chunk, data_root, dev, show)
+    for c in defended:
+        train_defended(c, data_root, dev, progress)
     return [TrainedModel(c) for c in configs]
 
 

@@ -26,7 +26,8 @@ from dataclasses import dataclass
 import pandas as pd
 
 from .config import Profile, TrainConfig
-from .plan import (RANKING_ATTACKS, STRONGER_ATTACKS, book_plan, claim_configs, dorefa_configs, lira_configs, paper_configs, partial_configs,
+from .defences import Defence, finetune_epochs_for
+from .plan import (DEFENCE_ATTACKS, RANKING_ATTACKS, STRONGER_ATTACKS, book_plan, defence_configs, claim_configs, dorefa_configs, lira_configs, paper_configs, partial_configs,
                    recipe_configs, sweep_configs)
 from .settings import results_root
 from .store import atomic_write_json, read_json
@@ -43,6 +44,9 @@ BENCHMARK_CARD = "NVIDIA H200 (benchmarks/results)"
 STARTUP_SECONDS = 45.0
 SECONDS_PER_ROW = {"lenet": 1.5, "resnet20": 2.5, "resnet50": 8.0}
 LIMIT_SECONDS = 8 * 60
+# DP-SGD (Opacus, per-example gradients) against plain training of one model: about 5-6x, measured on a CPU with
+# LeNet-5 (qmia.defences); not yet measured on a GPU.
+DP_SLOWDOWN = 6.0
 
 
 @dataclass(frozen=True)
@@ -92,6 +96,16 @@ def _lira(arch: str, quant: str | None, groups: tuple[str, ...]):
     return _configs(make, groups=groups)
 
 
+def _defences(kind: str, sparsities: tuple[float, ...] | None = None):
+    """The defences page's targets of one kind ('qat': quantization-aware training; or a defence kind), pruned
+    ones at ``sparsities`` only (default: all)."""
+    def make(p: Profile) -> list[TrainConfig]:
+        return [c for c in defence_configs(p) if (c.defence.kind == kind if kind != "qat" else
+                                                  c.defence.kind == "none" and c.quant.method != "none")
+                and (sparsities is None or c.defence.sparsity in sparsities)]
+    return _configs(make, groups=DEFENCE_ATTACKS)
+
+
 def _sweep(half: int, groups: tuple[str, ...] | None = None, curves: tuple[str, ...] | None = None):
     """The sweep's configurations at the lower (``half`` 0) or higher (1) half of its bitwidths, with full
     precision; of the quantizers ``curves`` only (default: all, :data:`qmia.plan.SWEEP_CURVES`)."""
@@ -134,6 +148,14 @@ PARTS: tuple[Part, ...] = (
     Part("stronger-lenet", "RMIA and label-only attacks on LeNet-5's LiRA targets", _lira("lenet", None, ("rmia", "label"))),
     Part("stronger-resnet20-fp", "RMIA and label-only attacks on ResNet-20 at full precision",
          _lira("resnet20", "fp", ("rmia", "label"))),
+    Part("defences-qat", "Defences side by side: DoReFa-Net at 4 bits with LiRA (the proposed quantizer's are LiRA parts)",
+         _defences("qat")),
+    *(Part(f"defences-prune-{'-'.join(f'{s:.0%}'.removesuffix('%') for s in sp)}", "Defences side by side: magnitude "
+           f"pruning at {', '.join(f'{s:.0%}' for s in sp)}, fine-tuned, with LiRA on pruned reference models",
+           _defences("prune", sp)) for sp in ((0.5, 0.8), (0.95,))),
+    Part("defences-ptq", "Defences side by side: post-training quantization, with LiRA on quantized reference models",
+         _defences("ptq")),
+    Part("defences-dp", "Defences side by side: DP-SGD, with LiRA on reference models trained with DP-SGD", _defences("dp")),
     Part("sweep-low", "The privacy-utility sweep, lower bitwidths", _sweep(0, groups=("shadow",))),
     Part("sweep-high", "The privacy-utility sweep, higher bitwidths", _sweep(1, groups=("shadow",))),
     *(Part(f"ranking-{half}-{'-'.join(curves)}", f"The ranking's attacks (metric, label-only) on the sweep's {half}er "
@@ -174,11 +196,13 @@ def _by_target(entries: list[Entry]) -> dict[TrainConfig, tuple[str, ...]]:
 
 
 def part_models(p: Profile, entries: list[Entry]) -> list[TrainConfig]:
-    """The distinct models (targets, shadows, reference models) a part trains, in plan order."""
+    """The distinct models (targets, shadows, reference models) a part trains, in plan order, with the undefended
+    models that pruned and post-training-quantized ones start from."""
     from .experiment import models_needed
 
-    return list(dict.fromkeys(m for c, gs in _by_target(entries).items()
-                              for ms in models_needed(c, gs, p.lira_refs).values() for m in ms))
+    models = [m for c, gs in _by_target(entries).items() for ms in models_needed(c, gs, p.lira_refs).values() for m in ms]
+    bases = [m.with_(defence=Defence()) for m in models if m.defence.kind in ("prune", "ptq")]
+    return list(dict.fromkeys(models + bases))
 
 
 def entry_keys(p: Profile, entries: list[Entry]) -> list[tuple[TrainConfig, str]]:
@@ -246,9 +270,16 @@ def estimate_seconds(p: Profile, entries: list[Entry], rates: dict[str, float] |
         return 0.0
     rates = rates or {}
     groups: dict[TrainConfig, list[TrainConfig]] = {}
-    for m in part_models(p, entries):
-        groups.setdefault(group_key(m), []).append(m)
     train = 0.0
+    for m in part_models(p, entries):
+        if m.defence.kind == "none":
+            groups.setdefault(group_key(m), []).append(m)
+            continue
+        alone = _benchmark_seconds(m.arch, 1, m.epochs * m.n_per_split) * rates.get(m.arch, 1.0)  # defended: one at a time
+        if m.defence.kind == "prune":
+            train += alone * finetune_epochs_for(m.defence, m.epochs) / m.epochs
+        elif m.defence.kind == "dp":
+            train += alone * DP_SLOWDOWN  # ptq: no training
     for members in groups.values():
         m = members[0]
         images = m.epochs * m.n_per_split

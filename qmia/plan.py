@@ -21,6 +21,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from .config import Profile, TrainConfig
+from .defences import Defence
 from .quantizers import QuantSpec, reading_spec
 
 Pair = tuple[str, str]  # (architecture, dataset)
@@ -82,6 +83,7 @@ SWEEP_CURVES = ("literal", "centred", "min-anchored", "dorefa")
 # need no more than the full-precision shadow model (qmia.ranking).
 STRONGER_ATTACKS = ("lira", "rmia", "label")
 RANKING_ATTACKS = ("metric", "label")
+DEFENCE_ATTACKS = ("shadow", "lira")  # the frontier: LiRA with reference models trained with the target's defence
 
 
 def sweep_configs(p: Profile, bits: Sequence[int] | None = None, seeds: Sequence[int] | None = None) -> list[TrainConfig]:
@@ -91,6 +93,25 @@ def sweep_configs(p: Profile, bits: Sequence[int] | None = None, seeds: Sequence
     for b in bits or p.sweep_bits:
         quants += [QuantSpec("dorefa", b) if c == "dorefa" else reading_spec(c, b) for c in SWEEP_CURVES]
     return [p.config(a, d, q, seed=s) for q in quants for s in _seeds(p, seeds)]
+
+
+# Defences side by side (the frontier page), each with LiRA's reference models trained with the same defence.
+PRUNE_SPARSITIES = (0.5, 0.8, 0.95)
+PTQ_BITS = (8, 4, 2)
+FRONTIER_QAT = ("literal", "centred", "dorefa")  # quantization-aware training at 4 bits: the paper's quantizer, DoReFa-Net
+
+
+def defence_configs(p: Profile, seeds: Sequence[int] | None = None) -> list[TrainConfig]:
+    """The frontier's targets on the profile's sweep model: full precision; quantization-aware training at 4 bits
+    (the paper's quantizer, literal and centred, and DoReFa-Net); magnitude pruning at each of
+    :data:`PRUNE_SPARSITIES` (global, fine-tuned); DP-SGD at each of the profile's ``dp_epsilons``; post-training
+    quantization at each of :data:`PTQ_BITS`, per tensor and per channel."""
+    a, d = p.sweep
+    quants = [QuantSpec()] + [QuantSpec("dorefa", 4) if r == "dorefa" else reading_spec(r, 4) for r in FRONTIER_QAT]
+    defences = ([Defence("prune", sparsity=s) for s in PRUNE_SPARSITIES] + [Defence("dp", epsilon=e) for e in p.dp_epsilons]
+                + [Defence("ptq", bits=b, granularity=g) for b in PTQ_BITS for g in ("tensor", "channel")])
+    configs = [p.config(a, d, q, seed=s) for q in quants for s in _seeds(p, seeds)]
+    return configs + [p.config(a, d, defence=df, seed=s) for df in defences for s in _seeds(p, seeds)]
 
 
 # ResNet-50 is the costliest model by far; the paper's statements about it are about 4 and 8 bits only.
@@ -143,6 +164,7 @@ def book_plan(p: Profile) -> list[tuple[TrainConfig, tuple[str, ...]]]:
     add(partial_configs(p), ("shadow",))
     add(lira_configs(p), ("shadow",) + STRONGER_ATTACKS)
     add(sweep_configs(p), ("shadow",) + RANKING_ATTACKS)
+    add(defence_configs(p), DEFENCE_ATTACKS)
     from .experiment import ATTACKS
 
     return [(c, tuple(a for a in ATTACKS if a in attacks)) for c, attacks in plan.items()]

@@ -79,9 +79,13 @@ def _progress_enabled(progress: bool | None) -> bool:
 
 
 def build_exported(config: TrainConfig) -> nn.Module:
-    """An untrained model with the structure of ``config``'s exported checkpoint."""
+    """An untrained model with the structure of ``config``'s exported checkpoint (DP-SGD: BatchNorm as GroupNorm)."""
     info = dataset_info(config.dataset)
     model = build_model(config.arch, info.channels, info.num_classes, info.image_size)
+    if config.defence.kind == "dp":
+        from .defences import dp_compatible
+
+        return dp_compatible(model)
     return export_quantized(quantize_model(model, config.quant, training=True), config.quant)
 
 
@@ -247,10 +251,66 @@ def train(config: TrainConfig, data_root: str | os.PathLike | None = None, devic
     """Train ``config`` (or reuse its cache entry) and return it with its outputs on all splits."""
     if is_cached(config) and not force:
         return TrainedModel(config)
+    if config.defence.kind != "none":
+        return train_defended(config, data_root, device, progress, force)
     with lock(config.key):  # another process may be training it: wait, then reuse its entry
         if is_cached(config) and not force:
             return TrainedModel(config)
         return train_job(prepare(config, data_root, device), progress)
+
+
+def train_defended(config: TrainConfig, data_root: str | os.PathLike | None = None,
+                   device: torch.device | str | None = None, progress: bool | None = None, force: bool = False) -> TrainedModel:
+    """Train (or reuse) a model with a defence (:class:`qmia.defences.Defence`) and cache it like any other.
+
+    prune: the cached undefended model of the same settings, magnitude-pruned, then fine-tuned with the masks in
+        place for :func:`qmia.defences.finetune_epochs_for` epochs (this loop, one-cycle over those epochs).
+    ptq: the cached undefended model, its weights rounded to ``bits`` (post-training quantization; no training).
+    dp: trained from scratch with DP-SGD (:func:`qmia.defences.dp_fit`: Opacus, delta = 1/n, the same augmentation,
+        batch size, learning rate and epochs); the epsilon spent is recorded in meta.json as ``dp_epsilon``.
+    """
+    from . import defences
+
+    if is_cached(config) and not force:
+        return TrainedModel(config)
+    d = config.defence
+    base = train(config.with_(defence=defences.Defence()), data_root, device, progress) if d.kind != "dp" else None
+    with lock(config.key):
+        if is_cached(config) and not force:
+            return TrainedModel(config)
+        job = prepare(config, data_root, device)
+        start = time.perf_counter()
+        loss, extra = float("nan"), {}
+        if base is not None:
+            job.model.load_state_dict(base.load(job.dev).state_dict())
+        if d.kind == "prune":
+            defences.prune_model(job.model, d.sparsity, d.scope)
+            tune = config.with_(epochs=defences.finetune_epochs_for(d, config.epochs))
+            loss = fit(job.model, tune, job.x_train, job.y_train, _progress_enabled(progress))
+            defences.make_permanent(job.model)
+            extra = {"sparsity": defences.sparsity_of(job.model), "finetune_epochs": tune.epochs}
+        elif d.kind == "ptq":
+            defences.ptq_model(job.model, d.bits, d.granularity)
+        else:  # dp: images in [0, 1], augmented (when the recipe says so) and standardised batch by batch
+            info = dataset_info(config.dataset)
+            gen = torch.Generator().manual_seed(int(config.key[:8], 16))
+
+            def prepare_batch(xb: torch.Tensor) -> torch.Tensor:
+                if config.augment:
+                    xb = apply_augment(xb, info, augment_draws(len(xb), info, gen, xb.device))
+                return _layout(standardize(xb, info), job.dev)
+
+            job.model, eps = defences.dp_fit(job.model, job.x_train.float() / 255, job.y_train, epochs=config.epochs,
+                                             batch_size=config.batch_size, lr=config.lr, epsilon=d.epsilon,
+                                             max_grad_norm=d.max_grad_norm, augment_fn=prepare_batch,
+                                             seed=int(config.key[8:16], 16), momentum=config.momentum)
+            extra = {"dp_epsilon": eps, "dp_delta": 1 / len(job.x_train)}
+        m = finish(job, loss, time.perf_counter() - start)
+        if extra:
+            atomic_write_json({**m.meta, **extra}, m.path / "meta.json")
+        m = TrainedModel(config)
+        m.trained_here = True
+        return m
 
 
 def train_job(job: "TrainingJob", progress: bool | None = None) -> TrainedModel:

@@ -31,6 +31,7 @@ EXPECTED: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "book/generated/fig6_partial.html": (("fig6-table", "fig6-verdict"), ("fig6-partial",)),
     "book/generated/quantizer_clipping.html": (("clip-summary", "clip-rerun"), ("clip-heatmap",)),
     "book/generated/beyond_paper.html": (("beyond-adaptive", "beyond-metric", "beyond-lira"), ("beyond-privacy-utility",)),
+    "book/generated/defences.html": (("defences-table",), ("defences-frontier",)),
     "book/generated/ranking.html": (("stronger-attacks", "ranking-lira", "ranking-sweep", "ranking-agreement"),
                                     ("ranking-advantage",)),
     "book/generated/report.html": (("answer-verdicts", "report-verdicts"), ("answer-figure",)),
