@@ -675,6 +675,7 @@ def ranking_sweep(pg: Page, n_boot: int = 1000):
     ax.set_title(f"Membership advantage against bitwidth, {model_name(a, d)}", fontsize=10)
     ax.legend(fontsize=8)
     _finish(pg, fig, "ranking_advantage", provenance(df))
+    pg.keep("rank_provenance", provenance(df))
     return st, st_agree
 
 
@@ -762,6 +763,7 @@ def defences_frontier(pg: Page, n_boot: int = 400):
     pg.keep("def_useful_share", USEFUL_SHARE)
     a, d = pg.profile.sweep
     pg.keep("def_model", model_name(a, d))
+    pg.keep("def_provenance", prov)
     floor = alpha / 10  # a TPR of 0 on a log axis: drawn at a tenth of the FPR
     fig, axes = plt.subplots(1, 2, figsize=(10.4, 4.6), gridspec_kw={"width_ratios": [1, 1.25]})
     keep = USEFUL_SHARE * fp_acc
