@@ -1,9 +1,11 @@
 """A ranking of quantizers by membership-inference security (MIS).
 
-Aubinais et al., "Membership Inference Risks in Quantized Models: A Theoretical and Empirical
-Study" (only its summary is available to us), define the MIS of a training procedure as 1 minus the
-best membership advantage any attack can reach against it, and propose to rank quantization
-procedures by an empirical estimate of it. The reading taken here:
+"Membership Inference Risks in Quantized Models: A Theoretical and Empirical Study" (only its
+summary is available to us; ``../shared/papers/``) analyses the MIS of quantized training procedures
+against the most powerful attacks and proposes to rank quantization procedures by an empirical
+estimate of it. Its summary does not give the definition; the reading taken here is the usual one
+(the MIS of a procedure is 1 minus the best membership advantage any attack reaches against it),
+estimated as:
 
     empirical MIS = 1 - max over the attacks run of that attack's advantage,
 
@@ -22,7 +24,7 @@ every quantizer and attack, so ranks move only where the scores disagree, not wh
 
 :func:`attack_agreement` asks whether the attacks agree on the order at all: the quantizers' ranks
 by each attack alone and Kendall's coefficient of concordance W over the attacks (Kendall & Babington
-Smith 1939; with the tie correction, e.g. Siegel & Castellan 1988, Section 9.4).
+Smith 1939), with the usual correction for tied ranks.
 """
 
 from __future__ import annotations
