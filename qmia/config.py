@@ -196,7 +196,7 @@ PROFILES: dict[str, Profile] = {
         lira_models=(("lenet", "fashion_mnist"),),
         batch_size=32,
         description="real Fashion-MNIST (1,000 images per split, 30 epochs) and CIFAR-10 (500 per split, 25 epochs), "
-                    "batch 32; the book in about 20 minutes on 2 CPU cores",
+                    "batch 32; the book in about 25 minutes on 2 CPU cores",
     ),
     "paper": Profile(
         name="paper",
