@@ -40,7 +40,8 @@ PROSE = ("book/intro.html", "book/method.html", "book/reproduce.html")
 REPORT = "book/generated/report.html"
 LANDING = "book/intro.html"
 # the pages whose glued values the report pastes: they must agree with it on the parameters
-COMBINED = ("book/generated/quantizer_clipping.html", "book/generated/beyond_paper.html", "book/generated/ranking.html")
+COMBINED = ("book/generated/quantizer_clipping.html", "book/generated/beyond_paper.html", "book/generated/defences.html",
+            "book/generated/ranking.html")
 REPORT_VERDICTS = 6  # attack accuracy, TPR, member F1, ROC at chance, DoReFa-Net, partial quantization
 VERDICT = re.compile(r"^(reproduced|partly reproduced|reproduced only with a utility loss|not reproduced|not measurable)$")
 PROVENANCE = ("profile", "seeds", "data", "commit")

@@ -21,7 +21,7 @@ NOTEBOOKS = ROOT / "notebooks"
 GENERATED = ROOT / "book" / "generated"
 
 # The execution order: the readings page first (it trains most of the models the result pages reuse
-# and picks the reading they show), the report last (it reads the clipping, beyond and ranking pages' glue).
+# and picks the reading they show), the report last (it reads the clipping, beyond, defences and ranking pages' glue).
 ORDER = ("readings", "table3_accuracy", "table4_prf", "table5_confusion", "fig5_roc", "table6_dorefa", "fig6_partial",
          "quantizer_clipping", "beyond_paper", "defences", "ranking", "report")
 
