@@ -20,7 +20,7 @@ from .plan import (DEFENCE_ATTACKS, RANKING_ATTACKS, STRONGER_ATTACKS, SWEEP_CUR
 from .quantizers import READING_INFO, QuantSpec
 from .ranking import attack_agreement, rank_quantizers
 from .results import clipped_table, load_outcome, load_roc, provenance, weight_stats
-from .uncertainty import estimate, measurable_fpr
+from .uncertainty import estimate, measurable_fpr, point_value
 
 BY = ["arch", "dataset", "quant", "method", "bits", "reading"]
 
@@ -488,7 +488,7 @@ def beyond_sweep(pg: Page):
     a, d = pg.profile.sweep
     sweep = pg.run(sweep_configs(pg.profile, seeds=pg.seeds))
     st = mean_over_seeds(sweep, BY)
-    st["curve"] = [m if m != "mia" else r for m, r in zip(st["method"], st["reading"])]
+    st["curve"] = [row_curve(r) for _, r in st.iterrows()]
     prov = provenance(sweep)
     fig, ax = plt.subplots(figsize=(6.0, 4.4))
     for curve, marker in zip(SWEEP_CURVES, "o^vs"):
@@ -527,12 +527,18 @@ def attack_name(variant: str) -> str:
     return ATTACK_NAMES.get(variant, variant)
 
 
+def row_curve(row) -> str:
+    """The curve of a results row (as :attr:`qmia.quantizers.QuantSpec.curve`: 'none', 'dorefa' or the reading)."""
+    return row["method"] if row["method"] != "mia" else row["reading"]
+
+
+def _quantizer_name(curve: str, bits) -> str:
+    return "full precision" if curve == "none" else f"{CURVE_NAMES.get(curve, curve)}, {int(bits)}-bit"
+
+
 def quantizer_name(row) -> str:
     """'full precision', or the quantizer (reading or DoReFa-Net) and its bitwidth, of a results row."""
-    if row["method"] == "none":
-        return "full precision"
-    curve = row["method"] if row["method"] != "mia" else row["reading"]
-    return f"{CURVE_NAMES.get(curve, curve)}, {int(row['bits'])}-bit"
+    return _quantizer_name(row_curve(row), row["bits"])
 
 
 def _outcomes(df: pd.DataFrame) -> dict[str, dict[str, list]]:
@@ -572,7 +578,7 @@ def stronger_attacks(pg: Page):
     df = df.assign(quantizer=[quantizer_name(r) for _, r in df.iterrows()],
                    model=[model_name(a, d) for a, d in zip(df["arch"], df["dataset"])])
     low = pd.DataFrame([{"model": m, "quantizer": q, "attack": a,
-                         "tpr": estimate([load_outcome(r) for _, r in g.iterrows()], f"tpr@{alpha}", n_boot=200).value}
+                         "tpr": point_value([load_outcome(r) for _, r in g.iterrows()], f"tpr@{alpha}")}
                         for (m, q, a), g in df[df["attack"].isin(STRONGER_SHOWN)].groupby(["model", "quantizer", "attack"],
                                                                                          sort=False)])
     pg.keep("stronger_alpha", alpha)
@@ -592,8 +598,8 @@ def stronger_attacks(pg: Page):
                   provenance(df), {"AUC": NUM})
 
 
-def _ranking_table(pg: Page, df: pd.DataFrame, table_id: str, title: str, n_boot: int):
-    ranked = rank_quantizers(_outcomes(df), "max_advantage", n_boot=n_boot, seed=0)
+def _ranking_table(df: pd.DataFrame, outcomes: dict, table_id: str, title: str, n_boot: int):
+    ranked = rank_quantizers(outcomes, "max_advantage", n_boot=n_boot, seed=0)
     acc = df.assign(quantizer=[quantizer_name(r) for _, r in df.iterrows()]).groupby("quantizer")["target_test_acc"].mean()
     show = pd.DataFrame({
         "rank": ranked["rank"], "quantizer": ranked["quantizer"], "MIS": ranked["mis"],
@@ -629,7 +635,7 @@ def _keep_first(pg: Page, ranked: pd.DataFrame, prefix: str) -> None:
 def ranking_lira(pg: Page, n_boot: int = 1000):
     """The LiRA targets ranked by their strongest attack of all (LiRA, RMIA, label-only, the shadow attack)."""
     df = pg.run(lira_configs(pg.profile, seeds=pg.seeds), attacks=("shadow",) + STRONGER_ATTACKS)
-    ranked, st = _ranking_table(pg, df, "ranking-lira", "The LiRA targets ranked by membership-inference security, "
+    ranked, st = _ranking_table(df, _outcomes(df), "ranking-lira", "The LiRA targets ranked by membership-inference security, "
                                 "every attack (MIS = 1 − the best advantage of the strongest attack)", n_boot)
     _keep_first(pg, ranked, "rank_lira")
     pg.keep("useful_share", USEFUL_SHARE)
@@ -642,9 +648,10 @@ def ranking_sweep(pg: Page, n_boot: int = 1000):
     plt = _plt()
     a, d = pg.profile.sweep
     df = pg.run(sweep_configs(pg.profile, pg.bits, pg.seeds), attacks=("shadow",) + RANKING_ATTACKS)
-    ranked, st = _ranking_table(pg, df, "ranking-sweep", f"The sweep's quantizers on {model_name(a, d)} ranked by "
+    outcomes = _outcomes(df)  # read once: the ranking and the attacks' agreement
+    ranked, st = _ranking_table(df, outcomes, "ranking-sweep", f"The sweep's quantizers on {model_name(a, d)} ranked by "
                                 "membership-inference security over the paper's, the metric and the label-only attacks", n_boot)
-    ranks, w = attack_agreement(_outcomes(df), "max_advantage")
+    ranks, w = attack_agreement(outcomes, "max_advantage")
     agree = ranks.rename(columns=attack_name).loc[ranked["quantizer"]].reset_index()
     agree = agree.rename(columns={agree.columns[0]: "quantizer"})
     st_agree = styled(agree, "ranking-agreement", f"Each attack's own ranking of the sweep's quantizers (1 = most secure); "
@@ -658,7 +665,7 @@ def ranking_sweep(pg: Page, n_boot: int = 1000):
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     by_name = ranked.set_index("quantizer")
     for curve, marker in zip(SWEEP_CURVES, "o^vs"):
-        s = st_rows[(st_rows["method"] == curve) | ((st_rows["method"] == "mia") & (st_rows["reading"] == curve))]
+        s = st_rows[[row_curve(r) == curve for _, r in st_rows.iterrows()]]
         s = s.sort_values("bits")
         names = [quantizer_name(r) for _, r in s.iterrows()]
         v = by_name.loc[names]
@@ -691,8 +698,7 @@ def _setting(c) -> tuple[str, str]:
         return c.defence.kind, c.defence.name
     if c.quant.method == "none":
         return "none", "full precision"
-    return "qat", quantizer_name({"method": c.quant.method, "reading": c.quant.reading_name or c.quant.reading,
-                                  "bits": c.quant.bits})
+    return "qat", _quantizer_name(c.quant.curve, c.quant.bits)
 
 
 def _short(setting: str) -> str:
@@ -722,8 +728,8 @@ def defences_frontier(pg: Page, n_boot: int = 400):
     for c in dict.fromkeys(c.with_(seed=0) for c in configs):
         mine = df[(df["attack"] == "lira-online-adaptive") & df["target_key"].isin([x.key for x in configs if x.with_(seed=0) == c])]
         family, name = _setting(c)
-        low = estimate([load_outcome(r) for _, r in mine.iterrows()], f"tpr@{alpha}", n_boot=n_boot)
-        auc = estimate([load_outcome(r) for _, r in mine.iterrows()], "auc", n_boot=n_boot)
+        outs = [load_outcome(r) for _, r in mine.iterrows()]
+        low, auc = estimate(outs, f"tpr@{alpha}", n_boot=n_boot), estimate(outs, "auc", n_boot=n_boot)
         rows.append({"family": family, "defence": FAMILIES[family], "setting": name, "test acc.": mine["target_test_acc"].mean(),
                      "AUC": auc.value, "auc_lo": auc.lo, "auc_hi": auc.hi, "tpr": low.value, "tpr_lo": low.lo, "tpr_hi": low.hi,
                      "TPR @ 0.1 % FPR": mine["tpr_at_0.1%fpr"].mean(), "TPR @ 1 % FPR": mine["tpr_at_1%fpr"].mean()})

@@ -90,9 +90,8 @@ def _tables(arch: str, literal: bool, bits: tuple[int, ...] | None = None):
 def _lira(arch: str, quant: str | None, groups: tuple[str, ...]):
     """The LiRA targets of ``arch`` (``quant``: 'fp', a reading, or None for all) and attack ``groups``."""
     def make(p: Profile) -> list[TrainConfig]:
-        return [c for c in lira_configs(p) if c.arch == arch and (quant is None or (
-            c.quant.method == "none" if quant == "fp" else
-            c.quant.method == "mia" and (c.quant.reading_name or c.quant.reading) == quant))]
+        return [c for c in lira_configs(p) if c.arch == arch
+                and (quant is None or c.quant.curve == ("none" if quant == "fp" else quant))]
     return _configs(make, groups=groups)
 
 
@@ -113,8 +112,7 @@ def _sweep(half: int, groups: tuple[str, ...] | None = None, curves: tuple[str, 
         bits = sorted(p.sweep_bits)
         cut = (len(bits) + 1) // 2
         configs = sweep_configs(p, bits[:cut] if half == 0 else bits[cut:])
-        return [c for c in configs if curves is None or c.quant.method == "none" or
-                (c.quant.method if c.quant.method == "dorefa" else c.quant.reading_name or c.quant.reading) in curves]
+        return [c for c in configs if curves is None or c.quant.curve in ("none", *curves)]
     return _configs(make, groups=groups)
 
 

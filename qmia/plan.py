@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from .config import Profile, TrainConfig
 from .defences import Defence
-from .quantizers import QuantSpec, reading_spec
+from .quantizers import QuantSpec, curve_spec, reading_spec
 
 Pair = tuple[str, str]  # (architecture, dataset)
 
@@ -91,7 +91,7 @@ def sweep_configs(p: Profile, bits: Sequence[int] | None = None, seeds: Sequence
     a, d = p.sweep
     quants = [QuantSpec()]
     for b in bits or p.sweep_bits:
-        quants += [QuantSpec("dorefa", b) if c == "dorefa" else reading_spec(c, b) for c in SWEEP_CURVES]
+        quants += [curve_spec(c, b) for c in SWEEP_CURVES]
     return [p.config(a, d, q, seed=s) for q in quants for s in _seeds(p, seeds)]
 
 
@@ -107,7 +107,7 @@ def defence_configs(p: Profile, seeds: Sequence[int] | None = None) -> list[Trai
     :data:`PRUNE_SPARSITIES` (global, fine-tuned); DP-SGD at each of the profile's ``dp_epsilons``; post-training
     quantization at each of :data:`PTQ_BITS`, per tensor and per channel."""
     a, d = p.sweep
-    quants = [QuantSpec()] + [QuantSpec("dorefa", 4) if r == "dorefa" else reading_spec(r, 4) for r in FRONTIER_QAT]
+    quants = [QuantSpec()] + [curve_spec(c, 4) for c in FRONTIER_QAT]
     defences = ([Defence("prune", sparsity=s) for s in PRUNE_SPARSITIES] + [Defence("dp", epsilon=e) for e in p.dp_epsilons]
                 + [Defence("ptq", bits=b, granularity=g) for b in PTQ_BITS for g in ("tensor", "channel")])
     configs = [p.config(a, d, q, seed=s) for q in quants for s in _seeds(p, seeds)]

@@ -187,6 +187,14 @@ class QuantSpec:
                 return name
         return None
 
+    @property
+    def curve(self) -> str:
+        """The book's name of this quantizer as a curve of its plots: 'none' (full precision), 'dorefa', or the
+        reading's name (:attr:`reading_name`, else the raw reading); :func:`curve_spec` inverts it."""
+        if self.method != "mia":
+            return self.method
+        return self.reading_name or self.reading
+
     def key_dict(self) -> dict:
         """The fields that key cached models: every field, less those at a default that predates them
         (``reading='literal'``), plus the quantizer's version where it is not 1 (:data:`QUANTIZER_VERSIONS`)."""
@@ -441,6 +449,11 @@ def reading_spec(reading: str, bits: int, **kw) -> QuantSpec:
     if reading not in PAPER_READINGS:
         raise ValueError(f"unknown reading {reading!r}; valid: {', '.join(PAPER_READINGS)}")
     return QuantSpec("mia", bits, **PAPER_READINGS[reading], **kw)
+
+
+def curve_spec(curve: str, bits: int) -> QuantSpec:
+    """The quantizer of a curve (:attr:`QuantSpec.curve`: 'dorefa' or one of the book's readings) at ``bits``."""
+    return QuantSpec("dorefa", bits) if curve == "dorefa" else reading_spec(curve, bits)
 
 
 def clipped_shares(layers: list[tuple[str, nn.Module]], readings: list[str], bits: list[int]) -> dict[str, np.ndarray]:

@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
 
-from .uncertainty import MATCHED, AttackOutcome, _by_seed, _check_metric, _draw, _Prepared
+from .uncertainty import MATCHED, AttackOutcome, _by_seed, _check_metric, _draw, _Prepared, mean_metric
 
 MIS_METRICS = ("max_advantage", "advantage")  # the metrics whose 1 - value is a membership-inference security
 
@@ -107,11 +107,8 @@ class _Seed:
 def _point_values(pairs: list[tuple[str, str]], seeds: list[int], by: dict, metric: str,
                   prep: dict | None = None) -> dict[tuple[str, str], float]:
     """Each pair's metric on all examples, averaged over seeds (as :func:`qmia.uncertainty.estimate`'s value)."""
-    out = {}
-    for pair in pairs:
-        ps = [prep[pair, s] if prep else _Prepared(by[pair][s]) for s in seeds]
-        out[pair] = float(np.mean([p.metric(metric, p.weights(None)) for p in ps]))
-    return out
+    return {pair: mean_metric([prep[pair, s] if prep else _Prepared(by[pair][s]) for s in seeds], metric)
+            for pair in pairs}
 
 
 def rank_quantizers(outcomes: Outcomes, metric: str = "max_advantage", *, n_boot: int = 1000, seed: int = 0,

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from . import defences
 from .config import TRAIN_VERSION, TrainConfig
 from .data import SPLITS, apply_augment, augment_draws, dataset_info, half_subset, load_dataset, make_splits, normalize, standardize
 from .models import build_model
@@ -83,9 +84,7 @@ def build_exported(config: TrainConfig) -> nn.Module:
     info = dataset_info(config.dataset)
     model = build_model(config.arch, info.channels, info.num_classes, info.image_size)
     if config.defence.kind == "dp":
-        from .defences import dp_compatible
-
-        return dp_compatible(model)
+        return defences.dp_compatible(model)
     return export_quantized(quantize_model(model, config.quant, training=True), config.quant)
 
 
@@ -269,8 +268,6 @@ def train_defended(config: TrainConfig, data_root: str | os.PathLike | None = No
     dp: trained from scratch with DP-SGD (:func:`qmia.defences.dp_fit`: Opacus, delta = 1/n, the same augmentation,
         batch size, learning rate and epochs); the epsilon spent is recorded in meta.json as ``dp_epsilon``.
     """
-    from . import defences
-
     if is_cached(config) and not force:
         return TrainedModel(config)
     d = config.defence

@@ -197,6 +197,20 @@ def _by_seed(outcomes: Sequence[AttackOutcome]) -> dict[int, AttackOutcome]:
     return out
 
 
+def mean_metric(prepared: Sequence[_Prepared], metric: str) -> float:
+    """A metric on all examples of each seed's outcome, averaged over the seeds (:func:`estimate`'s value)."""
+    return float(np.mean([p.metric(metric, p.weights(None)) for p in prepared]))
+
+
+def point_value(outcomes: Sequence[AttackOutcome], metric: str) -> float:
+    """:func:`estimate`'s value without its bootstrap: the metric on all examples, averaged over the seeds."""
+    _check_metric(metric)
+    if metric in MATCHED:
+        raise ValueError(f"{metric} compares two attacks; use compare()")
+    by = _by_seed(outcomes)
+    return mean_metric([_Prepared(by[s]) for s in sorted(by)], metric)
+
+
 def estimate(outcomes: Sequence[AttackOutcome], metric: str, *, n_boot: int = 1000, seed: int = 0,
              level: float = 0.95) -> Estimate:
     """A metric over seeds (mean) with its two-level percentile bootstrap interval."""
@@ -207,7 +221,7 @@ def estimate(outcomes: Sequence[AttackOutcome], metric: str, *, n_boot: int = 10
     seeds = sorted(by)
     prep = {s: _Prepared(by[s]) for s in seeds}
     members = {s: np.asarray(by[s].member).astype(bool) for s in seeds}
-    value = float(np.mean([prep[s].metric(metric, prep[s].weights(None)) for s in seeds]))
+    value = mean_metric([prep[s] for s in seeds], metric)
     rng = np.random.default_rng(seed)
     draws = np.empty(n_boot)
     for b in range(n_boot):

@@ -7,8 +7,10 @@ from qmia.models import build_model
 from qmia.quantizers import (
     DoReFaWeight,
     MIAQuantizer,
+    PAPER_READINGS,
     QuantSpec,
     clipped_fraction,
+    curve_spec,
     export_quantized,
     max_levels,
     mia_quantize,
@@ -236,3 +238,11 @@ def test_one_bit_dorefa_keeps_the_weights_scale():
     assert torch.allclose(q.abs(), w.abs().mean().expand_as(q))  # sign(W) E|W|, no gain on top
     q2 = DoReFaWeight(2, gain=2.0)(w)
     assert q2.abs().max() == pytest.approx(2.0)  # the gain scales the [-1, 1] levels of b >= 2
+
+
+@pytest.mark.parametrize("curve", [*PAPER_READINGS, "dorefa"])
+def test_curve_names_a_quantizer_and_curve_spec_inverts_it(curve):
+    spec = curve_spec(curve, 4)
+    assert spec.curve == curve and spec.bits == 4
+    assert QuantSpec().curve == "none"
+    assert QuantSpec("mia", 4, zero_point=5).curve == "literal"  # a zero point no reading names: the raw reading

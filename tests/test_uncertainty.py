@@ -3,7 +3,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from qmia.metrics import attack_metrics, roc_points, tpr_at_fpr
-from qmia.uncertainty import AttackOutcome, compare, estimate, measurable_fpr
+from qmia.uncertainty import AttackOutcome, compare, estimate, measurable_fpr, point_value
 
 
 def _outcome(shift: float, n: int = 400, seed: int = 0, threshold: float | None = None, rng_seed: int | None = None,
@@ -148,3 +148,13 @@ def test_max_advantage_is_zero_when_members_score_lower_and_one_when_they_separa
         o = AttackOutcome(scores, (scores >= 0.5).astype(int), member, np.arange(100), 0)
         e = estimate([o], "max_advantage", n_boot=50)
         assert e.value == want and e.lo == e.hi == want
+
+
+@pytest.mark.parametrize("metric", ["auc", "tpr@0.01", "max_advantage", "attack_acc"])
+def test_point_value_is_the_estimates_value_without_its_bootstrap(metric):
+    outs = [_outcome(0.6, seed=0), _outcome(0.3, seed=1)]
+    value = point_value(outs, metric)
+    assert value == estimate(outs, metric, n_boot=20).value
+    assert value == pytest.approx(np.mean([point_value([o], metric) for o in outs]))
+    with pytest.raises(ValueError, match="compares two attacks"):
+        point_value(outs, "tpr_matched")
