@@ -308,7 +308,8 @@ def dp_fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int, b
            seed: int = 0, momentum: float = 0.9) -> tuple[nn.Module, float]:
     """Train a copy of ``model`` with DP-SGD (Opacus); returns it (plain nn.Module, eval mode) and the epsilon spent.
 
-    x: float inputs n x C x H x W, already standardised, on the model's device; y: int64 labels (n).
+    x: float inputs n x C x H x W on the model's device, fed to the model as they are, or through ``augment_fn``
+    (qmia.train passes images in [0, 1] and an ``augment_fn`` that augments and standardises); y: int64 labels (n).
     The copy is :func:`dp_compatible` (BatchNorm -> GroupNorm); ``model`` itself is not changed.
     Cross-entropy (mean), SGD with ``momentum`` at a constant ``lr``; per-example gradients clipped to
     ``max_grad_norm``; Poisson sampling with expected batch ``batch_size`` (sample rate 1 / ceil(n / batch_size));
