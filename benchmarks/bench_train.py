@@ -11,7 +11,10 @@ For each architecture it prints images/s of
 * ``qmia``: :func:`qmia.train.fit` (augmentation on the device, bf16 autocast, channels_last and
   fused SGD on CUDA), in full precision and with the paper's 4-bit quantizer (its cost);
 * ``qmia xN``: :func:`qmia.multitrain.fit_many`, N models of the same shape in one vmapped step
-  (LiRA's reference models, shadows, seeds), counted as N models' images per second;
+  (LiRA's reference models, shadows, seeds), counted as N models' images per second; ``mixed``: the N
+  models quantized at different bitwidths and readings, as the sweep's and readings' groups are;
+  ResNet-50 in groups of ``--group50`` sizes (default 2 and 4 on CUDA);
+* ``qmia dp-sgd``: DP-SGD with Opacus (:func:`qmia.defences.dp_fit`, one model), where Opacus is installed;
 
 and the ratios to the plain loop. Data are synthetic (random uint8 images) of the real shapes;
 ``--accuracy`` trains LeNet-5 on Fashion-MNIST and ResNet-20 on CIFAR-10 with both loops (same
@@ -22,6 +25,7 @@ measurement. The run stops starting new measurements after ``--budget`` seconds.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -40,7 +44,7 @@ from qmia.config import TrainConfig  # noqa: E402
 from qmia.data import apply_augment, augment_draws, dataset_info, standardize  # noqa: E402
 from qmia.models import build_model  # noqa: E402
 from qmia.multitrain import fit_many  # noqa: E402
-from qmia.quantizers import quantize_model  # noqa: E402
+from qmia.quantizers import quantize_model, reading_spec  # noqa: E402
 from qmia.train import fit, predict  # noqa: E402
 
 DATASET = {"lenet": "fashion_mnist", "resnet20": "cifar10", "resnet50": "cifar10"}
@@ -118,18 +122,39 @@ def bench_qmia(arch: str, n: int, bs: int, epochs: int, dev: torch.device, quant
     return epochs * n / (time.perf_counter() - start)
 
 
-def bench_many(arch: str, n: int, bs: int, epochs: int, dev: torch.device, quant: QuantSpec, count: int) -> float:
+def bench_many(arch: str, n: int, bs: int, epochs: int, dev: torch.device, quant: QuantSpec | list[QuantSpec],
+               count: int) -> float:
+    """Images/s of ``count`` models trained together, all with ``quant`` or model j with ``quant[j % len(quant)]``."""
+    quants = [quant[j % len(quant)] if isinstance(quant, list) else quant for j in range(count)]
     data = [synthetic(arch, n, dev, seed=j) for j in range(count)]
-    configs = [_config(arch, n, bs, epochs, quant, seed=j) for j in range(count)]
-    warm = [_config(arch, 4 * bs, bs, 1, quant, seed=j) for j in range(count)]
-    fit_many([_model(arch, quant, dev) for _ in range(count)], warm, [x[: 4 * bs] for x, _ in data],
+    configs = [_config(arch, n, bs, epochs, q, seed=j) for j, q in enumerate(quants)]
+    warm = [_config(arch, 4 * bs, bs, 1, q, seed=j) for j, q in enumerate(quants)]
+    fit_many([_model(arch, q, dev) for q in quants], warm, [x[: 4 * bs] for x, _ in data],
              [y[: 4 * bs] for _, y in data], progress=False)
-    models = [_model(arch, quant, dev) for _ in range(count)]
+    models = [_model(arch, q, dev) for q in quants]
     sync(dev)
     start = time.perf_counter()
     fit_many(models, configs, [x for x, _ in data], [y for _, y in data], progress=False)
     sync(dev)
     return count * epochs * n / (time.perf_counter() - start)
+
+
+def bench_dp(arch: str, n: int, bs: int, epochs: int, dev: torch.device) -> float:
+    """Images/s of DP-SGD (:func:`qmia.defences.dp_fit`: Opacus, per-example gradients, GroupNorm for BatchNorm)
+    at epsilon 8 on one model, with qmia's augmentation; the paper profile's DP parts are sized by it."""
+    from qmia.defences import dp_fit
+
+    info = dataset_info(DATASET[arch])
+    x, y = synthetic(arch, n, dev)
+    model = build_model(arch, info.channels, info.num_classes, info.image_size).to(dev)
+    augment = lambda xb: standardize(apply_augment(xb, info, augment_draws(len(xb), info, None, dev)), info)  # noqa: E731
+    dp_fit(model, x[: 4 * bs].float() / 255, y[: 4 * bs], epochs=1, batch_size=bs, lr=0.05, epsilon=8.0,
+           augment_fn=augment)  # warm-up
+    sync(dev)
+    start = time.perf_counter()
+    dp_fit(model, x.float() / 255, y, epochs=epochs, batch_size=bs, lr=0.05, epsilon=8.0, augment_fn=augment)
+    sync(dev)
+    return epochs * n / (time.perf_counter() - start)
 
 
 def accuracy(model, x_u8, y, info) -> float:
@@ -169,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--images", type=int, default=None, help="images per timed epoch (default: 1024 CPU, 15000 CUDA)")
     ap.add_argument("--epochs", type=int, default=None, help="timed epochs (default: 1 CPU, 2 CUDA)")
     ap.add_argument("--group", type=int, default=None, help="models trained together (default: 4 CPU, 16 CUDA)")
+    ap.add_argument("--group50", default=None, help="comma-separated ResNet-50 group sizes (default: 2,4 on CUDA, none on CPU)")
     ap.add_argument("--accuracy", action="store_true", help="also compare test accuracy on real data")
     ap.add_argument("--data-root", default=None)
     ap.add_argument("--budget", type=float, default=1e9, help="seconds after which no new measurement starts")
@@ -218,6 +244,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"bench_train: {report['device']}, torch {torch.__version__}, batch {a.batch}, {n} images x {epochs} epochs",
           flush=True)
     mia4 = QuantSpec("mia", 4)
+    mixed = [reading_spec(r, b) for b in (2, 3, 4, 6) for r in ("literal", "centred", "min-anchored")]
+    groups50 = [int(g) for g in (a.group50 or ("2,4" if cuda else "")).split(",") if g]
     for arch in archs:
         arch_n = n if arch != "resnet50" else max(n // 5, 4 * a.batch)
         measure("plain", arch, lambda: bench_plain(arch, arch_n, a.batch, epochs, dev))
@@ -225,9 +253,17 @@ def main(argv: list[str] | None = None) -> int:
             measure("qmia fp32 eager", arch, lambda: bench_qmia(arch, arch_n, a.batch, epochs, dev, QuantSpec()), eager=True)
         measure("qmia fp32", arch, lambda: bench_qmia(arch, arch_n, a.batch, epochs, dev, QuantSpec()))
         measure("qmia mia-4b", arch, lambda: bench_qmia(arch, arch_n, a.batch, epochs, dev, mia4))
-        if arch != "resnet50":
+        if arch == "resnet50":
+            for g in groups50:
+                measure(f"qmia x{g} mia-4b", arch, lambda: bench_many(arch, arch_n, a.batch, epochs, dev, mia4, g))
+        else:
             measure(f"qmia x{group} fp32", arch, lambda: bench_many(arch, arch_n, a.batch, epochs, dev, QuantSpec(), group))
             measure(f"qmia x{group} mia-4b", arch, lambda: bench_many(arch, arch_n, a.batch, epochs, dev, mia4, group))
+            measure(f"qmia x{group} mixed", arch, lambda: bench_many(arch, arch_n, a.batch, epochs, dev, mixed, group))
+            if importlib.util.find_spec("opacus"):
+                measure("qmia dp-sgd", arch, lambda: bench_dp(arch, arch_n, a.batch, epochs, dev))
+            else:
+                report["errors"].append(f"{arch} dp-sgd: skipped (opacus is not installed)")
             if cuda:
                 measure(f"qmia x{group} mia-4b eager", arch,
                         lambda: bench_many(arch, arch_n, a.batch, epochs, dev, mia4, group), eager=True)

@@ -72,6 +72,13 @@ class BasicBlock(nn.Module):
         return self.relu2(out + self.shortcut(x))
 
 
+def global_avg_pool(x: torch.Tensor) -> torch.Tensor:
+    """Mean over the spatial dimensions: N x C x H x W -> N x C. The same numbers as ``AdaptiveAvgPool2d(1)``
+    and a flatten, which under ``vmap`` on CUDA (channels_last) falls back to a per-model loop for its
+    ``as_strided_`` (PyTorch has no batching rule for it)."""
+    return x.mean((2, 3))
+
+
 class ResNetCIFAR(nn.Module):
     """ResNet-(6n+2) of He et al. 2016, Section 4.2: 16-32-64 channels, n blocks per stage."""
 
@@ -86,12 +93,11 @@ class ResNetCIFAR(nn.Module):
                 blocks.append(BasicBlock(planes, width, 2 if (stage > 0 and i == 0) else 1))
                 planes = width
         self.layers = nn.Sequential(*blocks)
-        self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(64, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.layers(self.relu1(self.bn1(self.conv1(x))))
-        return self.fc(torch.flatten(self.pool(x), 1))
+        return self.fc(global_avg_pool(x))
 
 
 class Bottleneck(nn.Module):
@@ -136,12 +142,11 @@ class ResNet50CIFAR(nn.Module):
                 blocks.append(Bottleneck(planes, width, 2 if (stage > 0 and i == 0) else 1))
                 planes = width * Bottleneck.expansion
         self.layers = nn.Sequential(*blocks)
-        self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(planes, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.layers(self.relu1(self.bn1(self.conv1(x))))
-        return self.fc(torch.flatten(self.pool(x), 1))
+        return self.fc(global_avg_pool(x))
 
 
 ARCHS: dict[str, Callable[..., nn.Module]] = {

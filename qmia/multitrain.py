@@ -1,7 +1,8 @@
 """Many small models trained at once: one vmapped step for N models of the same shape.
 
 LiRA's reference models, the shadow models and repeated seeds are many copies of one small
-network (LeNet-5, ResNet-20) that alone leave a GPU mostly idle. :func:`fit_many` stacks N such
+network (LeNet-5, ResNet-20) that alone leave a GPU mostly idle; so are the sweep's and the readings'
+models, whose quantizers differ only in numbers the quantizer modules hold as buffers. :func:`fit_many` stacks N such
 models (``torch.func.stack_module_state``) and runs their forward and backward passes as one
 ``vmap``-ed call, so each kernel does N models' work. Each model keeps its own data, order,
 augmentation draws and BatchNorm statistics, and the summed loss gives every model exactly its
@@ -30,6 +31,7 @@ from .settings import group_size_override
 from .store import lock
 from .data import dataset_info
 from .defences import Defence
+from .quantizers import module_shape
 from .train import (TrainedModel, _autocast, _progress_enabled, default_device, epoch_plan, finish, graphed, is_cached,
                     make_batch, make_optimizer, prepare, train_defended, train_job)
 
@@ -45,8 +47,10 @@ def default_group_size(device: torch.device | str | None = None) -> int:
 
 
 def group_key(config: TrainConfig) -> TrainConfig:
-    """Configs with equal group keys can train together: they differ only in seed and role."""
-    return config.with_(seed=0, role="target", ref_index=0, ref_count=0)
+    """Configs with equal group keys can train together: they differ only in seed, role and the quantizer's
+    numbers (bitwidth, zero point, reading: per-model buffers of the quantizer modules), not in the model's
+    modules (:func:`qmia.quantizers.module_shape`) or the training recipe."""
+    return config.with_(seed=0, role="target", ref_index=0, ref_count=0, quant=module_shape(config.quant))
 
 
 def fit_many(models: Sequence[nn.Module], configs: Sequence[TrainConfig], xs: Sequence[torch.Tensor],
@@ -59,7 +63,8 @@ def fit_many(models: Sequence[nn.Module], configs: Sequence[TrainConfig], xs: Se
     if not (len(models) == len(configs) == len(xs) == len(ys)) or not models:
         raise ValueError("fit_many needs as many models, configs, image sets and label sets, at least one")
     if len({group_key(c) for c in configs}) != 1:
-        raise ValueError("fit_many trains models that differ only in seed and role; got different settings")
+        raise ValueError("fit_many trains models that differ only in seed, role and quantizer bits or reading; "
+                         "got different settings")
     if len({len(x) for x in xs}) != 1:
         raise ValueError(f"fit_many needs training sets of one size; got {sorted({len(x) for x in xs})}")
     config = configs[0]

@@ -154,11 +154,15 @@ PARTS: tuple[Part, ...] = (
     Part("defences-ptq", "Defences side by side: post-training quantization, with LiRA on quantized reference models",
          _defences("ptq")),
     Part("defences-dp", "Defences side by side: DP-SGD, with LiRA on reference models trained with DP-SGD", _defences("dp")),
-    Part("sweep-low", "The privacy-utility sweep, lower bitwidths", _sweep(0, groups=("shadow",))),
+    # The lower half of the sweep by quantizer, its shadow and ranking attacks together, so that each of its models
+    # trains once; the higher half's shadow rows were stored (sweep-high) before the ranking existed.
+    *(Part(f"sweep-low-{'-'.join(curves)}", f"The privacy-utility sweep and the ranking's attacks (metric, label-only), "
+           f"lower bitwidths: {', '.join(curves)}", _sweep(0, ("shadow", *RANKING_ATTACKS), curves))
+      for curves in (("literal", "centred"), ("min-anchored", "dorefa"))),
     Part("sweep-high", "The privacy-utility sweep, higher bitwidths", _sweep(1, groups=("shadow",))),
-    *(Part(f"ranking-{half}-{'-'.join(curves)}", f"The ranking's attacks (metric, label-only) on the sweep's {half}er "
-           f"bitwidths: {', '.join(curves)}", _sweep(i, RANKING_ATTACKS, curves))
-      for i, half in enumerate(("low", "high")) for curves in (("literal", "centred"), ("min-anchored", "dorefa"))),
+    *(Part(f"ranking-high-{'-'.join(curves)}", f"The ranking's attacks (metric, label-only) on the sweep's higher "
+           f"bitwidths: {', '.join(curves)}", _sweep(1, RANKING_ATTACKS, curves))
+      for curves in (("literal", "centred"), ("min-anchored", "dorefa"))),
     Part("rest", "Anything of the plan no other part takes", lambda p: lambda e: True),
 )
 PART_NAMES = tuple(part.name for part in PARTS)

@@ -222,6 +222,34 @@ def _round_ste(x: torch.Tensor) -> torch.Tensor:
     return x + (torch.round(x) - x).detach()
 
 
+def mia_constants(bits: int, zero_point: int = 2, reading: str = "literal") -> tuple[float, float, float, float]:
+    """The numbers that set the paper's quantizer under ``reading``: (2^b, z, anchored, top code), where
+    ``anchored`` is 1 when codes count from r0 ('min-anchored') and 0 when from zero, and the clamp keeps codes
+    0..top (2^b + 1 under Algorithm 1, 2^b - 1 under Eq. 2-4 as printed, whose z is 0)."""
+    if reading not in READINGS:
+        raise ValueError(f"unknown quantizer reading {reading!r}; valid: {', '.join(READINGS)}")
+    if reading == "printed":
+        return float(2**bits), 0.0, 0.0, float(2**bits - 1)
+    return float(2**bits), float(zero_point), float(reading == "min-anchored"), float(2**bits + 1)
+
+
+def quantize_with(w: torch.Tensor, levels, zero, anchored, top) -> torch.Tensor:
+    """The quantizer of every reading in one formula, from :func:`mia_constants` (numbers, or 0-dim tensors, so
+    that models with different bitwidths and readings can share one vmapped step)::
+
+        s = (r1 - r0) / 2^b;  o = anchored * r0;  W_C = clamp(round((W - o) / s) + z, 0, top);  W_Q = s (W_C - z) + o
+
+    With o = 0 this is bit for bit the literal and printed formulas, with o = r0 the min-anchored one.
+    """
+    r0, r1 = torch.aminmax(w.detach())  # one pass over the layer
+    s = (r1 - r0) / levels
+    step = torch.where(s > 0, s, torch.ones_like(s))
+    offset = r0 * anchored
+    codes = torch.clamp(_round_ste((w - offset) / step) + zero, min=0)
+    w_c = torch.where(codes >= top, top, codes)  # the upper clamp with a tensor bound; like clamp, no gradient at top
+    return torch.where(s > 0, step * (w_c - zero) + offset, w)
+
+
 def mia_quantize(w: torch.Tensor, bits: int, zero_point: int = 2, reading: str = "literal") -> torch.Tensor:
     """The paper's quantizer applied to one weight tensor, under ``reading`` (see the module docstring).
 
@@ -230,20 +258,7 @@ def mia_quantize(w: torch.Tensor, bits: int, zero_point: int = 2, reading: str =
     clamp passes it only inside its range, so a clipped weight gets no gradient (the usual STE
     for round-and-clamp). A constant tensor (s = 0) is returned exactly.
     """
-    r0, r1 = torch.aminmax(w.detach())  # one pass over the layer
-    s = (r1 - r0) / 2**bits
-    step = torch.where(s > 0, s, torch.ones_like(s))
-    if reading == "literal":
-        w_c = torch.clamp(_round_ste(w / step) + zero_point, 0, 2**bits + 1)
-        w_q = step * (w_c - zero_point)
-    elif reading == "min-anchored":
-        w_c = torch.clamp(_round_ste((w - r0) / step) + zero_point, 0, 2**bits + 1)
-        w_q = step * (w_c - zero_point) + r0
-    elif reading == "printed":
-        w_q = step * torch.clamp(_round_ste(w / step), 0, 2**bits - 1)
-    else:
-        raise ValueError(f"unknown quantizer reading {reading!r}; valid: {', '.join(READINGS)}")
-    return torch.where(s > 0, w_q, w)
+    return quantize_with(w, *mia_constants(bits, zero_point, reading))
 
 
 def mia_step(w: torch.Tensor, bits: int) -> float:
@@ -256,12 +271,14 @@ class MIAQuantizer(nn.Module):
 
     def __init__(self, bits: int, zero_point: int = 2, reading: str = "literal") -> None:
         super().__init__()
-        if reading not in READINGS:
-            raise ValueError(f"unknown quantizer reading {reading!r}; valid: {', '.join(READINGS)}")
         self.bits, self.zero_point, self.reading = _check_bits("bits", bits), zero_point, reading
+        # The constants live in (unsaved) buffers, not in Python attributes, so a vmapped step over models with
+        # different bitwidths or readings (qmia.multitrain) gives each model its own.
+        for name, value in zip(("levels", "zero", "anchored", "top"), mia_constants(bits, zero_point, reading)):
+            self.register_buffer(name, torch.tensor(value), persistent=False)
 
     def forward(self, w: torch.Tensor) -> torch.Tensor:
-        return mia_quantize(w, self.bits, self.zero_point, self.reading)
+        return quantize_with(w, self.levels, self.zero, self.anchored, self.top)
 
     def extra_repr(self) -> str:
         return f"bits={self.bits}, zero_point={self.zero_point}, reading={self.reading}"
@@ -270,9 +287,9 @@ class MIAQuantizer(nn.Module):
 # ----------------------------------------------------------------------------- DoReFa-Net
 
 
-def _quantize_unit(x: torch.Tensor, bits: int) -> torch.Tensor:
-    """k-bit uniform quantization of x in [0, 1] with a straight-through gradient (DoReFa Eq. 5)."""
-    n = 2**bits - 1
+def _quantize_unit(x: torch.Tensor, n) -> torch.Tensor:
+    """k-bit uniform quantization of x in [0, 1] with a straight-through gradient (DoReFa Eq. 5); n = 2^k - 1
+    (a number, or a 0-dim tensor, so that models of different bitwidths can share one vmapped step)."""
     return x + (torch.round(x * n) / n - x).detach()
 
 
@@ -294,6 +311,7 @@ class DoReFaWeight(nn.Module):
         super().__init__()
         self.bits = _check_bits("bits", bits)
         self.gain = float(gain)
+        self.register_buffer("steps", torch.tensor(float(2**bits - 1)), persistent=False)  # 2^b - 1, per model
 
     def forward(self, w: torch.Tensor) -> torch.Tensor:
         if self.bits == 1:
@@ -301,7 +319,7 @@ class DoReFaWeight(nn.Module):
             return w + (torch.sign(w) * e - w).detach()
         t = torch.tanh(w)
         x = t / (2 * t.detach().abs().max().clamp_min(1e-12)) + 0.5
-        return self.gain * (2 * _quantize_unit(x, self.bits) - 1)
+        return self.gain * (2 * _quantize_unit(x, self.steps) - 1)
 
     def extra_repr(self) -> str:
         return f"bits={self.bits}, gain={self.gain:.4g}" + (" (unused at 1 bit)" if self.bits == 1 else "")
@@ -313,9 +331,10 @@ class DoReFaActivation(nn.Module):
     def __init__(self, bits: int) -> None:
         super().__init__()
         self.bits = _check_bits("act_bits", bits)
+        self.register_buffer("steps", torch.tensor(float(2**bits - 1)), persistent=False)  # 2^b - 1, per model
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _quantize_unit(torch.clamp(x, 0, 1), self.bits)
+        return _quantize_unit(torch.clamp(x, 0, 1), self.steps)
 
     def extra_repr(self) -> str:
         return f"bits={self.bits}"
@@ -386,6 +405,17 @@ def quantize_model(model: nn.Module, spec: QuantSpec, training: bool = True) -> 
         first = names.index(layers[0][0])
         _replace_relus(model, names[max(first - 1, 0)], spec.act_bits or spec.bits)
     return model
+
+
+def module_shape(spec: QuantSpec) -> QuantSpec:
+    """A representative of the specs that attach the same modules to a model as ``spec``: those that differ
+    only in numbers the modules hold as buffers (bits, zero point, reading; DoReFa's bits above 1, whose
+    1-bit weights take another path). Models whose specs share it can train in one vmapped step."""
+    if spec.method == "mia" and spec.mode == "ste":
+        return QuantSpec("mia", 2, layers=spec.layers)
+    if spec.method == "dorefa":
+        return QuantSpec("dorefa", 1 if spec.bits == 1 else 2, layers=spec.layers)
+    return spec
 
 
 @torch.no_grad()

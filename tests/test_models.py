@@ -28,3 +28,13 @@ def test_forward_shapes(arch, channels, size):
 def test_unknown_arch_lists_valid_ones():
     with pytest.raises(ValueError, match="lenet, resnet20, resnet50"):
         build_model("vgg", 3, 10, 32)
+
+
+@pytest.mark.parametrize("arch", ["resnet20", "resnet50"])
+def test_resnets_pool_globally_as_adaptive_average_pooling_does(arch):
+    model = build_model(arch, 3, 10, 32).eval()
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    features = model.layers(model.relu1(model.bn1(model.conv1(x))))
+    expected = model.fc(torch.nn.functional.adaptive_avg_pool2d(features, 1).flatten(1))
+    assert torch.allclose(model(x), expected, atol=1e-6)
+    assert not any(isinstance(m, torch.nn.AdaptiveAvgPool2d) for m in model.modules())  # no vmap fallback loop

@@ -246,3 +246,33 @@ def test_curve_names_a_quantizer_and_curve_spec_inverts_it(curve):
     assert spec.curve == curve and spec.bits == 4
     assert QuantSpec().curve == "none"
     assert QuantSpec("mia", 4, zero_point=5).curve == "literal"  # a zero point no reading names: the raw reading
+
+
+def _by_the_equations(w: torch.Tensor, bits: int, z: int, reading: str) -> torch.Tensor:
+    """The module docstring's formulas with scalar constants and torch.clamp (round passes the gradient through)."""
+    r0, r1 = w.detach().min(), w.detach().max()
+    s = (r1 - r0) / 2**bits
+    ste = lambda x: x + (torch.round(x) - x).detach()  # noqa: E731
+    if reading == "printed":
+        return s * torch.clamp(ste(w / s), 0, 2**bits - 1)
+    o = r0 if reading == "min-anchored" else 0.0
+    return s * (torch.clamp(ste((w - o) / s) + z, 0, 2**bits + 1) - z) + o
+
+
+@pytest.mark.parametrize("bits", [1, 2, 4, 8, 16])
+@pytest.mark.parametrize("reading", list(PAPER_READINGS))
+def test_quantizer_module_is_bit_identical_to_the_equations_in_value_and_gradient(bits, reading):
+    # The module holds its constants as tensors (so models of different bitwidths share a vmapped step); that
+    # must change no bit of W_Q nor of the straight-through gradient, which clamp zeroes at both ends of the range.
+    spec = curve_spec(reading, bits)
+    g = torch.Generator().manual_seed(bits)
+    w = (torch.randn(48, 9, generator=g) * 0.7 - 0.1).requires_grad_()
+    weight = torch.randn(48, 9, generator=g)
+    mine = MIAQuantizer(bits, spec.resolved_zero_point, spec.reading)(w)
+    ref = _by_the_equations(w, bits, spec.resolved_zero_point, spec.reading)
+    assert torch.equal(mine, ref)
+    (g_mine,), (g_ref,) = torch.autograd.grad((mine * weight).sum(), w), torch.autograd.grad((ref * weight).sum(), w)
+    assert torch.equal(g_mine, g_ref)
+    # some weights sit on or past an end of the clamp; at 1 bit the printed reading's codes 0 and 1 are both ends
+    assert (g_mine == 0).any() and ((g_mine != 0).any() or (reading, bits) == ("printed", 1))
+    assert set(MIAQuantizer(bits).state_dict()) == set()  # the buffers are not saved with a model
