@@ -33,7 +33,7 @@ from .data import dataset_info
 from .defences import Defence
 from .quantizers import module_shape
 from .train import (TrainedModel, _autocast, _progress_enabled, default_device, epoch_plan, finish, graphed, is_cached,
-                    make_batch, make_optimizer, prepare, train_defended, train_job)
+                    make_batch, make_optimizer, prepare, restore_outputs, train_defended, train_job)
 
 
 def default_group_size(device: torch.device | str | None = None) -> int:
@@ -133,6 +133,8 @@ def train_many(configs: Sequence[TrainConfig], data_root: str | os.PathLike | No
     (default :func:`default_group_size`), and return every config's :class:`TrainedModel`."""
     dev = torch.device(device) if device is not None else default_device()
     size = group_size or default_group_size(dev)
+    for c in dict.fromkeys(configs):  # carried weights: compute their outputs instead of training them
+        restore_outputs(c, data_root, dev)
     missing = [c for c in dict.fromkeys(configs) if not is_cached(c)]
     defended = [c for c in missing if c.defence.kind != "none"]  # one at a time, after the models they start from
     bases = [c.with_(defence=Defence()) for c in defended if c.defence.kind in ("prune", "ptq")]

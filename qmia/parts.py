@@ -5,8 +5,9 @@ and recorded with a manifest of where and how fast it ran.
 Every (target config, attack group) of the plan belongs to exactly one part: the first, in
 :data:`PARTS`' order, whose rule takes it. The order is what the book needs most: the Tables 3-5
 ResNet-20 models and the abstract's claims first, then LeNet, ResNet-50, Table 6 / Figure 6, LiRA,
-and the sweep. A part run on a fresh machine trains what it needs (a shadow model shared with
-another part is trained again, identically by seed), skips every row already stored, and writes
+and the sweep. A part run on a fresh machine trains what it needs (a shadow or reference model shared
+with another part is trained again, identically by seed, unless its weights were carried from an earlier
+lease: ``scripts/carry_models.py``, then only its outputs are computed), skips every row already stored, and writes
 ``<results>/parts/<name>.json``: GPU, torch, commit, date, wall time per model and in all. The
 estimates :func:`part_table` prints are the measured H200 rates of :data:`BENCHMARK_RATES` (by
 architecture and models trained together), scaled per architecture by what the stored manifests measured.
@@ -214,6 +215,13 @@ def entry_keys(p: Profile, entries: list[Entry]) -> list[tuple[TrainConfig, str]
     return [(c, k) for c, g in entries for k in row_keys(c, g, p).values()]
 
 
+def available(config: TrainConfig) -> bool:
+    """Whether a model needs no training here: cached, or carried weights whose outputs are computed at once."""
+    from .train import has_weights, is_cached
+
+    return is_cached(config) or has_weights(config)
+
+
 def _stored(row_key: str) -> bool:
     """Whether a row is stored and intact (a damaged one is reported and moved aside by :func:`load_row`)."""
     from .results import load_row
@@ -262,10 +270,13 @@ def _benchmark_seconds(arch: str, group: int, images: int) -> float:
     return group * images / rates[size]
 
 
-def estimate_seconds(p: Profile, entries: list[Entry], rates: dict[str, float] | None = None) -> float:
+def estimate_seconds(p: Profile, entries: list[Entry], rates: dict[str, float] | None = None,
+                     have: Callable[[TrainConfig], bool] | None = None) -> float:
     """Estimated GPU seconds of a part: start-up, training (grouped as :func:`qmia.multitrain.train_many`
     groups) at the benchmark rates, each architecture's scaled by its measured factor in ``rates``
-    (:func:`measured_rates`), and a fixed cost per result row."""
+    (:func:`measured_rates`), and a fixed cost per result row. Models for which ``have`` is true (e.g.
+    :func:`available`: cached, or carried weights) cost nothing to train; by default every model is trained,
+    as on a bare machine."""
     from .multitrain import group_key
 
     if not entries:
@@ -274,6 +285,8 @@ def estimate_seconds(p: Profile, entries: list[Entry], rates: dict[str, float] |
     groups: dict[TrainConfig, list[TrainConfig]] = {}
     train = 0.0
     for m in part_models(p, entries):
+        if have is not None and have(m):
+            continue
         if m.defence.kind == "none":
             groups.setdefault(group_key(m), []).append(m)
             continue
@@ -366,18 +379,18 @@ def run_part(p: Profile, name: str, data_root=None, device=None, progress: bool 
 
     from .experiment import evaluate
     from .multitrain import train_many
-    from .train import TrainedModel, git_commit, is_cached
+    from .train import TrainedModel, git_commit
 
     entries = assign(p)[get_part(name).name]
     if not entries:
         raise ValueError(f"part {name!r} holds nothing of profile {p.name!r}")
     start = time.perf_counter()
-    estimate = estimate_seconds(p, entries, measured_rates()[0])
+    estimate = estimate_seconds(p, entries, measured_rates()[0], have=available)
     keys = entry_keys(p, entries)
     missing = {c for c, k in keys if not _stored(k)}
     todo = {c: gs for c, gs in _by_target(entries).items() if c in missing}
     models = part_models(p, [(c, g) for c, gs in todo.items() for g in gs])
-    trained_before = {m for m in models if is_cached(m)}
+    trained_before = {m for m in models if available(m)}  # carried weights count as trained elsewhere
     train_many(models, data_root, device, progress)
     clip_model = p.config(*p.resnet, seed=0)
     if clip_model in models:  # the clipping pages read these weights' statistics

@@ -250,6 +250,8 @@ def train(config: TrainConfig, data_root: str | os.PathLike | None = None, devic
     """Train ``config`` (or reuse its cache entry) and return it with its outputs on all splits."""
     if is_cached(config) and not force:
         return TrainedModel(config)
+    if not force and (restored := restore_outputs(config, data_root, device)) is not None:
+        return restored
     if config.defence.kind != "none":
         return train_defended(config, data_root, device, progress, force)
     with lock(config.key):  # another process may be training it: wait, then reuse its entry
@@ -328,7 +330,7 @@ def is_cached(config: TrainConfig) -> bool:
     False so that it is trained again. Entries written before checksums were recorded are checked by
     loading their files, and get their checksums then."""
     path = model_dir(config)
-    if not (path / "meta.json").exists():
+    if not (path / "meta.json").exists() or has_weights(config):  # weights only: restore_outputs completes it
         return False
     files = {name: path / name for name in ENTRY_FILES}
     try:
@@ -379,22 +381,68 @@ def prepare(config: TrainConfig, data_root: str | os.PathLike | None = None,
     return TrainingJob(config, dev, model, x, y, splits, train_idx)
 
 
+def model_outputs(model: nn.Module, config: TrainConfig, x: torch.Tensor, y: torch.Tensor, splits: dict[str, torch.Tensor],
+                  train_idx: torch.Tensor) -> dict:
+    """What a cache entry's ``outputs.pt`` holds (see :attr:`TrainedModel.outputs`): the logits of ``model`` on
+    every split (and of the flipped images where the data set is flipped in training), the splits and labels."""
+    info = dataset_info(config.dataset)
+    flips = info.augment == "crop+flip"
+    return {
+        "logits": {s: predict(model, x[splits[s]], info) for s in SPLITS},
+        "logits_flip": {s: predict(model, x[splits[s]], info, flip=True) for s in SPLITS} if flips else {},
+        "indices": splits,
+        "labels": {s: y[splits[s]] for s in SPLITS},
+        "train_indices": train_idx,
+    }
+
+
+def has_weights(config: TrainConfig) -> bool:
+    """Whether ``config``'s cache entry holds intact weights but no outputs: a model trained on another machine
+    whose ``model.pt`` and ``meta.json`` were carried here (``scripts/carry_models.py``) to save its training.
+    :func:`restore_outputs` completes it."""
+    path = model_dir(config)
+    if (path / "outputs.pt").exists() or not (path / "model.pt").is_file() or not (path / "meta.json").is_file():
+        return False
+    try:
+        meta = read_json(path / "meta.json")
+    except Exception:
+        return False
+    recorded = meta.get("files") if isinstance(meta, dict) else None
+    return (meta.get("key") == config.key and isinstance(recorded, dict)
+            and damage({"model.pt": path / "model.pt"}, {"model.pt": recorded.get("model.pt")}) is None)
+
+
+def restore_outputs(config: TrainConfig, data_root: str | os.PathLike | None = None,
+                    device: torch.device | str | None = None) -> TrainedModel | None:
+    """Complete a weights-only entry (:func:`has_weights`): compute the model's outputs on every split from its
+    carried weights, write ``outputs.pt`` and record it in ``meta.json`` (with where it was computed, under
+    ``outputs_restored``; the training record stays the original's). None when there is nothing to restore."""
+    if not has_weights(config):
+        return None
+    dev = torch.device(device) if device is not None else default_device()
+    path = model_dir(config)
+    with lock(config.key):
+        if not has_weights(config):
+            return TrainedModel(config) if is_cached(config) else None
+        x, y = load_dataset(config.dataset, data_root)
+        splits = make_splits(len(x), config.n_per_split, config.seed)
+        model = TrainedModel(config).load(dev)
+        atomic_save(model_outputs(model, config, x, y, splits, training_indices(config, splits)), path / "outputs.pt")
+        meta = read_json(path / "meta.json")
+        meta["files"] = checksums({name: path / name for name in ENTRY_FILES})
+        meta["outputs_restored"] = {"device": str(dev), "torch": torch.__version__, "commit": git_commit()}
+        atomic_write_json(meta, path / "meta.json")
+    return TrainedModel(config)
+
+
 def finish(job: TrainingJob, loss: float, seconds: float, trained_with: int = 1) -> TrainedModel:
     """Export the trained model of ``job``, compute its logits on every split and write the cache entry.
 
     ``trained_with``: how many models shared the training steps (:mod:`qmia.multitrain`).
     """
-    config, x, y, splits, path = job.config, job.x, job.y, job.splits, model_dir(job.config)
-    info = dataset_info(config.dataset)
+    config, path = job.config, model_dir(job.config)
     model = export_quantized(job.model, config.quant)
-    flips = info.augment == "crop+flip"
-    outputs = {
-        "logits": {s: predict(model, x[splits[s]], info) for s in SPLITS},
-        "logits_flip": {s: predict(model, x[splits[s]], info, flip=True) for s in SPLITS} if flips else {},
-        "indices": splits,
-        "labels": {s: y[splits[s]] for s in SPLITS},
-        "train_indices": job.train_idx,
-    }
+    outputs = model_outputs(model, config, job.x, job.y, job.splits, job.train_idx)
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     atomic_save(state, path / "model.pt")
     atomic_save(outputs, path / "outputs.pt")

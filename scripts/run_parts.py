@@ -1,14 +1,19 @@
 """Run the next missing parts of a profile's plan on this machine (a GPU lease) within a time budget,
 then pack what a later build needs into OUT as files of at most 15 MB each (what a lease sends back).
 
-    QMIA_DATA=.device-data QMIA_COMMIT=<commit> python scripts/run_parts.py --profile paper --budget 480 --out $OUT
+    QMIA_DATA=.device-data QMIA_COMMIT=<commit> python scripts/run_parts.py --profile paper --budget 480 \
+        --seed-cache .device-cache --out $OUT
 
 Each part runs as its own process (``python -m qmia sweep --part NAME``) and starts only when its
 estimate fits the time left; a part cut off by the budget keeps every row it stored, and a rerun
-skips them. OUT receives ``parts.log``, ``results-NN.tgz.part`` (the results folder: rows, ROC
-curves, scores, part manifests; join with ``cat results-*.tgz.part | tar xz``) and
-``models-NN.tgz.part`` (meta.json of every model, with the weights of the seed-0 targets, for the
-weight statistics the book computes).
+skips them. ``--seed-cache DIR`` first copies the carried weights of ``DIR/models/<key>/`` (model.pt
+and meta.json, from ``scripts/carry_models.py``) into the cache: those models are not trained again,
+only their outputs computed, and the estimates count them as done. OUT receives ``parts.log``,
+``results-NN.tgz.part`` (the results folder: rows, ROC curves, scores, part manifests; join with
+``cat results-*.tgz.part | tar xz``) and ``models-NN.tgz.part``: meta.json of every model, the weights of
+the seed-0 targets (for the weight statistics the book computes), then, up to ``--carry-mb``, the weights
+of the models that parts still missing need (shared shadows and reference models), in the order of
+those parts, for ``scripts/carry_models.py`` to carry to the next lease.
 """
 
 from __future__ import annotations
@@ -51,11 +56,14 @@ def main() -> int:
     ap.add_argument("--profile", default="paper")
     ap.add_argument("--budget", type=float, default=480, help="seconds for all parts together")
     ap.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "out")))
+    ap.add_argument("--seed-cache", type=Path, default=None, help="carried weights to put in the cache first")
+    ap.add_argument("--carry-mb", type=float, default=40, help="MB of weights of shared models to send back")
     ap.add_argument("parts", nargs="*", help="parts to run, in order (default: every missing part, in plan order)")
     a = ap.parse_args()
     from qmia.config import get_profile
-    from qmia.parts import assign, estimate_seconds, measured_rates, missing_rows
+    from qmia.parts import assign, available, estimate_seconds, measured_rates, missing_rows, part_models
     from qmia.settings import cache_root, results_root
+    from qmia.train import model_dir
 
     start = time.monotonic()
     a.out.mkdir(parents=True, exist_ok=True)
@@ -68,6 +76,8 @@ def main() -> int:
 
     p = get_profile(a.profile)
     parts = assign(p)
+    if a.seed_cache is not None:
+        say(f"carried weights: {seed_cache(a.seed_cache, cache_root() / 'models')} models from {a.seed_cache}")
     todo = a.parts or [n for n, es in parts.items() if es and missing_rows(p, es)]
     for name in todo:
         if name not in parts or not parts[name]:
@@ -75,7 +85,7 @@ def main() -> int:
     say(f"results in {results_root()}; models in {cache_root()}; parts to run: {', '.join(todo)}")
     for name in todo:
         left = a.budget - (time.monotonic() - start)
-        est = estimate_seconds(p, parts[name], measured_rates()[0])
+        est = estimate_seconds(p, parts[name], measured_rates()[0], have=available)
         if est > left:
             say(f"{name}: skipped, estimated {est:.0f} s > {left:.0f} s left")
             continue
@@ -94,18 +104,42 @@ def main() -> int:
     chunks = write_chunks(tar_bytes(files), a.out, "results", 4)
     say(f"results: {len(files)} files in {len(chunks)} chunk(s)")
     models = cache_root() / "models"
-    keep = []
-    for meta in sorted(models.glob("*/meta.json")):
-        keep.append((meta, str(meta.relative_to(models.parent))))
-        config = json.loads(meta.read_text())["config"]
-        if config["role"] == "target" and config["seed"] == 0 and (meta.parent / "model.pt").exists():
-            keep.append((meta.parent / "model.pt", str((meta.parent / "model.pt").relative_to(models.parent))))
-    data = tar_bytes(keep)
-    if len(data) > 2 * CHUNK:  # weights only where they fit: the metas always come back
-        data = tar_bytes([(f, n) for f, n in keep if f.name == "meta.json"])
-    chunks = write_chunks(data, a.out, "models", 2)
-    say(f"models: {len(keep)} files in {len(chunks)} chunk(s), {len(data) / 2**20:.1f} MB")
+    metas = [(meta, str(meta.relative_to(models.parent))) for meta in sorted(models.glob("*/meta.json"))]
+    targets = [meta.parent / "model.pt" for meta, _ in metas if is_seed0_target(meta)]
+    still = [n for n, es in parts.items() if es and missing_rows(p, es)]
+    shared = [model_dir(m) / "model.pt" for n in still for m in part_models(p, parts[n])]
+    weights, total = [], 0
+    for f in dict.fromkeys(targets + shared):
+        if f.is_file() and total + f.stat().st_size <= a.carry_mb * 2**20:
+            weights.append((f, str(f.relative_to(models.parent))))
+            total += f.stat().st_size
+    data = tar_bytes(metas + weights)
+    if len(data) > 3 * CHUNK:  # weights only where they fit: the metas always come back
+        data, weights = tar_bytes(metas), []
+    chunks = write_chunks(data, a.out, "models", 3)
+    say(f"models: {len(metas)} metas and {len(weights)} weights in {len(chunks)} chunk(s), {len(data) / 2**20:.1f} MB")
     return 0
+
+
+def is_seed0_target(meta: Path) -> bool:
+    config = json.loads(meta.read_text())["config"]
+    return config["role"] == "target" and config["seed"] == 0
+
+
+def seed_cache(source: Path, models: Path) -> int:
+    """Copy ``source/models/<key>/{model.pt, meta.json}`` into the cache's ``models`` folder where the cache has no
+    entry of that key; returns how many were copied."""
+    import shutil
+
+    copied = 0
+    for meta in sorted((source / "models").glob("*/meta.json")):
+        weights, dest = meta.parent / "model.pt", models / meta.parent.name
+        if weights.is_file() and not (dest / "meta.json").exists():
+            dest.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(weights, dest / "model.pt")
+            shutil.copyfile(meta, dest / "meta.json")
+            copied += 1
+    return copied
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 import pytest
 
 from qmia.config import get_profile
@@ -155,3 +156,43 @@ def test_a_damaged_index_file_marks_its_rows_damaged_and_is_rewritten():
     assert load_row("a") is None  # reported and moved aside, for the caller to recompute
     save_row({"row_key": "a", "seed": 0}, np.r_[0.0, 1.0], np.r_[0.0, 1.0], **args)
     assert np.array_equal(load_outcome(load_row("a")).index, o.index)
+
+
+def _script(name: str):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_weights_carried_from_one_lease_to_the_next_are_not_trained_again(tmp_path, monkeypatch):
+    from qmia.multitrain import train_many
+    from qmia.parts import available
+    from qmia.settings import cache_root
+    from qmia.train import TrainedModel, is_cached, model_dir
+
+    run_parts, carry_models = _script("run_parts"), _script("carry_models")
+    p = get_profile("smoke")
+    entries = assign(p)["tables-lenet"]
+    models = part_models(p, entries)[:2]
+    trained = train_many(models, device="cpu", progress=False)
+    logits = [m.outputs["logits"]["shadow_out"].clone() for m in trained]
+    # the lease sends the weights back (run_parts), they are unpacked for the next lease's carry (carry_models) ...
+    returned, carried = tmp_path / "returned", tmp_path / "carried"
+    returned.mkdir()
+    files = [(model_dir(m) / f, f"models/{m.key}/{f}") for m in models for f in ("meta.json", "model.pt")]
+    run_parts.write_chunks(run_parts.tar_bytes(files), returned, "models", 3)
+    assert carry_models.unpack(returned, carried) == 2
+    assert sorted(f.name for f in (carried / "models" / models[0].key).iterdir()) == ["meta.json", "model.pt"]
+    # ... and seed the bare cache of the next lease, where the part's estimate no longer counts their training
+    monkeypatch.setenv("QMIA_CACHE", str(tmp_path / "next-cache"))
+    bare = estimate_seconds(p, entries, have=available)
+    assert run_parts.seed_cache(carried, cache_root() / "models") == 2
+    assert all(available(m) and not is_cached(m) for m in models)
+    assert estimate_seconds(p, entries, have=available) < bare == estimate_seconds(p, entries)
+    again = train_many(models, device="cpu", progress=False)  # outputs computed from the weights, nothing trained
+    assert all(is_cached(m) for m in models)
+    assert [TrainedModel(m).meta["train_seconds"] for m in models] == [m.meta["train_seconds"] for m in trained]
+    assert all(torch.equal(a.outputs["logits"]["shadow_out"], b) for a, b in zip(again, logits))

@@ -5,6 +5,7 @@
 | a cached ``model.pt`` truncated | reported with its path, the entry moved aside, the model retrained |
 | a cache entry's ``meta.json`` not JSON | the same |
 | ``outputs.pt`` changed, same size | the same (its sha256 differs) |
+| ``outputs.pt`` missing, ``model.pt`` intact (weights carried from another lease) | the outputs computed from the weights, not retrained |
 | an entry written before checksums | its files are loaded once; intact: checksums added; truncated: moved aside |
 | a stored row's score file truncated, or its JSON damaged | reported, moved aside, the row recomputed (identical) |
 | the cached data tensors truncated | moved aside, the data set decoded again |
@@ -42,7 +43,7 @@ from qmia.cli import main
 from qmia.data import DatasetUnavailable, load_dataset
 from qmia.experiment import attack_variants, evaluate
 from qmia.results import load_row, row_path, scores_path
-from qmia.train import is_cached, model_dir, train
+from qmia.train import has_weights, is_cached, model_dir, train
 
 ROOT = Path(__file__).resolve().parent.parent
 METRICS = ("attack_acc", "auc", "tp", "fp", "f1_member", "advantage", "auc_lo", "auc_hi", "target_test_acc", "shadow_test_acc")
@@ -59,7 +60,7 @@ def _damaged(base: Path) -> list[Path]:
 # ----------------------------------------------------------------------------- integrity
 
 
-@pytest.mark.parametrize("fault", ["truncate model", "meta not json", "outputs changed", "outputs missing"])
+@pytest.mark.parametrize("fault", ["truncate model", "meta not json", "outputs changed"])
 def test_a_damaged_cache_entry_is_reported_moved_aside_and_retrained(_isolated, capfd, fault):
     cfg = _config()
     first = train(cfg).outputs["logits"]["target_out"].clone()
@@ -72,8 +73,6 @@ def test_a_damaged_cache_entry_is_reported_moved_aside_and_retrained(_isolated, 
         blob = bytearray((path / "outputs.pt").read_bytes())
         blob[-200] ^= 0xFF
         (path / "outputs.pt").write_bytes(bytes(blob))
-    else:
-        (path / "outputs.pt").unlink()
     assert not is_cached(cfg)
     err = capfd.readouterr().err
     assert f"qmia: damaged {path}" in err and "it will be recomputed" in err
@@ -81,6 +80,25 @@ def test_a_damaged_cache_entry_is_reported_moved_aside_and_retrained(_isolated, 
     again = train(cfg)
     assert again.trained_here and torch.equal(again.outputs["logits"]["target_out"], first)  # deterministic retraining
     assert is_cached(cfg) and not again.load() is None
+
+
+def test_intact_weights_without_outputs_are_completed_not_retrained(_isolated, capfd):
+    # what a lease carries from another (scripts/carry_models.py): model.pt and meta.json only
+    cfg = _config()
+    first = train(cfg)
+    logits, meta = first.outputs["logits"]["target_out"].clone(), json.loads((first.path / "meta.json").read_text())
+    (first.path / "outputs.pt").unlink()
+    assert not is_cached(cfg) and has_weights(cfg) and not _damaged(first.path.parent)
+    again = train(cfg)
+    assert not again.trained_here and torch.equal(again.outputs["logits"]["target_out"], logits)
+    restored = json.loads((again.path / "meta.json").read_text())
+    assert restored["train_seconds"] == meta["train_seconds"] and restored["outputs_restored"]["device"] == "cpu"
+    assert is_cached(cfg) and not has_weights(cfg) and "damaged" not in capfd.readouterr().err
+    # carried weights that are damaged are not completed: the entry is moved aside and the model retrained
+    (again.path / "outputs.pt").unlink()
+    (again.path / "model.pt").write_bytes((again.path / "model.pt").read_bytes()[:-10])
+    assert not has_weights(cfg) and not is_cached(cfg) and len(_damaged(again.path.parent)) == 1
+    assert train(cfg).trained_here
 
 
 def test_an_entry_from_before_checksums_is_checked_then_upgraded(_isolated, capfd):

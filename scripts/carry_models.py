@@ -1,0 +1,81 @@
+"""Carry the weights of shared models from one GPU lease to the next, so that no lease trains them again.
+
+A lease starts on a bare machine, so a part retrains every shadow and reference model it shares with
+parts run before (the 16 full-precision ResNet-20 reference models of LiRA serve seven parts).
+``scripts/run_parts.py`` sends back, beside the results, the weights of the models that missing parts
+still need; this script unpacks them into a folder that the next lease carries:
+
+    python scripts/carry_models.py /work/.device/N [...]     # the folders a lease returned
+    # next lease: carry [".device-data", ".device-cache"], and run_parts.py --seed-cache .device-cache
+
+It keeps only weights (``models/<key>/model.pt`` with its ``meta.json``) that the profile's missing parts
+need, in the order of those parts, up to ``--max-mb`` (the carry holds 64 MiB with the data), removes the
+rest, and prints the missing parts' estimated GPU minutes on a bare machine and with the carried weights.
+Run it with no folders to prune the carried set after parts were stored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import shutil
+import sys
+import tarfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+def unpack(returned: Path, dest: Path) -> int:
+    """Extract the weights (model.pt with its meta.json) of ``returned/models-*.tgz.part`` into ``dest/models``."""
+    parts = sorted(returned.glob("models-*.tgz.part"))
+    if not parts:
+        return 0
+    with tarfile.open(fileobj=io.BytesIO(b"".join(p.read_bytes() for p in parts)), mode="r:gz") as tar:
+        names = set(tar.getnames())
+        members = [m for m in tar.getmembers() if m.isfile() and m.name.startswith("models/")
+                   and m.name.endswith("/meta.json") and m.name.replace("meta.json", "model.pt") in names]
+        for meta in members:
+            for member in (meta, tar.getmember(meta.name.replace("meta.json", "model.pt"))):
+                target = dest / member.name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(tar.extractfile(member).read())
+    return len(members)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("returned", nargs="*", type=Path, help="folders a lease returned (with models-NN.tgz.part)")
+    ap.add_argument("--dest", type=Path, default=Path(".device-cache"), help="the carried folder")
+    ap.add_argument("--profile", default="paper")
+    ap.add_argument("--max-mb", type=float, default=40)
+    a = ap.parse_args()
+    from qmia.config import get_profile
+    from qmia.parts import assign, estimate_seconds, measured_rates, missing_rows, part_models
+    from qmia.settings import use_stored_results
+
+    use_stored_results(a.profile)
+    for folder in a.returned:
+        print(f"{folder}: {unpack(folder, a.dest)} models with weights")
+    p = get_profile(a.profile)
+    parts = {n: es for n, es in assign(p).items() if es and missing_rows(p, es)}
+    needed = list(dict.fromkeys(m.key for es in parts.values() for m in part_models(p, es)))
+    keep, total = set(), 0
+    for key in needed:
+        f = a.dest / "models" / key / "model.pt"
+        if f.is_file() and total + f.stat().st_size <= a.max_mb * 2**20:
+            keep.add(key)
+            total += f.stat().st_size
+    for entry in sorted((a.dest / "models").glob("*")) if (a.dest / "models").exists() else []:
+        if entry.name not in keep:
+            shutil.rmtree(entry)
+    rates = measured_rates()[0]
+    bare = sum(estimate_seconds(p, es, rates) for es in parts.values()) / 60
+    carried = sum(estimate_seconds(p, es, rates, have=lambda m: m.key in keep) for es in parts.values()) / 60
+    print(f"{a.dest}: {len(keep)} models, {total / 2**20:.1f} MB; the {len(parts)} missing parts: "
+          f"{bare:.1f} GPU-min estimated on a bare machine, {carried:.1f} with these weights")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
