@@ -14,7 +14,8 @@ For each architecture it prints images/s of
   (LiRA's reference models, shadows, seeds), counted as N models' images per second; ``mixed``: the N
   models quantized at different bitwidths and readings, as the sweep's and readings' groups are;
   ResNet-50 in groups of ``--group50`` sizes (default 2 and 4 on CUDA);
-* ``qmia dp-sgd``: DP-SGD with Opacus (:func:`qmia.defences.dp_fit`, one model), where Opacus is installed;
+* ``qmia dp-sgd``: DP-SGD with Opacus (:func:`qmia.defences.dp_fit`, one model), where Opacus is installed, and
+  ``qmia xN dp-sgd``: N models with DP-SGD in one vmapped step (:func:`qmia.multitrain.fit_many_dp`);
 
 and the ratios to the plain loop. Data are synthetic (random uint8 images) of the real shapes;
 ``--accuracy`` trains LeNet-5 on Fashion-MNIST and ResNet-20 on CIFAR-10 with both loops (same
@@ -157,6 +158,29 @@ def bench_dp(arch: str, n: int, bs: int, epochs: int, dev: torch.device) -> floa
     return epochs * n / (time.perf_counter() - start)
 
 
+def bench_dp_many(arch: str, n: int, bs: int, epochs: int, dev: torch.device, count: int) -> float:
+    """Images/s of ``count`` models trained together with DP-SGD (:func:`qmia.multitrain.fit_many_dp`), epsilon 8."""
+    from qmia.defences import Defence, dp_compatible
+    from qmia.multitrain import fit_many_dp
+
+    info = dataset_info(DATASET[arch])
+    data = [synthetic(arch, n, dev, seed=j) for j in range(count)]
+    dp = Defence("dp", epsilon=8.0)
+
+    def run(images: int, rounds: int) -> None:
+        configs = [_config(arch, images, bs, rounds, QuantSpec(), seed=j).with_(defence=dp) for j in range(count)]
+        models = [dp_compatible(build_model(arch, info.channels, info.num_classes, info.image_size)).to(dev)
+                  for _ in range(count)]
+        fit_many_dp(models, configs, [x[:images] for x, _ in data], [y[:images] for _, y in data], progress=False)
+
+    run(4 * bs, 1)  # warm-up
+    sync(dev)
+    start = time.perf_counter()
+    run(n, epochs)
+    sync(dev)
+    return count * epochs * n / (time.perf_counter() - start)
+
+
 def accuracy(model, x_u8, y, info) -> float:
     return float((predict(model, x_u8, info).argmax(1) == y.cpu()).float().mean())
 
@@ -262,6 +286,7 @@ def main(argv: list[str] | None = None) -> int:
             measure(f"qmia x{group} mixed", arch, lambda: bench_many(arch, arch_n, a.batch, epochs, dev, mixed, group))
             if importlib.util.find_spec("opacus"):
                 measure("qmia dp-sgd", arch, lambda: bench_dp(arch, arch_n, a.batch, epochs, dev))
+                measure(f"qmia x{group} dp-sgd", arch, lambda: bench_dp_many(arch, arch_n, a.batch, epochs, dev, group))
             else:
                 report["errors"].append(f"{arch} dp-sgd: skipped (opacus is not installed)")
             if cuda:

@@ -303,6 +303,16 @@ def noise_multiplier(epsilon: float, delta: float, sample_rate: float, epochs: i
                                           sample_rate=sample_rate, epochs=epochs, accountant=accountant))
 
 
+def epsilon_spent(sigma: float, sample_rate: float, steps: int, delta: float) -> float:
+    """The epsilon at ``delta`` that Opacus' RDP accountant gives ``steps`` DP-SGD steps with Poisson sampling at
+    ``sample_rate`` and noise multiplier ``sigma`` (what :func:`dp_fit` reports from its engine)."""
+    from opacus.accountants import RDPAccountant
+
+    accountant = RDPAccountant()
+    accountant.history = [(float(sigma), float(sample_rate), int(steps))]
+    return float(accountant.get_epsilon(delta))
+
+
 def dp_fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int, batch_size: int, lr: float,
            epsilon: float, max_grad_norm: float = 1.0, augment_fn: Callable[[torch.Tensor], torch.Tensor] | None = None,
            seed: int = 0, momentum: float = 0.9) -> tuple[nn.Module, float]:

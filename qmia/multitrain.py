@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import math
 import os
 import time
 from collections import defaultdict
@@ -23,13 +24,14 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.func import functional_call, stack_module_state, vmap
+from torch.func import functional_call, grad_and_value, stack_module_state, vmap
 from tqdm.auto import tqdm
 
 from .config import TrainConfig
 from .settings import group_size_override
-from .store import lock
-from .data import dataset_info
+from .store import atomic_write_json, lock
+from . import defences
+from .data import augment_draws, dataset_info
 from .defences import Defence
 from .quantizers import module_shape
 from .train import (TrainedModel, _autocast, _progress_enabled, default_device, epoch_plan, finish, graphed, is_cached,
@@ -126,6 +128,94 @@ def fit_many(models: Sequence[nn.Module], configs: Sequence[TrainConfig], xs: Se
     return last
 
 
+def fit_many_dp(models: Sequence[nn.Module], configs: Sequence[TrainConfig], xs: Sequence[torch.Tensor],
+                ys: Sequence[torch.Tensor], progress: bool = True) -> tuple[list[float], float]:
+    """DP-SGD for N models at once: train ``models`` (:func:`qmia.defences.dp_compatible`, float32) in place, model j
+    on uint8 images ``xs[j]`` (n x C x H x W) with labels ``ys[j]``; all configs share a :func:`group_key` with a
+    ``dp`` defence. Returns each model's mean loss over the last epoch and the epsilon spent (delta = 1/n).
+
+    The step of Opacus' ``DPOptimizer`` (what :func:`qmia.defences.dp_fit` runs for one model), vmapped over the
+    models: Poisson sampling at rate q = 1 / ceil(n / batch) (each model its own draws), per-example gradients
+    (``torch.func``: ``vmap`` of ``grad`` over examples, then over models), each example's gradient scaled to norm
+    at most C = ``max_grad_norm`` (factor min(1, C / (||g|| + 1e-6))), summed, plus Gaussian noise of std sigma * C
+    (sigma from Opacus' RDP accountant for the target epsilon), divided by the expected batch int(n q); SGD with
+    momentum at a constant learning rate, the recipe's augmentation. A batch is padded to a common size with
+    examples of weight 0.
+    """
+    if not (len(models) == len(configs) == len(xs) == len(ys)) or not models:
+        raise ValueError("fit_many_dp needs as many models, configs, image sets and label sets, at least one")
+    if len({group_key(c) for c in configs}) != 1 or configs[0].defence.kind != "dp":
+        raise ValueError("fit_many_dp trains DP-SGD models that differ only in seed and role; got other settings")
+    if len({len(x) for x in xs}) != 1:
+        raise ValueError(f"fit_many_dp needs training sets of one size; got {sorted({len(x) for x in xs})}")
+    config, d = configs[0], configs[0].defence
+    info = dataset_info(config.dataset)
+    dev = xs[0].device
+    count, n = len(models), len(xs[0])
+    steps = math.ceil(n / min(config.batch_size, n))
+    rate, delta = 1 / steps, 1 / n
+    expected = int(n * rate)
+    sigma = defences.noise_multiplier(d.epsilon, delta, rate, config.epochs)
+    clip = float(d.max_grad_norm)
+
+    params, buffers = stack_module_state(list(models))
+    base = copy.deepcopy(models[0]).to("meta")
+    names = list(params)
+    opt = torch.optim.SGD(list(params.values()), lr=config.lr, momentum=config.momentum)
+    samplers = [torch.Generator().manual_seed(int(c.key[8:16], 16)) for c in configs]
+    augmenters = [torch.Generator().manual_seed(int(c.key[:8], 16)) for c in configs]
+    noises = [torch.Generator(device=dev).manual_seed(int(c.key[8:16], 16) + 1) for c in configs]
+    sizes = [p[0].numel() for p in params.values()]
+    x_flat = torch.stack(list(xs)).flatten(0, 1)  # model j's image i is row j * n + i
+    y_all = torch.stack(list(ys))
+    rows = torch.arange(count, device=dev)[:, None]
+
+    def loss_of_example(p: dict, b: dict, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(functional_call(base, (p, b), (x[None],)), y[None])
+
+    per_example = vmap(grad_and_value(loss_of_example), in_dims=(None, None, 0, 0))  # over one model's batch
+    per_model = vmap(per_example, in_dims=(0, 0, 0, 0), randomness="different")
+
+    bar = tqdm(range(config.epochs), desc=f"{config.label} x{count}", leave=False, disable=not progress, unit="epoch")
+    last = [float("nan")] * count
+    for _ in bar:
+        # each model's Poisson batches of this epoch, padded to one size (a multiple of 16) with weight-0 examples
+        picked = [[torch.nonzero(torch.rand(n, generator=g) < rate).flatten() for _ in range(steps)] for g in samplers]
+        width = max(16, -(-max(len(i) for ms in picked for i in ms) // 16) * 16)
+        idx = torch.zeros(count, steps, width, dtype=torch.long)
+        weight = torch.zeros(count, steps, width)
+        for j, ms in enumerate(picked):
+            for s, i in enumerate(ms):
+                idx[j, s, :len(i)], weight[j, s, :len(i)] = i, 1.0
+        draws = None
+        if config.augment:
+            per = [augment_draws(steps * width, info, g) for g in augmenters]
+            draws = {k: torch.stack([p[k] for p in per]).view(count, steps, width).to(dev) for k in per[0]}
+        idx, weight = idx.to(dev), weight.to(dev)
+        total, seen = torch.zeros(count, device=dev), torch.zeros(count, device=dev)
+        for s in range(steps):
+            i, w = idx[:, s], weight[:, s]  # N x width
+            flat_draws = None if draws is None else {k: v[:, s].reshape(-1) for k, v in draws.items()}
+            xb = make_batch(x_flat, (rows * n + i).reshape(-1), flat_draws, info).view(count, width, *x_flat.shape[1:])
+            grads, losses = per_model({k: v.detach() for k, v in params.items()}, buffers, xb, y_all[rows, i])
+            norms = torch.stack([grads[k].flatten(2).norm(2, dim=-1) for k in names], dim=-1).norm(2, dim=-1)
+            factor = (clip / (norms + 1e-6)).clamp(max=1.0) * w  # N x width; padding gets 0
+            noise = torch.stack([torch.randn(sum(sizes), generator=g, device=dev) for g in noises]) * (sigma * clip)
+            for k, z in zip(names, noise.split(sizes, dim=1)):
+                summed = torch.einsum("nb,nb...->n...", factor, grads[k])
+                params[k].grad = (summed + z.view_as(summed)) / expected
+            opt.step()
+            total += (losses * w).sum(1).detach()
+            seen += w.sum(1)
+        last = (total / seen.clamp(min=1)).tolist()
+        bar.set_postfix(loss=f"{sum(last) / count:.3f}")
+    with torch.no_grad():
+        for j, model in enumerate(models):
+            for name, tensor in model.named_parameters():
+                tensor.copy_(params[name][j])
+    return last, defences.epsilon_spent(sigma, rate, config.epochs * steps, delta)
+
+
 def train_many(configs: Sequence[TrainConfig], data_root: str | os.PathLike | None = None,
                device: torch.device | str | None = None, progress: bool | None = None,
                group_size: int | None = None) -> list[TrainedModel]:
@@ -150,9 +240,36 @@ def train_many(configs: Sequence[TrainConfig], data_root: str | os.PathLike | No
                 chunk = [c for c in members[start : start + size] if not is_cached(c)]
                 if chunk:
                     _train_chunk(chunk, data_root, dev, show)
+    dp_groups: dict[TrainConfig, list[TrainConfig]] = defaultdict(list)
     for c in defended:
-        train_defended(c, data_root, dev, progress)
+        if c.defence.kind == "dp" and size > 1:
+            dp_groups[group_key(c)].append(c)
+        else:
+            train_defended(c, data_root, dev, progress)
+    for members in dp_groups.values():  # DP-SGD models together where models train in groups (CUDA)
+        for start in range(0, len(members), size):
+            with contextlib.ExitStack() as held:
+                for c in sorted(members[start : start + size], key=lambda c: c.key):
+                    held.enter_context(lock(c.key))
+                chunk = [c for c in members[start : start + size] if not is_cached(c)]
+                if len(chunk) > 1:
+                    _train_dp_chunk(chunk, data_root, dev, show)
+                elif chunk:
+                    train_defended(chunk[0], data_root, dev, progress)
     return [TrainedModel(c) for c in configs]
+
+
+def _train_dp_chunk(chunk: list[TrainConfig], data_root, dev: torch.device, show: bool) -> None:
+    jobs = [prepare(c, data_root, dev) for c in chunk]
+    for job in jobs:
+        job.model = defences.dp_compatible(job.model).to(dev)
+    t0 = time.perf_counter()
+    losses, eps = fit_many_dp([j.model for j in jobs], chunk, [j.x_train for j in jobs], [j.y_train for j in jobs], show)
+    seconds = time.perf_counter() - t0
+    for job, loss in zip(jobs, losses):
+        m = finish(job, loss, seconds, trained_with=len(chunk))
+        atomic_write_json({**m.meta, "dp_epsilon": eps, "dp_delta": 1 / len(job.x_train),
+                           "dp_trainer": "qmia.multitrain.fit_many_dp"}, m.path / "meta.json")
 
 
 def _train_chunk(chunk: list[TrainConfig], data_root, dev: torch.device, show: bool) -> None:

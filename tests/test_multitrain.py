@@ -99,3 +99,97 @@ def test_train_many_caches_each_model_and_reuses_them(_isolated):
     stamps = [(model_dir(c) / "model.pt").stat().st_mtime_ns for c in configs]
     train_many(configs, device="cpu", progress=False, group_size=3)
     assert [(model_dir(c) / "model.pt").stat().st_mtime_ns for c in configs] == stamps
+
+
+def _dp_jobs(configs):
+    from qmia.defences import dp_compatible
+
+    jobs = [prepare(c, device="cpu") for c in configs]
+    for j in jobs:
+        j.model = dp_compatible(j.model)
+    return jobs
+
+
+def test_grouped_dp_sgd_takes_opacus_steps_model_by_model(monkeypatch):
+    # Without noise the steps are deterministic: each model of the group must take the steps that Opacus'
+    # GradSampleModule and DPOptimizer take on the same Poisson batches and augmentations.
+    import copy
+    import math
+
+    import torch.nn.functional as F
+    from opacus import GradSampleModule
+    from opacus.optimizers import DPOptimizer
+
+    from qmia import defences
+    from qmia.data import augment_draws, dataset_info
+    from qmia.defences import Defence
+    from qmia.multitrain import fit_many_dp
+    from qmia.train import make_batch
+
+    monkeypatch.setattr(defences, "noise_multiplier", lambda *a, **k: 0.0)
+    base = get_profile("smoke").config("lenet", "digits").with_(
+        defence=Defence("dp", epsilon=8.0, max_grad_norm=0.5), epochs=1, batch_size=64)
+    configs = [base, base.with_(seed=1), base.with_(role="ref", ref_index=1, ref_count=4)]
+    jobs = _dp_jobs(configs)
+    refs = [copy.deepcopy(j.model) for j in jobs]
+    fit_many_dp([j.model for j in jobs], configs, [j.x_train for j in jobs], [j.y_train for j in jobs], False)
+    info, n = dataset_info("digits"), len(jobs[0].x_train)
+    steps = math.ceil(n / 64)
+    picked = [[torch.nonzero(torch.rand(n, generator=g) < 1 / steps).flatten() for _ in range(steps)]
+              for g in [torch.Generator().manual_seed(int(c.key[8:16], 16)) for c in configs]]
+    width = max(16, -(-max(len(i) for p in picked for i in p) // 16) * 16)
+    for config, job, ref, batches in zip(configs, jobs, refs, picked):
+        draws = augment_draws(steps * width, info, torch.Generator().manual_seed(int(config.key[:8], 16)))
+        module = GradSampleModule(ref, loss_reduction="mean")
+        opt = DPOptimizer(torch.optim.SGD(module.parameters(), lr=config.lr, momentum=config.momentum),
+                          noise_multiplier=0.0, max_grad_norm=0.5, expected_batch_size=int(n / steps), loss_reduction="mean")
+        for s, i in enumerate(batches):
+            xb = make_batch(job.x_train, i, {k: v.view(steps, width)[s, :len(i)] for k, v in draws.items()}, info)
+            opt.zero_grad()
+            F.cross_entropy(module(xb), job.y_train[i]).backward()
+            opt.step()
+        mine, theirs = dict(job.model.named_parameters()), dict(module._module.named_parameters())
+        assert all(torch.allclose(mine[k], theirs[k], atol=1e-6) for k in mine)
+        assert not torch.equal(mine["conv1.weight"], dict(refs[0].named_parameters())["conv1.weight"])  # it moved
+
+
+def test_grouped_dp_sgd_adds_the_calibrated_noise_and_reports_opacus_epsilon(monkeypatch):
+    from qmia import defences
+    from qmia.defences import Defence, epsilon_spent
+    from qmia.multitrain import fit_many_dp
+
+    base = get_profile("smoke").config("lenet", "digits").with_(
+        defence=Defence("dp", epsilon=2.0, max_grad_norm=1.0), epochs=1, batch_size=400)  # one step, every example
+    configs = [base, base.with_(seed=1)]
+    updates = {}
+    for sigma in (0.0, 1.0):
+        monkeypatch.setattr(defences, "noise_multiplier", lambda *a, s=sigma, **k: s)
+        jobs = _dp_jobs(configs)
+        before = [torch.cat([p.detach().flatten().clone() for p in j.model.parameters()]) for j in jobs]
+        fit_many_dp([j.model for j in jobs], configs, [j.x_train for j in jobs], [j.y_train for j in jobs], False)
+        updates[sigma] = [torch.cat([p.detach().flatten() for p in j.model.parameters()]) - b for j, b in zip(jobs, before)]
+    for clean, noisy in zip(updates[0.0], updates[1.0]):  # one SGD step: -lr * (sum of clipped + N(0, (sigma C)^2)) / n
+        noise = (noisy - clean) / -base.lr * 400
+        assert abs(float(noise.std()) - 1.0) < 0.02 and abs(float(noise.mean())) < 0.02
+    assert not torch.allclose(updates[1.0][0] - updates[0.0][0], updates[1.0][1] - updates[0.0][1])  # own noise
+    monkeypatch.undo()
+    jobs = _dp_jobs(configs[:1] + [configs[0].with_(seed=2)])
+    _, eps = fit_many_dp([j.model for j in jobs], [j.config for j in jobs], [j.x_train for j in jobs],
+                         [j.y_train for j in jobs], False)
+    sigma = defences.noise_multiplier(2.0, 1 / 400, 1.0, 1)
+    assert eps == epsilon_spent(sigma, 1.0, 1, 1 / 400) and 1.98 <= eps <= 2.0
+
+
+def test_train_many_trains_dp_models_together_where_models_train_in_groups(_isolated):
+    from qmia.defences import Defence
+
+    base = get_profile("smoke").config("lenet", "digits").with_(defence=Defence("dp", epsilon=8.0), epochs=2)
+    configs = [base, base.with_(seed=1), base.with_(role="ref", ref_index=1, ref_count=4)]
+    train_many(configs, device="cpu", progress=False, group_size=3)
+    metas = [json.loads((model_dir(c) / "meta.json").read_text()) for c in configs]
+    assert [m["trained_with"] for m in metas] == [3, 3, 3]
+    assert all(m["dp_trainer"] == "qmia.multitrain.fit_many_dp" and 7.9 <= m["dp_epsilon"] <= 8.0 for m in metas)
+    alone = base.with_(seed=3)
+    train_many([alone], device="cpu", progress=False, group_size=1)  # one at a time: Opacus itself (dp_fit)
+    meta = json.loads((model_dir(alone) / "meta.json").read_text())
+    assert "dp_trainer" not in meta and 7.9 <= meta["dp_epsilon"] <= 8.0
