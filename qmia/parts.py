@@ -46,8 +46,12 @@ STARTUP_SECONDS = 45.0
 SECONDS_PER_ROW = {"lenet": 1.5, "resnet20": 2.5, "resnet50": 8.0}
 LIMIT_SECONDS = 8 * 60
 # DP-SGD (Opacus, per-example gradients) against plain training of one model: about 5-6x, measured on a CPU with
-# LeNet-5 (qmia.defences); not yet measured on a GPU.
+# LeNet-5 (qmia.defences), 2.6x with ResNet-20; not yet measured on a GPU.
 DP_SLOWDOWN = 6.0
+# DP-SGD of a group (qmia.multitrain.fit_many_dp) against plain training of the same group: 1.9x on a CPU
+# (ResNet-20, 2 models, benchmarks/bench_train.py); on a GPU plain training has bf16 and CUDA graphs that the DP
+# step has not, so 4x is assumed until benchmarks/bench_train.py measures it there.
+DP_GROUP_SLOWDOWN = 4.0
 
 
 @dataclass(frozen=True)
@@ -277,30 +281,34 @@ def estimate_seconds(p: Profile, entries: list[Entry], rates: dict[str, float] |
     (:func:`measured_rates`), and a fixed cost per result row. Models for which ``have`` is true (e.g.
     :func:`available`: cached, or carried weights) cost nothing to train; by default every model is trained,
     as on a bare machine."""
-    from .multitrain import group_key
+    from .multitrain import dp_chunks, group_key
 
     if not entries:
         return 0.0
     rates = rates or {}
     groups: dict[TrainConfig, list[TrainConfig]] = {}
+    dp_groups: dict[TrainConfig, list[TrainConfig]] = {}
     train = 0.0
     for m in part_models(p, entries):
         if have is not None and have(m):
             continue
-        if m.defence.kind == "none":
-            groups.setdefault(group_key(m), []).append(m)
+        if m.defence.kind in ("none", "dp"):
+            (groups if m.defence.kind == "none" else dp_groups).setdefault(group_key(m), []).append(m)
             continue
         alone = _benchmark_seconds(m.arch, 1, m.epochs * m.n_per_split) * rates.get(m.arch, 1.0)  # defended: one at a time
         if m.defence.kind == "prune":
-            train += alone * finetune_epochs_for(m.defence, m.epochs) / m.epochs
-        elif m.defence.kind == "dp":
-            train += alone * DP_SLOWDOWN  # ptq: no training
+            train += alone * finetune_epochs_for(m.defence, m.epochs) / m.epochs  # ptq: no training
     for members in groups.values():
         m = members[0]
         images = m.epochs * m.n_per_split
         for start in range(0, len(members), 16):
             size = len(members[start:start + 16])
             train += _benchmark_seconds(m.arch, size, images) * rates.get(m.arch, 1.0)
+    for members in dp_groups.values():  # in even groups (qmia.multitrain.dp_chunks); alone, Opacus itself
+        m = members[0]
+        for chunk in dp_chunks(len(members), 16):
+            slowdown = DP_GROUP_SLOWDOWN if len(chunk) > 1 else DP_SLOWDOWN
+            train += _benchmark_seconds(m.arch, len(chunk), m.epochs * m.n_per_split) * rates.get(m.arch, 1.0) * slowdown
     rows = sum(SECONDS_PER_ROW.get(c.arch, 2.0) for c, _ in entry_keys(p, entries))
     return STARTUP_SECONDS + train + rows
 

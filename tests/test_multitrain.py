@@ -193,3 +193,13 @@ def test_train_many_trains_dp_models_together_where_models_train_in_groups(_isol
     train_many([alone], device="cpu", progress=False, group_size=1)  # one at a time: Opacus itself (dp_fit)
     meta = json.loads((model_dir(alone) / "meta.json").read_text())
     assert "dp_trainer" not in meta and 7.9 <= meta["dp_epsilon"] <= 8.0
+
+
+@pytest.mark.parametrize("count,size", [(17, 16), (16, 16), (33, 16), (1, 16), (0, 16), (40, 8)])
+def test_dp_groups_are_even_and_cover_every_model_once(count, size):
+    from qmia.multitrain import dp_chunks
+
+    chunks = dp_chunks(count, size)
+    assert sorted(i for c in chunks for i in c) == list(range(count))
+    assert all(len(c) <= size for c in chunks) and len(chunks) == -(-count // size)
+    assert not chunks or max(map(len, chunks)) - min(map(len, chunks)) <= 1

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# One GPU lease, as one prepared command: install the carried wheels (Opacus, for DP-SGD), optionally measure
+# speed (benchmarks/bench_train.py for BENCH_SECONDS), then run the next missing parts of the paper plan in the
+# time left of LEASE_SECONDS (scripts/run_parts.py), the cache seeded with the carried weights; everything that
+# comes back is written under $OUT (at most 7 files: parts.log, bench.json, results-NN and models-NN chunks).
+#
+#   carry (64 MiB): .device-data/cifar10-jpeg-q75.tar.gz, .device-data/wheels, .device-cache (at most 40 MB);
+#   .device-data/FashionMNIST (31 MB) only for a LeNet-5 part, with a smaller cache (carry_models.py --max-mb)
+#   QMIA_COMMIT=<commit> BENCH_SECONDS=150 bash scripts/lease.sh [parts, in order]
+#
+# Afterwards, here: unpack results-*.tgz.part into results/ (cat | tar xz), check `python -m qmia sweep --profile
+# paper --parts`, and `python scripts/carry_models.py <returned folder>` for the next lease.
+set -u
+OUT=${OUT:-out}
+mkdir -p "$OUT"
+export PYTHONPATH=. PYTHONUNBUFFERED=1 QMIA_PROGRESS=0 QMIA_RESULTS=results/paper
+export QMIA_DATA=${QMIA_DATA:-.device-data} QMIA_CACHE=${QMIA_CACHE:-/tmp/qc}
+start=$(date +%s)
+{
+  echo "lease: $(nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null || echo no GPU), commit ${QMIA_COMMIT:-?}"
+  python3 -c "import opacus" 2>/dev/null || python3 -m pip install -q --no-index --no-deps "$QMIA_DATA"/wheels/*.whl 2>&1 | tail -2
+  if [ "${BENCH_SECONDS:-0}" -gt 0 ]; then
+    timeout $((BENCH_SECONDS + 90)) python3 benchmarks/bench_train.py --archs "${BENCH_ARCHS:-resnet20,resnet50}" \
+      --budget "$BENCH_SECONDS" --json "$OUT/bench.json" 2>&1 | grep -v -i warn
+    echo "benchmark: $(( $(date +%s) - start )) s"
+  fi
+} >> "$OUT/parts.log" 2>&1
+left=$(( ${LEASE_SECONDS:-540} - ($(date +%s) - start) ))
+python3 scripts/run_parts.py --profile paper --budget "$left" --seed-cache .device-cache --out "$OUT" "$@"
+tail -n 40 "$OUT/parts.log"
