@@ -2,7 +2,8 @@
 
 LiRA's reference models, the shadow models and repeated seeds are many copies of one small
 network (LeNet-5, ResNet-20) that alone leave a GPU mostly idle; so are the sweep's and the readings'
-models, whose quantizers differ only in numbers the quantizer modules hold as buffers. :func:`fit_many` stacks N such
+models, whose quantizers differ only in numbers the quantizer modules hold as buffers, and the reference models
+of a DP-SGD target (:func:`fit_many_dp`, Opacus' step vmapped). :func:`fit_many` stacks N such
 models (``torch.func.stack_module_state``) and runs their forward and backward passes as one
 ``vmap``-ed call, so each kernel does N models' work. Each model keeps its own data, order,
 augmentation draws and BatchNorm statistics, and the summed loss gives every model exactly its
@@ -46,6 +47,17 @@ def default_group_size(device: torch.device | str | None = None) -> int:
         return value
     dev = torch.device(device) if device is not None else default_device()
     return 16 if dev.type == "cuda" else 1
+
+
+# Most models of an architecture trained together by default. ResNet-50 trains alone until a GPU benchmark shows that
+# its groups pay (benchmarks/bench_train.py --group50): one ResNet-50 already fills much more of a GPU than a ResNet-20.
+GROUP_LIMITS = {"resnet50": 1}
+
+
+def group_size_for(arch: str, size: int) -> int:
+    """Models of ``arch`` per group, given the group size asked for: capped by :data:`GROUP_LIMITS` unless
+    ``$QMIA_GROUP`` sets the size."""
+    return size if group_size_override() is not None else min(size, GROUP_LIMITS.get(arch, size))
 
 
 def group_key(config: TrainConfig) -> TrainConfig:
@@ -233,21 +245,22 @@ def train_many(configs: Sequence[TrainConfig], data_root: str | os.PathLike | No
         groups[group_key(c)].append(c)
     show = _progress_enabled(progress)
     for members in groups.values():
-        for start in range(0, len(members), size):
+        step = group_size_for(members[0].arch, size)
+        for start in range(0, len(members), step):
             with contextlib.ExitStack() as held:  # one lock per model, in key order: another process waits, then reuses
-                for c in sorted(members[start : start + size], key=lambda c: c.key):
+                for c in sorted(members[start : start + step], key=lambda c: c.key):
                     held.enter_context(lock(c.key))
-                chunk = [c for c in members[start : start + size] if not is_cached(c)]
+                chunk = [c for c in members[start : start + step] if not is_cached(c)]
                 if chunk:
                     _train_chunk(chunk, data_root, dev, show)
     dp_groups: dict[TrainConfig, list[TrainConfig]] = defaultdict(list)
     for c in defended:
-        if c.defence.kind == "dp" and size > 1:
+        if c.defence.kind == "dp" and group_size_for(c.arch, size) > 1:
             dp_groups[group_key(c)].append(c)
         else:
             train_defended(c, data_root, dev, progress)
     for members in dp_groups.values():  # DP-SGD models together where models train in groups (CUDA)
-        for part in dp_chunks(len(members), size):
+        for part in dp_chunks(len(members), group_size_for(members[0].arch, size)):
             with contextlib.ExitStack() as held:
                 for c in sorted([members[i] for i in part], key=lambda c: c.key):
                     held.enter_context(lock(c.key))
@@ -269,6 +282,10 @@ def dp_chunks(count: int, size: int) -> list[range]:
 
 def _train_dp_chunk(chunk: list[TrainConfig], data_root, dev: torch.device, show: bool) -> None:
     jobs = [prepare(c, data_root, dev) for c in chunk]
+    if len({len(j.train_idx) for j in jobs}) != 1:  # training sets of different sizes cannot share steps
+        for c in chunk:
+            train_defended(c, data_root, dev, show)
+        return
     for job in jobs:
         job.model = defences.dp_compatible(job.model).to(dev)
     t0 = time.perf_counter()

@@ -281,7 +281,7 @@ def estimate_seconds(p: Profile, entries: list[Entry], rates: dict[str, float] |
     (:func:`measured_rates`), and a fixed cost per result row. Models for which ``have`` is true (e.g.
     :func:`available`: cached, or carried weights) cost nothing to train; by default every model is trained,
     as on a bare machine."""
-    from .multitrain import dp_chunks, group_key
+    from .multitrain import dp_chunks, group_key, group_size_for
 
     if not entries:
         return 0.0
@@ -301,12 +301,13 @@ def estimate_seconds(p: Profile, entries: list[Entry], rates: dict[str, float] |
     for members in groups.values():
         m = members[0]
         images = m.epochs * m.n_per_split
-        for start in range(0, len(members), 16):
-            size = len(members[start:start + 16])
+        step = group_size_for(m.arch, 16)
+        for start in range(0, len(members), step):
+            size = len(members[start:start + step])
             train += _benchmark_seconds(m.arch, size, images) * rates.get(m.arch, 1.0)
     for members in dp_groups.values():  # in even groups (qmia.multitrain.dp_chunks); alone, Opacus itself
         m = members[0]
-        for chunk in dp_chunks(len(members), 16):
+        for chunk in dp_chunks(len(members), group_size_for(m.arch, 16)):
             slowdown = DP_GROUP_SLOWDOWN if len(chunk) > 1 else DP_SLOWDOWN
             train += _benchmark_seconds(m.arch, len(chunk), m.epochs * m.n_per_split) * rates.get(m.arch, 1.0) * slowdown
     rows = sum(SECONDS_PER_ROW.get(c.arch, 2.0) for c, _ in entry_keys(p, entries))

@@ -203,3 +203,12 @@ def test_dp_groups_are_even_and_cover_every_model_once(count, size):
     assert sorted(i for c in chunks for i in c) == list(range(count))
     assert all(len(c) <= size for c in chunks) and len(chunks) == -(-count // size)
     assert not chunks or max(map(len, chunks)) - min(map(len, chunks)) <= 1
+
+
+def test_resnet50_trains_alone_unless_the_group_size_is_set(monkeypatch):
+    from qmia.multitrain import group_size_for
+
+    monkeypatch.delenv("QMIA_GROUP", raising=False)
+    assert (group_size_for("resnet50", 16), group_size_for("resnet20", 16), group_size_for("lenet", 4)) == (1, 16, 4)
+    monkeypatch.setenv("QMIA_GROUP", "4")
+    assert group_size_for("resnet50", 4) == 4
