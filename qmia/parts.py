@@ -56,11 +56,14 @@ DP_GROUP_SLOWDOWN = 4.0
 
 @dataclass(frozen=True)
 class Part:
-    """A named share of the plan: ``takes(profile)`` is the set of (config, attack group) it may take."""
+    """A named share of the plan: ``takes(profile)`` is the set of (config, attack group) it may take. A part with
+    ``trains`` takes no entries: it trains those models of a later part, whose weights the lease carries to the
+    next (``scripts/carry_models.py``), so that a part too large for one command runs in two."""
 
     name: str
     title: str
     takes: Callable[[Profile], Callable[[Entry], bool]]
+    trains: Callable[[Profile], list[TrainConfig]] | None = None
 
 
 def _configs(make: Callable[[Profile], list[TrainConfig]], groups: tuple[str, ...] | None = None):
@@ -108,6 +111,23 @@ def _defences(kind: str, sparsities: tuple[float, ...] | None = None):
                                                   c.defence.kind == "none" and c.quant.method != "none")
                 and (sparsities is None or c.defence.sparsity in sparsities)]
     return _configs(make, groups=DEFENCE_ATTACKS)
+
+
+def _dp_models(half: int):
+    """The DP-SGD models of the frontier's DP-SGD targets: the first half of their reference models (``half`` 0), or
+    the second half with the targets themselves (1), so that each half trains as one group."""
+    def make(p: Profile) -> list[TrainConfig]:
+        from .experiment import models_needed
+
+        targets = [c for c in defence_configs(p) if c.defence.kind == "dp"]
+        refs = [r for c in targets for r in models_needed(c, DEFENCE_ATTACKS, p.lira_refs)["refs_adaptive"]]
+        cut = p.lira_refs // 2
+        return [r for r in refs if r.ref_index < cut] if half == 0 else [r for r in refs if r.ref_index >= cut] + targets
+    return make
+
+
+def _nothing(p: Profile) -> Callable[[Entry], bool]:
+    return lambda e: False
 
 
 def _sweep(half: int, groups: tuple[str, ...] | None = None, curves: tuple[str, ...] | None = None):
@@ -158,7 +178,12 @@ PARTS: tuple[Part, ...] = (
            _defences("prune", sp)) for sp in ((0.5, 0.8), (0.95,))),
     Part("defences-ptq", "Defences side by side: post-training quantization, with LiRA on quantized reference models",
          _defences("ptq")),
-    Part("defences-dp", "Defences side by side: DP-SGD, with LiRA on reference models trained with DP-SGD", _defences("dp")),
+    Part("defences-dp-models-a", "Defences side by side: DP-SGD, the first half of the reference models (trained and "
+         "carried to defences-dp; no rows)", _nothing, trains=_dp_models(0)),
+    Part("defences-dp-models-b", "Defences side by side: DP-SGD, the second half of the reference models and the "
+         "target (trained and carried to defences-dp; no rows)", _nothing, trains=_dp_models(1)),
+    Part("defences-dp", "Defences side by side: DP-SGD, with LiRA on reference models trained with DP-SGD (the DP-SGD "
+         "models carried from defences-dp-models-a and -b)", _defences("dp")),
     # The lower half of the sweep by quantizer, its shadow and ranking attacks together, so that each of its models
     # trains once; the higher half's shadow rows were stored (sweep-high) before the ranking existed.
     *(Part(f"sweep-low-{'-'.join(curves)}", f"The privacy-utility sweep and the ranking's attacks (metric, label-only), "
@@ -186,6 +211,30 @@ def assign(p: Profile) -> dict[str, list[Entry]]:
 def missing_parts(p: Profile) -> list[str]:
     """The parts of profile ``p`` with rows not stored under the results folder, in plan order."""
     return [name for name, entries in assign(p).items() if entries and missing_rows(p, entries)]
+
+
+def trained_for_later(p: Profile, name: str) -> list[TrainConfig]:
+    """The models a models-only part (one with ``trains``) trains for a later part; empty for another part."""
+    part = get_part(name)
+    return list(dict.fromkeys(part.trains(p))) if part.trains is not None else []
+
+
+def carried_into(p: Profile, name: str) -> set[TrainConfig]:
+    """The models that the models-only parts before part ``name`` train (and a lease carries to it)."""
+    out: set[TrainConfig] = set()
+    for part in PARTS:
+        if part.name == name:
+            return out
+        out.update(trained_for_later(p, part.name))
+    raise ValueError(f"unknown part {name!r}; valid: {', '.join(PART_NAMES)}")
+
+
+def needed_models_parts(p: Profile) -> list[str]:
+    """The models-only parts whose models a part with missing rows still needs and that are not all available here."""
+    assigned = assign(p)
+    wanted = {m for name in missing_parts(p) for m in part_models(p, assigned[name])}
+    return [part.name for part in PARTS if part.trains is not None
+            and any(m in wanted and not available(m) for m in trained_for_later(p, part.name))]
 
 
 def get_part(name: str) -> Part:
@@ -261,6 +310,8 @@ def measured_rates() -> tuple[dict[str, float], str]:
             continue
         cards.add(m.get("gpu", "?"))
         for model in m.get("models", []):
+            if model.get("defence", "none") != "none":  # fine-tuning or DP-SGD: not the plain rate
+                continue
             size = model.get("trained_with", 1)
             bench = _benchmark_seconds(model["arch"], size, model["epochs"] * model["n_train"]) / size
             per.setdefault(model["arch"], []).append((model["seconds"], bench))
@@ -275,21 +326,21 @@ def _benchmark_seconds(arch: str, group: int, images: int) -> float:
 
 
 def estimate_seconds(p: Profile, entries: list[Entry], rates: dict[str, float] | None = None,
-                     have: Callable[[TrainConfig], bool] | None = None) -> float:
+                     have: Callable[[TrainConfig], bool] | None = None, models: list[TrainConfig] | None = None) -> float:
     """Estimated GPU seconds of a part: start-up, training (grouped as :func:`qmia.multitrain.train_many`
     groups) at the benchmark rates, each architecture's scaled by its measured factor in ``rates``
     (:func:`measured_rates`), and a fixed cost per result row. Models for which ``have`` is true (e.g.
     :func:`available`: cached, or carried weights) cost nothing to train; by default every model is trained,
-    as on a bare machine."""
+    as on a bare machine. ``models``: train these instead of the entries' (a models-only part)."""
     from .multitrain import dp_chunks, group_key, group_size_for
 
-    if not entries:
+    if not entries and not models:
         return 0.0
     rates = rates or {}
     groups: dict[TrainConfig, list[TrainConfig]] = {}
     dp_groups: dict[TrainConfig, list[TrainConfig]] = {}
     train = 0.0
-    for m in part_models(p, entries):
+    for m in (models if models is not None else part_models(p, entries)):
         if have is not None and have(m):
             continue
         if m.defence.kind in ("none", "dp"):
@@ -314,27 +365,41 @@ def estimate_seconds(p: Profile, entries: list[Entry], rates: dict[str, float] |
     return STARTUP_SECONDS + train + rows
 
 
+def part_estimate(p: Profile, name: str, rates: dict[str, float] | None = None,
+                  have: Callable[[TrainConfig], bool] | None = None) -> float:
+    """Estimated GPU seconds of part ``name`` (:func:`estimate_seconds`), a models-only part's from its models."""
+    return estimate_seconds(p, assign(p)[name], rates, have, models=trained_for_later(p, name) or None)
+
+
 def part_table(p: Profile) -> pd.DataFrame:
     """One row per non-empty part: name, what it holds, models by architecture, rows, estimated GPU minutes
-    (and where the rate came from), measured minutes and status."""
+    (and where the rate came from; a part after models-only parts counts their models as carried), measured
+    minutes and status (a models-only part is done when no part with missing rows needs its models)."""
     rates, cards = measured_rates()
+    assigned = assign(p)
+    missing_now = set(missing_parts(p))
+    wanted = {m for name in missing_now for m in part_models(p, assigned[name])}
     out = []
-    for name, entries in assign(p).items():
-        if not entries:
+    for name, entries in assigned.items():
+        later = trained_for_later(p, name)
+        if not entries and not later:
             continue
         counts: dict[str, int] = {}
-        for m in part_models(p, entries):
+        for m in later or part_models(p, entries):
             counts[m.arch] = counts.get(m.arch, 0) + 1
         n_rows = len(entry_keys(p, entries))
         missing = missing_rows(p, entries)
         manifest = read_manifest(name)
+        carried = carried_into(p, name)
+        status = ("done" if not wanted.intersection(later) else "needed") if later else \
+            "done" if missing == 0 else f"missing {missing} of {n_rows} rows"
         out.append({
             "part": name, "holds": get_part(name).title,
             "models": ", ".join(f"{v} {k}" for k, v in sorted(counts.items())),
             "rows": n_rows,
-            "estimated GPU min": round(estimate_seconds(p, entries, rates) / 60, 1),
+            "estimated GPU min": round(part_estimate(p, name, rates, have=carried.__contains__) / 60, 1),
             "measured GPU min": round(manifest["wall_seconds"] / 60, 1) if manifest else None,
-            "status": "done" if missing == 0 else f"missing {missing} of {n_rows} rows",
+            "status": status,
         })
     df = pd.DataFrame(out)
     df.attrs["rates_from"] = f"measured parts ({cards})" if rates else BENCHMARK_CARD
@@ -391,14 +456,15 @@ def run_part(p: Profile, name: str, data_root=None, device=None, progress: bool 
     from .train import TrainedModel, git_commit
 
     entries = assign(p)[get_part(name).name]
-    if not entries:
+    later = trained_for_later(p, name)
+    if not entries and not later:
         raise ValueError(f"part {name!r} holds nothing of profile {p.name!r}")
     start = time.perf_counter()
-    estimate = estimate_seconds(p, entries, measured_rates()[0], have=available)
+    estimate = part_estimate(p, name, measured_rates()[0], have=available)
     keys = entry_keys(p, entries)
     missing = {c for c, k in keys if not _stored(k)}
     todo = {c: gs for c, gs in _by_target(entries).items() if c in missing}
-    models = part_models(p, [(c, g) for c, gs in todo.items() for g in gs])
+    models = later or part_models(p, [(c, g) for c, gs in todo.items() for g in gs])
     trained_before = {m for m in models if available(m)}  # carried weights count as trained elsewhere
     train_many(models, data_root, device, progress)
     clip_model = p.config(*p.resnet, seed=0)
@@ -414,7 +480,8 @@ def run_part(p: Profile, name: str, data_root=None, device=None, progress: bool 
         if m in trained_before:
             continue
         meta = TrainedModel(m).meta
-        trained.append({"label": m.label, "key": m.key, "arch": m.arch, "epochs": m.epochs, "n_train": m.n_per_split,
+        trained.append({"label": m.label, "key": m.key, "arch": m.arch, "defence": m.defence.kind,
+                        "epochs": m.epochs, "n_train": m.n_per_split,
                         "trained_with": meta.get("trained_with", 1),
                         "seconds": round(meta["train_seconds"] / meta.get("trained_with", 1), 3),
                         "test_acc": meta["accuracy"].get("target_out"), "device": meta.get("device", "")})

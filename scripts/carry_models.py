@@ -51,14 +51,15 @@ def main() -> int:
     ap.add_argument("--max-mb", type=float, default=40)
     a = ap.parse_args()
     from qmia.config import get_profile
-    from qmia.parts import assign, estimate_seconds, measured_rates, missing_rows, part_models
+    from qmia.parts import PART_NAMES, assign, carried_into, measured_rates, missing_parts, needed_models_parts, part_estimate, part_models
     from qmia.settings import use_stored_results
 
     use_stored_results(a.profile)
     for folder in a.returned:
         print(f"{folder}: {unpack(folder, a.dest)} models with weights")
     p = get_profile(a.profile)
-    parts = {n: es for n, es in assign(p).items() if es and missing_rows(p, es)}
+    assigned = assign(p)
+    parts = {n: assigned[n] for n in missing_parts(p)}
     needed = list(dict.fromkeys(m.key for es in parts.values() for m in part_models(p, es)))
     keep, total = set(), 0
     for key in needed:
@@ -70,9 +71,12 @@ def main() -> int:
         if entry.name not in keep:
             shutil.rmtree(entry)
     rates = measured_rates()[0]
-    bare = sum(estimate_seconds(p, es, rates) for es in parts.values()) / 60
-    carried = sum(estimate_seconds(p, es, rates, have=lambda m: m.key in keep) for es in parts.values()) / 60
-    print(f"{a.dest}: {len(keep)} models, {total / 2**20:.1f} MB; the {len(parts)} missing parts: "
+    todo = [n for n in PART_NAMES if n in set(parts) | set(needed_models_parts(p))]
+    # every estimate counts the models that models-only parts before a part carry to it
+    bare = sum(part_estimate(p, n, rates, have=carried_into(p, n).__contains__) for n in todo) / 60
+    carried = sum(part_estimate(p, n, rates, have=lambda m, n=n: m in carried_into(p, n) or m.key in keep)
+                  for n in todo) / 60
+    print(f"{a.dest}: {len(keep)} models, {total / 2**20:.1f} MB; the {len(todo)} missing parts: "
           f"{bare:.1f} GPU-min estimated on a bare machine, {carried:.1f} with these weights")
     return 0
 

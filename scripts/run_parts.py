@@ -64,7 +64,8 @@ def main() -> int:
     ap.add_argument("parts", nargs="*", help="parts to run, in order (default: every missing part, in plan order)")
     a = ap.parse_args()
     from qmia.config import get_profile
-    from qmia.parts import assign, available, estimate_seconds, measured_rates, missing_rows, part_models
+    from qmia.parts import (PART_NAMES, assign, available, measured_rates, missing_parts, missing_rows, needed_models_parts,
+                            part_estimate, part_models, trained_for_later)
     from qmia.settings import cache_root, results_root
     from qmia.train import model_dir
 
@@ -87,14 +88,18 @@ def main() -> int:
     parts = assign(p)
     if a.seed_cache is not None:
         say(f"carried weights: {seed_cache(a.seed_cache, cache_root() / 'models')} models from {a.seed_cache}")
-    todo = a.parts or [n for n, es in parts.items() if es and missing_rows(p, es)]
+    if a.parts:
+        todo = a.parts
+    else:  # the parts with missing rows and the models-only parts they need, in plan order
+        wanted = set(missing_parts(p)) | set(needed_models_parts(p))
+        todo = [n for n in PART_NAMES if n in wanted]
     for name in todo:
-        if name not in parts or not parts[name]:
-            raise SystemExit(f"unknown or empty part {name!r}")
+        if name not in parts:
+            raise SystemExit(f"unknown part {name!r}")
     say(f"results in {results_root()}; models in {cache_root()}; parts to run: {', '.join(todo)}")
     for name in todo:
         left = a.budget - (time.monotonic() - start)
-        est = estimate_seconds(p, parts[name], measured_rates()[0], have=available)
+        est = part_estimate(p, name, measured_rates()[0], have=available)
         if est > left:
             say(f"{name}: skipped, estimated {est:.0f} s > {left:.0f} s left")
             continue
@@ -117,8 +122,10 @@ def main() -> int:
     targets = [meta.parent / "model.pt" for meta, _ in metas if is_seed0_target(meta)]
     still = [n for n, es in parts.items() if es and missing_rows(p, es)]
     shared = [model_dir(m) / "model.pt" for n in still for m in part_models(p, parts[n])]
+    for_later = [model_dir(m) / "model.pt" for n in PART_NAMES for m in trained_for_later(p, n)]  # useless otherwise
+    wanted = set(shared)
     weights, total = [], 0
-    for f in dict.fromkeys(targets + shared):
+    for f in dict.fromkeys([f for f in for_later if f in wanted] + targets + shared):
         if f.is_file() and total + f.stat().st_size <= a.carry_mb * 2**20:
             weights.append((f, str(f.relative_to(models.parent))))
             total += f.stat().st_size

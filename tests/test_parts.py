@@ -11,8 +11,8 @@ import torch
 import pytest
 
 from qmia.config import get_profile
-from qmia.parts import (LIMIT_SECONDS, PART_NAMES, assign, entry_keys, estimate_seconds, missing_parts, part_models, run_part,
-                        verify_stored)
+from qmia.parts import (LIMIT_SECONDS, PART_NAMES, assign, carried_into, entry_keys, estimate_seconds, missing_parts, part_estimate,
+                        part_models, run_part, trained_for_later, verify_stored)
 from qmia.plan import book_plan
 from qmia.results import load_outcome, load_row, save_row
 from qmia.settings import results_root
@@ -32,10 +32,25 @@ def test_every_plan_entry_is_in_exactly_one_part(name):
 
 
 def test_each_paper_part_fits_one_gpu_command_at_the_benchmark_rates():
+    # on a bare machine, but for the models that models-only parts before it train and a lease carries to it
     p = get_profile("paper")
-    est = {n: estimate_seconds(p, es) for n, es in assign(p).items() if es}
+    est = {n: part_estimate(p, n, have=carried_into(p, n).__contains__) for n, es in assign(p).items()
+           if es or trained_for_later(p, n)}
     assert len(est) >= 10 and all(0 < s <= LIMIT_SECONDS for s in est.values()), est
     assert list(est)[:2] == ["tables-resnet20", "readings-resnet20"]  # what the book needs most comes first
+
+
+def test_models_only_parts_train_the_dp_models_of_the_part_that_needs_them():
+    p = get_profile("paper")
+    a, b = trained_for_later(p, "defences-dp-models-a"), trained_for_later(p, "defences-dp-models-b")
+    dp_part = part_models(p, assign(p)["defences-dp"])
+    dp_models = [m for m in dp_part if m.defence.kind == "dp"]
+    assert len(dp_models) == p.lira_refs + 1 and sorted(a + b, key=lambda m: m.key) == sorted(dp_models, key=lambda m: m.key)
+    assert not set(a) & set(b) and {m.role for m in a} == {"ref"} and sum(m.role == "target" for m in b) == 1
+    assert not assign(p)["defences-dp-models-a"] and carried_into(p, "defences-dp") >= set(dp_models)
+    assert "defences-dp-models-a" not in missing_parts(p)  # no rows of its own: the book never waits for it
+    # alone on a bare machine the DP part would not fit one command; with its models carried it does
+    assert estimate_seconds(p, assign(p)["defences-dp"]) > LIMIT_SECONDS
 
 
 def _outcome(rng, n=400, seed=0, ties=True):
@@ -196,3 +211,15 @@ def test_weights_carried_from_one_lease_to_the_next_are_not_trained_again(tmp_pa
     assert all(is_cached(m) for m in models)
     assert [TrainedModel(m).meta["train_seconds"] for m in models] == [m.meta["train_seconds"] for m in trained]
     assert all(torch.equal(a.outputs["logits"]["shadow_out"], b) for a, b in zip(again, logits))
+
+
+def test_a_models_only_part_trains_its_models_and_stores_no_rows():
+    from qmia.parts import available, needed_models_parts
+
+    p = get_profile("smoke")
+    models = trained_for_later(p, "defences-dp-models-a")
+    assert models and "defences-dp-models-a" in needed_models_parts(p)
+    m = run_part(p, "defences-dp-models-a", device="cpu", progress=False)
+    assert m["rows"] == [] and sorted(x["key"] for x in m["models"]) == sorted(c.key for c in models)
+    assert all(x["defence"] == "dp" for x in m["models"]) and all(available(c) for c in models)
+    assert "defences-dp-models-a" not in needed_models_parts(p) and run_part(p, "defences-dp-models-a", device="cpu") == m
