@@ -20,7 +20,7 @@ start=$(date +%s)
   echo "lease: $(nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null || echo no GPU), commit ${QMIA_COMMIT:-?}"
   python3 -c "import opacus" 2>/dev/null || python3 -m pip install -q --no-index --no-deps "$QMIA_DATA"/wheels/*.whl 2>&1 | tail -2
   if [ "${BENCH_SECONDS:-0}" -gt 0 ]; then
-    timeout $((BENCH_SECONDS + 90)) python3 benchmarks/bench_train.py --archs "${BENCH_ARCHS:-resnet20,resnet50}" \
+    timeout $((BENCH_SECONDS + 90)) python3 benchmarks/bench_train.py --archs "${BENCH_ARCHS:-resnet50,resnet20}" \
       --budget "$BENCH_SECONDS" --json "$OUT/bench.json" 2>&1 | grep -v -i warn
     echo "benchmark: $(( $(date +%s) - start )) s"
   fi
