@@ -58,7 +58,7 @@ DP_GROUP_SLOWDOWN = 4.0
 class Part:
     """A named share of the plan: ``takes(profile)`` is the set of (config, attack group) it may take. A part with
     ``trains`` takes no entries: it trains those models of a later part, whose weights the lease carries to the
-    next (``scripts/carry_models.py``), so that a part too large for one command runs in two."""
+    next (``scripts/carry_models.py``), so that a part too large for one command runs in several."""
 
     name: str
     title: str
