@@ -8,6 +8,10 @@
 #   .device-data/FashionMNIST (31 MB) only for a LeNet-5 part, with a smaller cache (carry_models.py --max-mb)
 #   QMIA_COMMIT=<commit> BENCH_SECONDS=150 bash scripts/lease.sh [parts, in order]
 #
+# Before, here: .device-data/ holds a copy of the data root's cifar10-jpeg-q75.tar.gz (and FashionMNIST/) and
+# wheels/ from `pip download opacus==1.6.0 opt_einsum==3.4.0 --no-deps -d .device-data/wheels`; .device-cache/ is
+# what scripts/carry_models.py kept from earlier leases (it may be empty).
+#
 # Afterwards, here: unpack results-*.tgz.part into results/ (cat | tar xz), check `python -m qmia sweep --profile
 # paper --parts`, and `python scripts/carry_models.py <returned folder>` for the next lease.
 set -u
