@@ -2,7 +2,8 @@
 # One GPU lease, as one prepared command: install the carried wheels (Opacus, for DP-SGD), optionally measure
 # speed (benchmarks/bench_train.py for BENCH_SECONDS), then run the next missing parts of the paper plan in the
 # time left of LEASE_SECONDS (scripts/run_parts.py), the cache seeded with the carried weights; everything that
-# comes back is written under $OUT (at most 7 files: parts.log, bench.json, results-NN and models-NN chunks).
+# comes back is written under $OUT: parts.log, bench.json, results-NN (15 MB chunks; 2 for the projected 28 MB)
+# and models-NN (at most 3): 7 files, of the 8 a lease returns.
 #
 #   carry (64 MiB): .device-data/cifar10-jpeg-q75.tar.gz, .device-data/wheels, .device-cache (at most 40 MB);
 #   .device-data/FashionMNIST (31 MB) only for a LeNet-5 part, with a smaller cache (carry_models.py --max-mb)
