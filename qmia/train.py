@@ -99,6 +99,9 @@ class TrainedModel:
 
     def load(self, device: torch.device | str = "cpu") -> nn.Module:
         """The exported model, weights loaded without executing code (``weights_only=True``)."""
+        if self.meta.get("carried") == "outputs":
+            raise FileNotFoundError(f"only the outputs of {self.config.label} were carried to this machine ({self.path}), "
+                                    "not its weights; delete that folder to train it again here")
         model = build_exported(self.config)
         model.load_state_dict(torch.load(self.path / "model.pt", map_location=device, weights_only=True))
         return model.to(device).eval()
@@ -337,6 +340,8 @@ def is_cached(config: TrainConfig) -> bool:
         meta = read_json(path / "meta.json")
         if not isinstance(meta, dict) or meta.get("key") != config.key:
             raise DamagedEntry("meta.json does not describe this configuration")
+        if meta.get("carried") == "outputs":  # only the outputs were carried here (a model too large to carry)
+            files = {"outputs.pt": path / "outputs.pt"}
         if "files" not in meta:  # an older entry: prove its files load, then record their checksums
             for f in files.values():
                 try:

@@ -8,9 +8,10 @@ still need; this script unpacks them into a folder that the next lease carries:
     python scripts/carry_models.py /work/.device/N [...]     # the folders a lease returned
     # next lease: carry [".device-data", ".device-cache"], and run_parts.py --seed-cache .device-cache
 
-It keeps only weights (``models/<key>/model.pt`` with its ``meta.json``) that the profile's missing parts
-need, in the order of those parts, up to ``--max-mb`` (the carry holds 64 MiB with the data), removes the
-rest, and prints the missing parts' estimated GPU minutes on a bare machine and with the carried weights.
+It keeps only carried models (``models/<key>/model.pt`` with its ``meta.json``; ``outputs.pt`` instead of the
+weights of a model too large to carry, a ResNet-50) that the profile's missing parts need, in the order of
+those parts, up to ``--max-mb`` (the carry holds 64 MiB with the data), removes the rest, and prints the
+missing parts' estimated GPU minutes on a bare machine and with the carried models.
 Run it with no folders to prune the carried set after parts were stored.
 """
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import shutil
 import sys
 import tarfile
@@ -27,20 +29,30 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def unpack(returned: Path, dest: Path) -> int:
-    """Extract the weights (model.pt with its meta.json) of ``returned/models-*.tgz.part`` into ``dest/models``."""
+    """Extract the carried models of ``returned/models-*.tgz.part`` into ``dest/models``: meta.json with model.pt,
+    or with outputs.pt for a model whose weights were too large to carry (its meta.json then says
+    ``"carried": "outputs"``, which :func:`qmia.train.is_cached` accepts without weights)."""
     parts = sorted(returned.glob("models-*.tgz.part"))
     if not parts:
         return 0
+    count = 0
     with tarfile.open(fileobj=io.BytesIO(b"".join(p.read_bytes() for p in parts)), mode="r:gz") as tar:
         names = set(tar.getnames())
-        members = [m for m in tar.getmembers() if m.isfile() and m.name.startswith("models/")
-                   and m.name.endswith("/meta.json") and m.name.replace("meta.json", "model.pt") in names]
-        for meta in members:
-            for member in (meta, tar.getmember(meta.name.replace("meta.json", "model.pt"))):
-                target = dest / member.name
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(tar.extractfile(member).read())
-    return len(members)
+        for meta in [m for m in tar.getmembers() if m.isfile() and m.name.startswith("models/") and m.name.endswith("/meta.json")]:
+            folder = meta.name.removesuffix("meta.json")
+            carried = [n for n in (folder + "model.pt", folder + "outputs.pt") if n in names]
+            if not carried:
+                continue
+            target = dest / folder
+            target.mkdir(parents=True, exist_ok=True)
+            for name in carried:
+                (dest / name).write_bytes(tar.extractfile(name).read())
+            info = json.loads(tar.extractfile(meta).read())
+            if carried == [folder + "outputs.pt"]:
+                info["carried"] = "outputs"
+            (target / "meta.json").write_text(json.dumps(info, indent=1))
+            count += 1
+    return count
 
 
 def main() -> int:
@@ -63,10 +75,11 @@ def main() -> int:
     needed = list(dict.fromkeys(m.key for es in parts.values() for m in part_models(p, es)))
     keep, total = set(), 0
     for key in needed:
-        f = a.dest / "models" / key / "model.pt"
-        if f.is_file() and total + f.stat().st_size <= a.max_mb * 2**20:
+        files = [f for f in (a.dest / "models" / key).glob("*.pt")]
+        size = sum(f.stat().st_size for f in files)
+        if files and total + size <= a.max_mb * 2**20:
             keep.add(key)
-            total += f.stat().st_size
+            total += size
     for entry in sorted((a.dest / "models").glob("*")) if (a.dest / "models").exists() else []:
         if entry.name not in keep:
             shutil.rmtree(entry)

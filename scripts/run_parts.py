@@ -12,8 +12,9 @@ only their outputs computed, and the estimates count them as done. OUT receives 
 ``results-NN.tgz.part`` (the results folder: rows, ROC curves, scores, part manifests; join with
 ``cat results-*.tgz.part | tar xz``) and ``models-NN.tgz.part``: meta.json of every model, the weights of
 the seed-0 targets (for the weight statistics the book computes), then, up to ``--carry-mb``, the weights
-of the models that parts still missing need (shared shadows and reference models), in the order of
-those parts, for ``scripts/carry_models.py`` to carry to the next lease.
+of the models that parts still missing need (shared shadows and reference models; of a model whose weights
+exceed 8 MB, a ResNet-50, its outputs), in the order of those parts, for ``scripts/carry_models.py`` to
+carry to the next lease.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ import time
 from pathlib import Path
 
 CHUNK = 15 * 2**20
+# Weights larger than this (a ResNet-50's 94 MB) are not carried: the outputs of such a model are, where a later
+# part needs the model (a shadow's outputs are all its attacks read).
+MAX_WEIGHTS = 8 * 2**20
 
 
 def write_chunks(data: bytes, out: Path, stem: str, max_chunks: int) -> list[Path]:
@@ -126,6 +130,8 @@ def main() -> int:
     wanted = set(shared)
     weights, total = [], 0
     for f in dict.fromkeys([f for f in for_later if f in wanted] + targets + shared):
+        if f.is_file() and f.stat().st_size > MAX_WEIGHTS and f in wanted:  # too large to carry: its outputs instead
+            f = f.with_name("outputs.pt")
         if f.is_file() and total + f.stat().st_size <= a.carry_mb * 2**20:
             weights.append((f, str(f.relative_to(models.parent))))
             total += f.stat().st_size
@@ -133,7 +139,8 @@ def main() -> int:
     if len(data) > 3 * CHUNK:  # weights only where they fit: the metas always come back
         data, weights = tar_bytes(metas), []
     chunks = write_chunks(data, a.out, "models", 3)
-    say(f"models: {len(metas)} metas and {len(weights)} weights in {len(chunks)} chunk(s), {len(data) / 2**20:.1f} MB")
+    say(f"models: {len(metas)} metas and {len(weights)} weight or output files in {len(chunks)} chunk(s), "
+        f"{len(data) / 2**20:.1f} MB")
     return 0
 
 
@@ -143,16 +150,19 @@ def is_seed0_target(meta: Path) -> bool:
 
 
 def seed_cache(source: Path, models: Path) -> int:
-    """Copy ``source/models/<key>/{model.pt, meta.json}`` into the cache's ``models`` folder where the cache has no
-    entry of that key; returns how many were copied."""
+    """Copy ``source/models/<key>/`` (meta.json with model.pt, or with outputs.pt for a model whose weights were too
+    large to carry) into the cache's ``models`` folder where the cache has no entry of that key; returns how many
+    were copied."""
     import shutil
 
     copied = 0
     for meta in sorted((source / "models").glob("*/meta.json")):
-        weights, dest = meta.parent / "model.pt", models / meta.parent.name
-        if weights.is_file() and not (dest / "meta.json").exists():
+        files = [f for f in (meta.parent / "model.pt", meta.parent / "outputs.pt") if f.is_file()]
+        dest = models / meta.parent.name
+        if files and not (dest / "meta.json").exists():
             dest.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(weights, dest / "model.pt")
+            for f in files:
+                shutil.copyfile(f, dest / f.name)
             shutil.copyfile(meta, dest / "meta.json")
             copied += 1
     return copied

@@ -223,3 +223,28 @@ def test_a_models_only_part_trains_its_models_and_stores_no_rows():
     assert m["rows"] == [] and sorted(x["key"] for x in m["models"]) == sorted(c.key for c in models)
     assert all(x["defence"] == "dp" for x in m["models"]) and all(available(c) for c in models)
     assert "defences-dp-models-a" not in needed_models_parts(p) and run_part(p, "defences-dp-models-a", device="cpu") == m
+
+
+def test_a_model_too_large_to_carry_travels_as_its_outputs(tmp_path, monkeypatch, capfd):
+    from qmia.multitrain import train_many
+    from qmia.settings import cache_root
+    from qmia.train import TrainedModel, is_cached, model_dir
+
+    run_parts, carry_models = _script("run_parts"), _script("carry_models")
+    p = get_profile("smoke")
+    shadow = next(m for m in part_models(p, assign(p)["tables-lenet"]) if m.role == "shadow")
+    logits = train_many([shadow], device="cpu", progress=False)[0].outputs["logits"]["shadow_in"].clone()
+    returned, carried = tmp_path / "returned", tmp_path / "carried"
+    returned.mkdir()
+    files = [(model_dir(shadow) / f, f"models/{shadow.key}/{f}") for f in ("meta.json", "outputs.pt")]  # no weights
+    run_parts.write_chunks(run_parts.tar_bytes(files), returned, "models", 3)
+    assert carry_models.unpack(returned, carried) == 1
+    monkeypatch.setenv("QMIA_CACHE", str(tmp_path / "next-cache"))
+    assert run_parts.seed_cache(carried, cache_root() / "models") == 1
+    assert is_cached(shadow)  # the attacks read only its outputs: nothing to train
+    model = train_many([shadow], device="cpu", progress=False)[0]
+    assert torch.equal(model.outputs["logits"]["shadow_in"], logits) and not (model.path / "model.pt").exists()
+    with pytest.raises(FileNotFoundError, match="only the outputs"):
+        TrainedModel(shadow).load()
+    (model.path / "outputs.pt").write_bytes((model.path / "outputs.pt").read_bytes()[:-10])  # damaged: moved aside
+    assert not is_cached(shadow) and "damaged" in capfd.readouterr().err

@@ -6,6 +6,7 @@
 | a cache entry's ``meta.json`` not JSON | the same |
 | ``outputs.pt`` changed, same size | the same (its sha256 differs) |
 | ``outputs.pt`` missing, ``model.pt`` intact (weights carried from another lease) | the outputs computed from the weights, not retrained |
+| only ``outputs.pt`` carried (a ResNet-50's weights are too large; ``tests/test_parts.py``) | used by the attacks; loading the weights says they were not carried; damaged outputs: moved aside |
 | an entry written before checksums | its files are loaded once; intact: checksums added; truncated: moved aside |
 | a stored row's score file truncated, or its JSON damaged | reported, moved aside, the row recomputed (identical) |
 | the cached data tensors truncated | moved aside, the data set decoded again |
