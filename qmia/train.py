@@ -331,7 +331,9 @@ def is_cached(config: TrainConfig) -> bool:
     """Whether ``config`` has a complete, intact cache entry. A damaged one (meta.json unreadable, a file
     missing, truncated or changed) is reported on stderr with its path and moved aside, and this returns
     False so that it is trained again. Entries written before checksums were recorded are checked by
-    loading their files, and get their checksums then."""
+    loading their files, and get their checksums then. An entry carried with its outputs only (meta.json says
+    ``"carried": "outputs"``: a model too large to carry between GPU leases) is complete without weights; one
+    carried with its weights only is not yet (:func:`has_weights`)."""
     path = model_dir(config)
     if not (path / "meta.json").exists() or has_weights(config):  # weights only: restore_outputs completes it
         return False
