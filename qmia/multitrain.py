@@ -247,10 +247,7 @@ def train_many(configs: Sequence[TrainConfig], data_root: str | os.PathLike | No
     for members in groups.values():
         step = group_size_for(members[0].arch, size)
         for start in range(0, len(members), step):
-            with contextlib.ExitStack() as held:  # one lock per model, in key order: another process waits, then reuses
-                for c in sorted(members[start : start + step], key=lambda c: c.key):
-                    held.enter_context(lock(c.key))
-                chunk = [c for c in members[start : start + step] if not is_cached(c)]
+            with _uncached_locked(members[start : start + step]) as chunk:
                 if chunk:
                     _train_chunk(chunk, data_root, dev, show)
     dp_groups: dict[TrainConfig, list[TrainConfig]] = defaultdict(list)
@@ -261,15 +258,20 @@ def train_many(configs: Sequence[TrainConfig], data_root: str | os.PathLike | No
             train_defended(c, data_root, dev, progress)
     for members in dp_groups.values():  # DP-SGD models together where models train in groups (CUDA)
         for part in dp_chunks(len(members), group_size_for(members[0].arch, size)):
-            with contextlib.ExitStack() as held:
-                for c in sorted([members[i] for i in part], key=lambda c: c.key):
-                    held.enter_context(lock(c.key))
-                chunk = [members[i] for i in part if not is_cached(members[i])]
-                if len(chunk) > 1:
+            with _uncached_locked([members[i] for i in part]) as chunk:
+                if chunk:
                     _train_dp_chunk(chunk, data_root, dev, show)
-                elif chunk:
-                    train_defended(chunk[0], data_root, dev, progress)
     return [TrainedModel(c) for c in configs]
+
+
+@contextlib.contextmanager
+def _uncached_locked(chunk: list[TrainConfig]):
+    """Hold one lock per model of ``chunk``, in key order (another process waits, then reuses), and yield those
+    not cached by then."""
+    with contextlib.ExitStack() as held:
+        for c in sorted(chunk, key=lambda c: c.key):
+            held.enter_context(lock(c.key))
+        yield [c for c in chunk if not is_cached(c)]
 
 
 def dp_chunks(count: int, size: int) -> list[range]:
@@ -281,6 +283,9 @@ def dp_chunks(count: int, size: int) -> list[range]:
 
 
 def _train_dp_chunk(chunk: list[TrainConfig], data_root, dev: torch.device, show: bool) -> None:
+    if len(chunk) == 1:  # alone: Opacus itself
+        train_defended(chunk[0], data_root, dev, show)
+        return
     jobs = [prepare(c, data_root, dev) for c in chunk]
     if len({len(j.train_idx) for j in jobs}) != 1:  # training sets of different sizes cannot share steps
         for c in chunk:

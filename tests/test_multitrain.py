@@ -21,9 +21,8 @@ def _states(jobs):
     return [{k: v.clone() for k, v in j.model.state_dict().items()} for j in jobs]
 
 
-@pytest.mark.parametrize("quant", [QuantSpec(), QuantSpec("mia", 4), QuantSpec("dorefa", 4)])
-def test_fit_many_matches_fit_model_by_model(quant):
-    configs = _configs("lenet", quant, epochs=2)
+def _together_as_alone(configs):
+    """Train ``configs`` one by one (fit) and together (fit_many); assert equal losses and states; the group's jobs."""
     alone, together = [prepare(c, device="cpu") for c in configs], [prepare(c, device="cpu") for c in configs]
     losses = [fit(j.model, j.config, j.x_train, j.y_train, False) for j in alone]
     losses_many = fit_many([j.model for j in together], configs, [j.x_train for j in together],
@@ -32,6 +31,12 @@ def test_fit_many_matches_fit_model_by_model(quant):
     for a, b in zip(_states(alone), _states(together)):
         for k in a:
             assert torch.allclose(a[k].float(), b[k].float(), atol=1e-4), k
+    return together
+
+
+@pytest.mark.parametrize("quant", [QuantSpec(), QuantSpec("mia", 4), QuantSpec("dorefa", 4)])
+def test_fit_many_matches_fit_model_by_model(quant):
+    _together_as_alone(_configs("lenet", quant, epochs=2))
 
 
 def test_fit_many_matches_fit_with_batchnorm_for_one_step():
@@ -76,14 +81,7 @@ def test_fit_many_rejects_models_that_cannot_share_steps():
 def test_fit_many_trains_different_bitwidths_and_readings_together(quants):
     base = get_profile("smoke").config("lenet", "digits", QuantSpec()).with_(epochs=2)
     configs = [base.with_(quant=q, seed=i) for i, q in enumerate(quants)]
-    alone, together = [prepare(c, device="cpu") for c in configs], [prepare(c, device="cpu") for c in configs]
-    losses = [fit(j.model, j.config, j.x_train, j.y_train, False) for j in alone]
-    losses_many = fit_many([j.model for j in together], configs, [j.x_train for j in together],
-                           [j.y_train for j in together], False)
-    assert losses_many == pytest.approx(losses, rel=1e-4)
-    for a, b in zip(_states(alone), _states(together)):
-        for k in a:
-            assert torch.allclose(a[k].float(), b[k].float(), atol=1e-4), k
+    together = _together_as_alone(configs)
     for j, c in zip(together, configs):  # and each exports on its own grid
         for _, layer in selected_layers(export_quantized(j.model, c.quant), c.quant):
             assert len(torch.unique(layer.weight)) <= max_levels(c.quant.bits, c.quant.reading)
