@@ -444,17 +444,11 @@ def export_quantized(model: nn.Module, spec: QuantSpec) -> nn.Module:
 
 def clipped_fraction(w: torch.Tensor, bits: int, zero_point: int = 2, reading: str = "literal") -> float:
     """Share of a tensor's weights that the clamp moves (codes outside its range), under ``reading``."""
-    s = (w.max() - w.min()) / 2**bits
+    levels, zero, anchored, top = mia_constants(bits, zero_point, reading)
+    s = (w.max() - w.min()) / levels
     if s <= 0:
         return 0.0
-    if reading == "literal":
-        codes, top = torch.round(w / s) + zero_point, 2**bits + 1
-    elif reading == "min-anchored":
-        codes, top = torch.round((w - w.min()) / s) + zero_point, 2**bits + 1
-    elif reading == "printed":
-        codes, top = torch.round(w / s), 2**bits - 1
-    else:
-        raise ValueError(f"unknown quantizer reading {reading!r}; valid: {', '.join(READINGS)}")
+    codes = torch.round((w - w.min() * anchored) / s) + zero
     return float(((codes < 0) | (codes > top)).float().mean())
 
 
