@@ -232,7 +232,7 @@ def carried_into(p: Profile, name: str) -> set[TrainConfig]:
 def needed_models_parts(p: Profile) -> list[str]:
     """The models-only parts whose models a part with missing rows still needs and that are not all available here."""
     assigned = assign(p)
-    wanted = {m for name in missing_parts(p) for m in part_models(p, assigned[name])}
+    wanted = {m for es in assigned.values() if es and missing_rows(p, es) for m in part_models(p, es)}
     return [part.name for part in PARTS if part.trains is not None
             and any(m in wanted and not available(m) for m in trained_for_later(p, part.name))]
 
@@ -377,8 +377,8 @@ def part_table(p: Profile) -> pd.DataFrame:
     minutes and status (a models-only part is done when no part with missing rows needs its models)."""
     rates, cards = measured_rates()
     assigned = assign(p)
-    missing_now = set(missing_parts(p))
-    wanted = {m for name in missing_now for m in part_models(p, assigned[name])}
+    missing_of = {name: missing_rows(p, es) for name, es in assigned.items() if es}
+    wanted = {m for name, k in missing_of.items() if k for m in part_models(p, assigned[name])}
     out = []
     for name, entries in assigned.items():
         later = trained_for_later(p, name)
@@ -388,7 +388,7 @@ def part_table(p: Profile) -> pd.DataFrame:
         for m in later or part_models(p, entries):
             counts[m.arch] = counts.get(m.arch, 0) + 1
         n_rows = len(entry_keys(p, entries))
-        missing = missing_rows(p, entries)
+        missing = missing_of.get(name, 0)
         manifest = read_manifest(name)
         carried = carried_into(p, name)
         status = ("done" if not wanted.intersection(later) else "needed") if later else \
