@@ -20,7 +20,9 @@ For each architecture it prints images/s of
 and the ratios to the plain loop. Data are synthetic (random uint8 images) of the real shapes;
 ``--accuracy`` trains LeNet-5 on Fashion-MNIST and ResNet-20 on CIFAR-10 with both loops (same
 recipe: SGD, one-cycle, augmentation) and reports their test accuracy. ``--json FILE`` writes every
-measurement. The run stops starting new measurements after ``--budget`` seconds.
+measurement; ``--profile-steps K`` also profiles K steps of each architecture as the plan trains it (ResNet-50 alone, the
+others in groups), eager and with CUDA graphs: where the step's time goes. The run stops starting new throughput
+measurements after ``--budget`` seconds, and new profiles 60 s later.
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ from qmia.quantizers import quantize_model, reading_spec  # noqa: E402
 from qmia.train import fit, predict  # noqa: E402
 
 DATASET = {"lenet": "fashion_mnist", "resnet20": "cifar10", "resnet50": "cifar10"}
+# The step profiles (--profile-steps) run after the throughput rows, and start within this many seconds after --budget.
+PROFILE_SECONDS = 60
 
 
 def sync(dev: torch.device) -> None:
@@ -181,6 +185,34 @@ def bench_dp_many(arch: str, n: int, bs: int, epochs: int, dev: torch.device, co
     return count * epochs * n / (time.perf_counter() - start)
 
 
+def profile_step(arch: str, count: int, bs: int, steps: int, dev: torch.device, quant: QuantSpec) -> dict:
+    """Where a training step's time goes: :mod:`torch.profiler` over ``steps`` batches of ``count`` models trained
+    together (:func:`qmia.multitrain.fit_many`), after a warm-up. Returns the wall seconds, the device-busy share
+    (summed kernel time over wall time; on a CPU, summed operator self time) and the top operators by self time
+    (ms over the profiled steps). Profiling adds host overhead, so read shares, not speeds."""
+    from torch.profiler import ProfilerActivity, profile
+
+    data = [synthetic(arch, bs * steps, dev, seed=j) for j in range(count)]
+    warm = [_config(arch, 4 * bs, bs, 1, quant, seed=j) for j in range(count)]
+    fit_many([_model(arch, quant, dev) for _ in range(count)], warm, [x[: 4 * bs] for x, _ in data],
+             [y[: 4 * bs] for _, y in data], progress=False)
+    models = [_model(arch, quant, dev) for _ in range(count)]
+    configs = [_config(arch, bs * steps, bs, 1, quant, seed=j) for j in range(count)]
+    cuda = dev.type == "cuda"
+    sync(dev)
+    with profile(activities=[ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])) as prof:
+        start = time.perf_counter()
+        fit_many(models, configs, [x for x, _ in data], [y for _, y in data], progress=False)
+        sync(dev)
+        wall = time.perf_counter() - start
+    attr = "self_device_time_total" if cuda else "self_cpu_time_total"
+    ops = sorted(prof.key_averages(), key=lambda e: getattr(e, attr), reverse=True)
+    busy = sum(getattr(e, attr) for e in ops) / 1e6
+    top = [{"op": e.key[:80], "self_ms": getattr(e, attr) / 1e3, "calls": e.count} for e in ops[:15]]
+    return {"arch": arch, "models": count, "quant": str(quant), "steps": steps, "wall_s": wall,
+            "busy_share": busy / wall, "top": top}
+
+
 def accuracy(model, x_u8, y, info) -> float:
     return float((predict(model, x_u8, info).argmax(1) == y.cpu()).float().mean())
 
@@ -223,6 +255,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data-root", default=None)
     ap.add_argument("--budget", type=float, default=1e9, help="seconds after which no new measurement starts")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--profile-steps", type=int, default=0,
+                    help="then profile this many steps of each architecture, eager and with CUDA graphs (0: none)")
     a = ap.parse_args(argv)
     dev = torch.device(a.device)
     cuda = dev.type == "cuda"
@@ -235,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     report = {"device": torch.cuda.get_device_name(dev) if cuda else platform.processor() or "cpu",
               "torch": torch.__version__, "batch_size": a.batch, "images": n, "epochs": epochs, "group": group,
-              "rows": [], "accuracy": [], "errors": []}
+              "rows": [], "accuracy": [], "profiles": [], "errors": []}
 
     def save() -> None:
         if a.json:
@@ -293,6 +327,25 @@ def main(argv: list[str] | None = None) -> int:
             if cuda:
                 measure(f"qmia x{group} mia-4b eager", arch,
                         lambda: bench_many(arch, arch_n, a.batch, epochs, dev, mia4, group), eager=True)
+    for arch in archs if a.profile_steps else []:
+        for count in (1,) if arch == "resnet50" else (group,):  # as the plan trains them
+            for eager in (True, False) if cuda else (True,):
+                name = f"{arch} x{count} mia-4b{' eager' if eager else ''} profile"
+                if time.perf_counter() - t0 > a.budget + PROFILE_SECONDS:
+                    report["errors"].append(f"{name}: skipped (budget)")
+                    continue
+                os.environ["QMIA_CUDA_GRAPHS"] = "0" if eager else "1"
+                try:
+                    r = profile_step(arch, count, a.batch, a.profile_steps, dev, mia4)
+                except Exception as e:
+                    report["errors"].append(f"{name}: {type(e).__name__}: {e}"[:500])
+                    print(f"  {name} FAILED: {type(e).__name__}: {str(e)[:200]}", flush=True)
+                    continue
+                r["eager"] = eager
+                report["profiles"].append(r)
+                print(f"  {name}: {r['steps']} steps in {r['wall_s']:.2f} s, busy {r['busy_share']:.0%}; top: "
+                      + "; ".join(f"{t['op']} {t['self_ms']:.0f} ms" for t in r["top"][:6]), flush=True)
+                save()
     if a.accuracy:
         settings = [("lenet", 15000 if cuda else 2000, 15 if cuda else 5), ("resnet20", 15000 if cuda else 1000, 15 if cuda else 3)]
         for arch, acc_n, acc_epochs in settings:
