@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 from .config import TrainConfig
 from .settings import group_size_override
-from .store import atomic_write_json, lock
+from .store import lock
 from . import defences
 from .data import augment_draws, dataset_info
 from .defences import Defence
@@ -297,9 +297,8 @@ def _train_dp_chunk(chunk: list[TrainConfig], data_root, dev: torch.device, show
     losses, eps = fit_many_dp([j.model for j in jobs], chunk, [j.x_train for j in jobs], [j.y_train for j in jobs], show)
     seconds = time.perf_counter() - t0
     for job, loss in zip(jobs, losses):
-        m = finish(job, loss, seconds, trained_with=len(chunk))
-        atomic_write_json({**m.meta, "dp_epsilon": eps, "dp_delta": 1 / len(job.x_train),
-                           "dp_trainer": "qmia.multitrain.fit_many_dp"}, m.path / "meta.json")
+        finish(job, loss, seconds, trained_with=len(chunk), extra={"dp_epsilon": eps, "dp_delta": 1 / len(job.x_train),
+                                                                   "dp_trainer": "qmia.multitrain.fit_many_dp"})
 
 
 def _train_chunk(chunk: list[TrainConfig], data_root, dev: torch.device, show: bool) -> None:

@@ -307,10 +307,7 @@ def train_defended(config: TrainConfig, data_root: str | os.PathLike | None = No
                                              max_grad_norm=d.max_grad_norm, augment_fn=prepare_batch,
                                              seed=int(config.key[8:16], 16), momentum=config.momentum)
             extra = {"dp_epsilon": eps, "dp_delta": 1 / len(job.x_train)}
-        m = finish(job, loss, time.perf_counter() - start)
-        if extra:
-            atomic_write_json({**m.meta, **extra}, m.path / "meta.json")
-        m = TrainedModel(config)
+        m = finish(job, loss, time.perf_counter() - start, extra=extra)
         m.trained_here = True
         return m
 
@@ -442,10 +439,11 @@ def restore_outputs(config: TrainConfig, data_root: str | os.PathLike | None = N
     return TrainedModel(config)
 
 
-def finish(job: TrainingJob, loss: float, seconds: float, trained_with: int = 1) -> TrainedModel:
+def finish(job: TrainingJob, loss: float, seconds: float, trained_with: int = 1, extra: dict | None = None) -> TrainedModel:
     """Export the trained model of ``job``, compute its logits on every split and write the cache entry.
 
-    ``trained_with``: how many models shared the training steps (:mod:`qmia.multitrain`).
+    ``trained_with``: how many models shared the training steps (:mod:`qmia.multitrain`); ``extra``: more fields
+    for meta.json (a defence's record, e.g. ``dp_epsilon``), written with the rest at once.
     """
     config, path = job.config, model_dir(job.config)
     model = export_quantized(job.model, config.quant)
@@ -470,6 +468,7 @@ def finish(job: TrainingJob, loss: float, seconds: float, trained_with: int = 1)
             "torch": torch.__version__,
             "commit": git_commit(),
             "files": files,
+            **(extra or {}),
         },
         path / "meta.json",
     )
