@@ -229,10 +229,16 @@ def carried_into(p: Profile, name: str) -> set[TrainConfig]:
     raise ValueError(f"unknown part {name!r}; valid: {', '.join(PART_NAMES)}")
 
 
+def needed_models(p: Profile, names: list[str] | None = None) -> list[TrainConfig]:
+    """The distinct models that parts ``names`` (default: those with missing rows, :func:`missing_parts`) train,
+    in plan order: what a lease still needs trained or carried."""
+    assigned = assign(p)
+    return list(dict.fromkeys(m for n in (missing_parts(p) if names is None else names) for m in part_models(p, assigned[n])))
+
+
 def needed_models_parts(p: Profile) -> list[str]:
     """The models-only parts whose models a part with missing rows still needs and that are not all available here."""
-    assigned = assign(p)
-    wanted = {m for es in assigned.values() if es and missing_rows(p, es) for m in part_models(p, es)}
+    wanted = set(needed_models(p))
     return [part.name for part in PARTS if part.trains is not None
             and any(m in wanted and not available(m) for m in trained_for_later(p, part.name))]
 
@@ -378,7 +384,7 @@ def part_table(p: Profile) -> pd.DataFrame:
     rates, cards = measured_rates()
     assigned = assign(p)
     missing_of = {name: missing_rows(p, es) for name, es in assigned.items() if es}
-    wanted = {m for name, k in missing_of.items() if k for m in part_models(p, assigned[name])}
+    wanted = set(needed_models(p, [name for name, k in missing_of.items() if k]))
     out = []
     for name, entries in assigned.items():
         later = trained_for_later(p, name)

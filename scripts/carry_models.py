@@ -63,16 +63,15 @@ def main() -> int:
     ap.add_argument("--max-mb", type=float, default=40)
     a = ap.parse_args()
     from qmia.config import get_profile
-    from qmia.parts import PART_NAMES, assign, carried_into, measured_rates, missing_parts, needed_models_parts, part_estimate, part_models
+    from qmia.parts import PART_NAMES, carried_into, measured_rates, missing_parts, needed_models, needed_models_parts, part_estimate
     from qmia.settings import use_stored_results
 
     use_stored_results(a.profile)
     for folder in a.returned:
         print(f"{folder}: {unpack(folder, a.dest)} models with weights")
     p = get_profile(a.profile)
-    assigned = assign(p)
-    parts = {n: assigned[n] for n in missing_parts(p)}
-    needed = list(dict.fromkeys(m.key for es in parts.values() for m in part_models(p, es)))
+    missing = missing_parts(p)
+    needed = [m.key for m in needed_models(p, missing)]
     keep, total = set(), 0
     for key in needed:
         files = [f for f in (a.dest / "models" / key).glob("*.pt")]
@@ -84,7 +83,7 @@ def main() -> int:
         if entry.name not in keep:
             shutil.rmtree(entry)
     rates = measured_rates()[0]
-    todo = [n for n in PART_NAMES if n in set(parts) | set(needed_models_parts(p))]
+    todo = [n for n in PART_NAMES if n in set(missing) | set(needed_models_parts(p))]
     # every estimate counts the models that models-only parts before a part carry to it
     bare = sum(part_estimate(p, n, rates, have=carried_into(p, n).__contains__) for n in todo) / 60
     carried = sum(part_estimate(p, n, rates, have=lambda m, n=n: m in carried_into(p, n) or m.key in keep)

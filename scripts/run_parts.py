@@ -68,8 +68,8 @@ def main() -> int:
     ap.add_argument("parts", nargs="*", help="parts to run, in order (default: every missing part, in plan order)")
     a = ap.parse_args()
     from qmia.config import get_profile
-    from qmia.parts import (PART_NAMES, assign, available, measured_rates, missing_parts, missing_rows, needed_models_parts,
-                            part_estimate, part_models, trained_for_later)
+    from qmia.parts import (PART_NAMES, assign, available, measured_rates, missing_parts, needed_models,
+                            needed_models_parts, part_estimate, trained_for_later)
     from qmia.settings import cache_root, results_root
     from qmia.train import model_dir
 
@@ -124,8 +124,7 @@ def main() -> int:
     models = cache_root() / "models"
     metas = [(meta, str(meta.relative_to(models.parent))) for meta in sorted(models.glob("*/meta.json"))]
     targets = [meta.parent / "model.pt" for meta, _ in metas if is_seed0_target(meta)]
-    still = [n for n, es in parts.items() if es and missing_rows(p, es)]
-    shared = [model_dir(m) / "model.pt" for n in still for m in part_models(p, parts[n])]
+    shared = [model_dir(m) / "model.pt" for m in needed_models(p)]
     for_later = [model_dir(m) / "model.pt" for n in PART_NAMES for m in trained_for_later(p, n)]  # useless otherwise
     wanted = set(shared)
     weights, total = [], 0
