@@ -106,10 +106,15 @@ class DamagedEntry(RuntimeError):
 
 
 def move_aside(path: str | os.PathLike, reason: str) -> Path | None:
-    """Rename a damaged file or folder to ``<name>.damaged-<time>`` and say so on stderr; returns the new path,
-    or None when another process moved it first."""
+    """Rename a damaged file or folder to ``<name>.damaged-<time>-<pid>`` (with ``-2``, ``-3``... where this process
+    moved one of that name aside in the same second) and say so on stderr; returns the new path, or None when
+    another process moved it first."""
     path = Path(path)
-    target = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
+    stem = f"{path.name}.damaged-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
+    target, n = path.with_name(stem), 1
+    while target.exists():
+        n += 1
+        target = path.with_name(f"{stem}-{n}")
     try:
         os.replace(path, target)
     except FileNotFoundError:

@@ -411,7 +411,9 @@ def has_weights(config: TrainConfig) -> bool:
         meta = read_json(path / "meta.json")
     except Exception:
         return False
-    recorded = meta.get("files") if isinstance(meta, dict) else None
+    if not isinstance(meta, dict):  # is_cached reports it as damaged
+        return False
+    recorded = meta.get("files")
     return (meta.get("key") == config.key and isinstance(recorded, dict)
             and damage({"model.pt": path / "model.pt"}, {"model.pt": recorded.get("model.pt")}) is None)
 

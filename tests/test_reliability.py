@@ -5,7 +5,7 @@
 | a cached ``model.pt`` truncated | reported with its path, the entry moved aside, the model retrained |
 | a cache entry's ``meta.json`` not JSON | the same |
 | ``outputs.pt`` changed, same size | the same (its sha256 differs) |
-| ``outputs.pt`` missing, ``model.pt`` intact (weights carried from another lease) | the outputs computed from the weights, not retrained |
+| ``outputs.pt`` missing, ``model.pt`` intact (weights carried from another lease) | the outputs computed from the weights, not retrained; carried weights damaged, or their ``meta.json`` not an object: moved aside, retrained |
 | only ``outputs.pt`` carried (a ResNet-50's weights are too large; ``tests/test_parts.py``) | used by the attacks; loading the weights says they were not carried; damaged outputs: moved aside |
 | an entry written before checksums | its files are loaded once; intact: checksums added; truncated: moved aside |
 | a stored row's score file truncated, or its JSON damaged | reported, moved aside, the row recomputed (identical) |
@@ -99,6 +99,11 @@ def test_intact_weights_without_outputs_are_completed_not_retrained(_isolated, c
     (again.path / "outputs.pt").unlink()
     (again.path / "model.pt").write_bytes((again.path / "model.pt").read_bytes()[:-10])
     assert not has_weights(cfg) and not is_cached(cfg) and len(_damaged(again.path.parent)) == 1
+    assert train(cfg).trained_here
+    # carried weights whose meta.json is JSON but not an object: the same, not a crash
+    (again.path / "outputs.pt").unlink()
+    (again.path / "meta.json").write_text("[]")
+    assert not has_weights(cfg) and not is_cached(cfg) and len(_damaged(again.path.parent)) == 2
     assert train(cfg).trained_here
 
 
