@@ -132,9 +132,14 @@ def read_json(path: str | os.PathLike) -> Any:
 
 
 def lock(key: str, timeout: float = 6 * 3600):
-    """An inter-process lock on one cache key (``<cache>/locks/<key>.lock``, the ``filelock`` package)."""
+    """An inter-process lock on one cache key (``<cache>/locks/<key>.lock``, the ``filelock`` package).
+
+    Re-entrant in the thread that holds it (one ``FileLock`` per path, ``is_singleton``): code that already holds a
+    model's lock (e.g. :func:`qmia.multitrain.train_many` around a group) may call code that takes it again
+    (:func:`qmia.train.train_defended`) without waiting on itself. Other threads and processes wait.
+    """
     from filelock import FileLock
 
     path = cache_root() / "locks" / f"{key}.lock"
     path.parent.mkdir(parents=True, exist_ok=True)
-    return FileLock(str(path), timeout=timeout)
+    return FileLock(str(path), timeout=timeout, is_singleton=True)

@@ -193,6 +193,17 @@ def test_train_many_trains_dp_models_together_where_models_train_in_groups(_isol
     assert "dp_trainer" not in meta and 7.9 <= meta["dp_epsilon"] <= 8.0
 
 
+def test_a_lone_dp_model_of_a_group_trains_with_opacus_under_its_own_lock(_isolated, monkeypatch):
+    from qmia import store
+    from qmia.defences import Defence
+
+    monkeypatch.setattr(store.lock, "__defaults__", (60.0,))  # a wait on itself fails in a minute, not in 6 hours
+    lone = get_profile("smoke").config("lenet", "digits").with_(defence=Defence("dp", epsilon=8.0), epochs=1)
+    train_many([lone], device="cpu", progress=False, group_size=2)  # a DP group of one: _train_dp_chunk -> dp_fit
+    meta = json.loads((model_dir(lone) / "meta.json").read_text())
+    assert is_cached(lone) and "dp_trainer" not in meta and 7.9 <= meta["dp_epsilon"] <= 8.0
+
+
 @pytest.mark.parametrize("count,size", [(17, 16), (16, 16), (33, 16), (1, 16), (0, 16), (40, 8)])
 def test_dp_groups_are_even_and_cover_every_model_once(count, size):
     from qmia.multitrain import dp_chunks

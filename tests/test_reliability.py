@@ -12,6 +12,7 @@
 | the cached data tensors truncated | moved aside, the data set decoded again |
 | a run killed (SIGKILL) at random moments | the rerun finishes with rows equal to an uninterrupted run's |
 | two processes training one model at once | one trains, the other waits and reuses it |
+| code holding a model's lock takes it again (a lone DP-SGD model of a group; ``tests/test_multitrain.py``) | it goes on; another thread or process still waits |
 | the same configuration and seed twice on a CPU | bit-identical rows |
 | CLI: bits 0 or 40, unknown quantizer / reading / profile, a data set the profile lacks, ``--bits`` with ``--quant none`` | exit 2, one line naming the value and the valid choices |
 | ``QMIA_GROUP=four``, ``QMIA_PROGRESS=maybe`` | exit 2 naming the variable and its valid values |
@@ -188,6 +189,35 @@ def test_two_processes_asked_for_one_model_train_it_once(_isolated):
     assert a.returncode == b.returncode == 0
     assert sorted(o.split(":")[1].split(" in ")[0].strip() for o in outs) == ["reused cache", "trained"]
     assert len({o.strip().splitlines()[-1] for o in outs}) == 1  # the same entry
+
+
+def test_a_models_lock_is_reentrant_where_it_is_held_and_exclusive_elsewhere(_isolated):
+    import threading
+
+    from filelock import Timeout
+
+    from qmia.store import lock
+
+    key, seen = _config().key, []
+
+    def other_thread() -> None:
+        try:
+            with lock(key, timeout=0.5):
+                seen.append("acquired")
+        except Timeout:
+            seen.append("waited")
+
+    with lock(key, timeout=0.5):
+        with lock(key, timeout=0.5):  # the holder takes it again: no wait on itself
+            seen.append("nested")
+        thread = threading.Thread(target=other_thread)
+        thread.start()
+        thread.join()
+        assert lock(key, timeout=0.5).is_locked  # the inner release left the outer hold in place
+    thread = threading.Thread(target=other_thread)
+    thread.start()
+    thread.join()
+    assert seen == ["nested", "waited", "acquired"]
 
 
 def test_the_same_configuration_and_seed_give_bit_identical_rows(_isolated, monkeypatch):
