@@ -33,10 +33,10 @@ from .settings import group_size_override
 from .store import lock
 from . import defences
 from .data import augment_draws, dataset_info
-from .defences import Defence
 from .quantizers import module_shape
 from .train import (TrainedModel, _autocast, _progress_enabled, default_device, epoch_plan, finish, graphed, is_cached,
-                    make_batch, make_optimizer, prepare, restore_outputs, train_defended, train_job)
+                    make_batch, make_optimizer, prepare, restore_outputs, starting_model, train_defended,
+                    train_job)
 
 
 def default_group_size(device: torch.device | str | None = None) -> int:
@@ -239,7 +239,7 @@ def train_many(configs: Sequence[TrainConfig], data_root: str | os.PathLike | No
         restore_outputs(c, data_root, dev)
     missing = [c for c in dict.fromkeys(configs) if not is_cached(c)]
     defended = [c for c in missing if c.defence.kind != "none"]  # one at a time, after the models they start from
-    bases = [c.with_(defence=Defence()) for c in defended if c.defence.kind in ("prune", "ptq")]
+    bases = [b for c in defended if (b := starting_model(c)) is not None]
     groups: dict[TrainConfig, list[TrainConfig]] = defaultdict(list)
     for c in dict.fromkeys([c for c in missing if c.defence.kind == "none"] + [b for b in bases if not is_cached(b)]):
         groups[group_key(c)].append(c)

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from .config import Profile, TrainConfig
-from .defences import Defence, finetune_epochs_for
+from .defences import finetune_epochs_for
 from .plan import (DEFENCE_ATTACKS, RANKING_ATTACKS, STRONGER_ATTACKS, book_plan, defence_configs, claim_configs, dorefa_configs, lira_configs, paper_configs, partial_configs,
                    recipe_configs, sweep_configs)
 from .settings import results_root
@@ -261,9 +261,10 @@ def part_models(p: Profile, entries: list[Entry]) -> list[TrainConfig]:
     """The distinct models (targets, shadows, reference models) a part trains, in plan order, with the undefended
     models that pruned and post-training-quantized ones start from."""
     from .experiment import models_needed
+    from .train import starting_model
 
     models = [m for c, gs in _by_target(entries).items() for ms in models_needed(c, gs, p.lira_refs).values() for m in ms]
-    bases = [m.with_(defence=Defence()) for m in models if m.defence.kind in ("prune", "ptq")]
+    bases = [b for m in models if (b := starting_model(m)) is not None]
     return list(dict.fromkeys(models + bases))
 
 

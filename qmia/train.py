@@ -263,6 +263,12 @@ def train(config: TrainConfig, data_root: str | os.PathLike | None = None, devic
         return train_job(prepare(config, data_root, device), progress)
 
 
+def starting_model(config: TrainConfig) -> TrainConfig | None:
+    """The undefended model a pruned or post-training-quantized ``config`` starts from (trained, or reused, first);
+    None for any other (DP-SGD trains from scratch)."""
+    return config.with_(defence=defences.Defence()) if config.defence.kind in ("prune", "ptq") else None
+
+
 def train_defended(config: TrainConfig, data_root: str | os.PathLike | None = None,
                    device: torch.device | str | None = None, progress: bool | None = None, force: bool = False) -> TrainedModel:
     """Train (or reuse) a model with a defence (:class:`qmia.defences.Defence`) and cache it like any other.
@@ -275,8 +281,8 @@ def train_defended(config: TrainConfig, data_root: str | os.PathLike | None = No
     """
     if is_cached(config) and not force:
         return TrainedModel(config)
-    d = config.defence
-    base = train(config.with_(defence=defences.Defence()), data_root, device, progress) if d.kind != "dp" else None
+    d, start_from = config.defence, starting_model(config)
+    base = train(start_from, data_root, device, progress) if start_from is not None else None
     with lock(config.key):
         if is_cached(config) and not force:
             return TrainedModel(config)
