@@ -702,8 +702,9 @@ def _setting(c) -> tuple[str, str]:
 
 
 def _short(setting: str) -> str:
-    """A setting's name shortened for a crowded plot: 'pruning 80 % (global)' -> '80 %', 'PTQ 4-bit per-channel' -> '4-bit ch.'."""
-    for long, short in (("pruning ", "pruned "), (" (global)", ""), ("PTQ ", "PTQ "), (" per-channel", " ch."),
+    """A setting's name shortened for a crowded plot: 'pruning 80 % (global)' -> 'pruned 80 %', 'PTQ 4-bit per-channel'
+    -> 'PTQ 4-bit ch.'."""
+    for long, short in (("pruning ", "pruned "), (" (global)", ""), (" per-channel", " ch."),
                         (" per-tensor", " t."), ("proposed, literal (z = 2), ", "literal "), ("proposed, centred z, ", "centred "),
                         ("DoReFa-Net, ", "DoReFa "), ("full precision", "full prec.")):
         setting = setting.replace(long, short)
