@@ -7,7 +7,7 @@
 #
 #   carry (64 MiB): .device-data/cifar10-jpeg-q75.tar.gz, .device-data/wheels, .device-cache (at most 40 MB);
 #   .device-data/FashionMNIST (31 MB) only for a LeNet-5 part, with a smaller cache (carry_models.py --max-mb)
-#   QMIA_COMMIT=<commit> BENCH_SECONDS=150 bash scripts/lease.sh [parts, in order]
+#   QMIA_COMMIT=<commit> BENCH_SECONDS=120 bash scripts/lease.sh [parts, in order]
 #   dry run here first: PATH=.venv/bin:$PATH LEASE_PROFILE=smoke QMIA_DATA=../shared/data QMIA_CACHE=/tmp/dry-cache QMIA_RESULTS=/tmp/dry-results \
 #     OUT=/tmp/dry BENCH_SECONDS=20 BENCH_ARCHS=resnet20 bash scripts/lease.sh [the same parts]
 #

@@ -2,7 +2,9 @@
 then pack what a later build needs into OUT as files of at most 15 MB each (what a lease sends back).
 
     QMIA_DATA=.device-data QMIA_COMMIT=<commit> python scripts/run_parts.py --profile paper --budget 480 \
-        --seed-cache .device-cache --wheels .device-data/wheels --out $OUT
+        --seed-cache .device-cache --out $OUT
+
+On a lease, ``scripts/lease.sh`` runs it, after installing Opacus (the DP-SGD parts) from carried wheels.
 
 Each part runs as its own process (``python -m qmia sweep --part NAME``) and starts only when its
 estimate fits the time left; a part cut off by the budget keeps every row it stored, and a rerun
@@ -20,7 +22,6 @@ carry to the next lease.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import io
 import json
 import os
@@ -63,8 +64,6 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "out")))
     ap.add_argument("--seed-cache", type=Path, default=None, help="carried weights to put in the cache first")
     ap.add_argument("--carry-mb", type=float, default=40, help="MB of weights of shared models to send back")
-    ap.add_argument("--wheels", type=Path, default=None,
-                    help="wheels to install first where Opacus is missing (opacus, opt_einsum: the DP-SGD parts)")
     ap.add_argument("parts", nargs="*", help="parts to run, in order (default: every missing part, in plan order)")
     a = ap.parse_args()
     from qmia.config import get_profile
@@ -81,12 +80,6 @@ def main() -> int:
         print(msg, flush=True)
         log.write(msg + "\n")
         log.flush()
-
-    if a.wheels is not None and importlib.util.find_spec("opacus") is None:  # a bare lease has no Opacus
-        wheels = sorted(str(w) for w in a.wheels.glob("*.whl"))
-        r = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps", *wheels],
-                           capture_output=True, text=True)
-        say(f"installed {len(wheels)} wheels from {a.wheels}: exit {r.returncode} {r.stderr.strip()[-300:]}")
 
     p = get_profile(a.profile)
     parts = assign(p)
