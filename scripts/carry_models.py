@@ -74,7 +74,7 @@ def main() -> int:
     needed = [m.key for m in needed_models(p, missing)]
     keep, total = set(), 0
     for key in needed:
-        files = [f for f in (a.dest / "models" / key).glob("*.pt")]
+        files = list((a.dest / "models" / key).glob("*.pt"))
         size = sum(f.stat().st_size for f in files)
         if files and total + size <= a.max_mb * 2**20:
             keep.add(key)
@@ -85,8 +85,9 @@ def main() -> int:
     rates = measured_rates()[0]
     todo = [n for n in PART_NAMES if n in set(missing) | set(needed_models_parts(p))]
     # every estimate counts the models that models-only parts before a part carry to it
-    bare = sum(part_estimate(p, n, rates, have=carried_into(p, n).__contains__) for n in todo) / 60
-    carried = sum(part_estimate(p, n, rates, have=lambda m, n=n: m in carried_into(p, n) or m.key in keep)
+    into = {n: carried_into(p, n) for n in todo}
+    bare = sum(part_estimate(p, n, rates, have=into[n].__contains__) for n in todo) / 60
+    carried = sum(part_estimate(p, n, rates, have=lambda m, n=n: m in into[n] or m.key in keep)
                   for n in todo) / 60
     print(f"{a.dest}: {len(keep)} models, {total / 2**20:.1f} MB; the {len(todo)} missing parts: "
           f"{bare:.1f} GPU-min estimated on a bare machine, {carried:.1f} with these weights")
