@@ -8,8 +8,9 @@ For each architecture it prints images/s of
 
 * ``plain``: the textbook loop: fp32, default layout, ``torch.optim.SGD`` (foreach), the batch
   sliced from a uint8 tensor already on the device, no augmentation;
-* ``qmia``: :func:`qmia.train.fit` (augmentation on the device, bf16 autocast, channels_last and
-  fused SGD on CUDA), in full precision and with the paper's 4-bit quantizer (its cost);
+* ``qmia``: :func:`qmia.train.fit` (augmentation on the device, bf16 autocast and channels_last, on CUDA
+  and on a CPU, fused SGD on CUDA), in full precision and with the paper's 4-bit quantizer (its cost);
+  ``@fp32``: the same loop computing in float32 (``precision='fp32'``; on a CPU, qmia's loop before bf16);
 * ``qmia xN``: :func:`qmia.multitrain.fit_many`, N models of the same shape in one vmapped step
   (LiRA's reference models, shadows, seeds), counted as N models' images per second; ``mixed``: the N
   models quantized at different bitwidths and readings, as the sweep's and readings' groups are;
@@ -53,6 +54,18 @@ from qmia.train import fit, predict  # noqa: E402
 DATASET = {"lenet": "fashion_mnist", "resnet20": "cifar10", "resnet50": "cifar10"}
 # The step profiles (--profile-steps) run after the throughput rows, and start within this many seconds after --budget.
 PROFILE_SECONDS = 60
+
+
+def cpu_name() -> str:
+    """The CPU's model name (/proc/cpuinfo) and whether it has native bf16."""
+    from qmia.train import cpu_native_bf16
+
+    try:
+        name = next(ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                    if ln.startswith("model name"))
+    except (OSError, StopIteration):
+        name = platform.processor() or platform.machine() or "cpu"
+    return f"{name} ({'native' if cpu_native_bf16() else 'no native'} bf16)"
 
 
 def sync(dev: torch.device) -> None:
@@ -106,23 +119,27 @@ def bench_plain(arch: str, n: int, bs: int, epochs: int, dev: torch.device) -> f
     return epochs * n / plain_loop(model, x, y, info, epochs, bs)
 
 
-def _config(arch: str, n: int, bs: int, epochs: int, quant: QuantSpec, seed: int = 0) -> TrainConfig:
-    return TrainConfig(DATASET[arch], arch, n_per_split=n, epochs=epochs, quant=quant, batch_size=bs, seed=seed)
+def _config(arch: str, n: int, bs: int, epochs: int, quant: QuantSpec, seed: int = 0,
+            precision: str = "bf16") -> TrainConfig:
+    return TrainConfig(DATASET[arch], arch, n_per_split=n, epochs=epochs, quant=quant, batch_size=bs, seed=seed,
+                       precision=precision)
 
 
-def _model(arch: str, quant: QuantSpec, dev: torch.device):
+def _model(arch: str, quant: QuantSpec, dev: torch.device, precision: str = "bf16"):
     info = dataset_info(DATASET[arch])
     model = quantize_model(build_model(arch, info.channels, info.num_classes, info.image_size), quant).to(dev)
-    return model.to(memory_format=torch.channels_last) if dev.type == "cuda" else model
+    return model.to(memory_format=torch.channels_last) if dev.type == "cuda" or precision == "bf16" else model
 
 
-def bench_qmia(arch: str, n: int, bs: int, epochs: int, dev: torch.device, quant: QuantSpec) -> float:
+def bench_qmia(arch: str, n: int, bs: int, epochs: int, dev: torch.device, quant: QuantSpec,
+               precision: str = "bf16") -> float:
     x, y = synthetic(arch, n, dev)
-    fit(_model(arch, quant, dev), _config(arch, 4 * bs, bs, 1, quant), x[: 4 * bs], y[: 4 * bs], progress=False)
-    model = _model(arch, quant, dev)
+    fit(_model(arch, quant, dev, precision), _config(arch, 4 * bs, bs, 1, quant, precision=precision), x[: 4 * bs],
+        y[: 4 * bs], progress=False)
+    model = _model(arch, quant, dev, precision)
     sync(dev)
     start = time.perf_counter()
-    fit(model, _config(arch, n, bs, epochs, quant), x, y, progress=False)
+    fit(model, _config(arch, n, bs, epochs, quant, precision=precision), x, y, progress=False)
     sync(dev)
     return epochs * n / (time.perf_counter() - start)
 
@@ -255,6 +272,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data-root", default=None)
     ap.add_argument("--budget", type=float, default=1e9, help="seconds after which no new measurement starts")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--cpu-table", action="store_true",
+                    help="only the single-model rows (plain, qmia at bf16 and fp32, 4-bit): the CPU table")
     ap.add_argument("--profile-steps", type=int, default=0,
                     help="then profile this many steps of each architecture, eager and with CUDA graphs (0: none)")
     a = ap.parse_args(argv)
@@ -267,7 +286,8 @@ def main(argv: list[str] | None = None) -> int:
     if cuda:
         torch.backends.cudnn.benchmark = True
     t0 = time.perf_counter()
-    report = {"device": torch.cuda.get_device_name(dev) if cuda else platform.processor() or "cpu",
+    report = {"device": torch.cuda.get_device_name(dev) if cuda else cpu_name(),
+              "threads": torch.get_num_threads(),
               "torch": torch.__version__, "batch_size": a.batch, "images": n, "epochs": epochs, "group": group,
               "rows": [], "accuracy": [], "profiles": [], "errors": []}
 
@@ -310,7 +330,11 @@ def main(argv: list[str] | None = None) -> int:
         if cuda:  # qmia's loop without CUDA graphs, to show what they bring
             measure("qmia fp32 eager", arch, lambda: bench_qmia(arch, arch_n, a.batch, epochs, dev, QuantSpec()), eager=True)
         measure("qmia fp32", arch, lambda: bench_qmia(arch, arch_n, a.batch, epochs, dev, QuantSpec()))
+        if not cuda:  # the CPU loop before bf16 (CUDA runs were always bf16)
+            measure("qmia fp32 @fp32", arch, lambda: bench_qmia(arch, arch_n, a.batch, epochs, dev, QuantSpec(), "fp32"))
         measure("qmia mia-4b", arch, lambda: bench_qmia(arch, arch_n, a.batch, epochs, dev, mia4))
+        if a.cpu_table:
+            continue
         if arch == "resnet50":
             for g in groups50:
                 measure(f"qmia x{g} mia-4b", arch, lambda: bench_many(arch, arch_n, a.batch, epochs, dev, mia4, g))

@@ -17,6 +17,16 @@ from .parts import PART_NAMES
 from .quantizers import MODES, PAPER_READINGS, QUANTIZERS, QuantSpec
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"--budget must be a positive number of seconds; got {text!r}")
+    return value
+
+
 def _zero_point(text: str) -> int | str:
     if text == "centred":
         return text
@@ -137,9 +147,15 @@ def _sweep_parts(profile, a: argparse.Namespace) -> int:
 
     if a.part:
         start = time.perf_counter()
-        m = run_part(profile, a.part, a.data_root, a.device, progress=not a.no_progress)
-        print(f"part {a.part}: {len(m['rows'])} rows stored; {len(m['models'])} models trained on {m['gpu']}; "
-              f"{time.perf_counter() - start:.0f} s (estimated {m['estimate_seconds']:.0f} s)")
+        for name in a.part:
+            left = None if a.budget is None else a.budget - (time.perf_counter() - start)
+            t0 = time.perf_counter()
+            m = run_part(profile, name, a.data_root, a.device, progress=not a.no_progress, budget=left)
+            state = "complete" if m.get("complete", True) else "stopped by the budget; rerun to resume"
+            print(f"part {name}: {len(m['rows'])} rows stored; {len(m['models'])} models trained on {m['gpu']}; "
+                  f"{time.perf_counter() - t0:.0f} s this run (estimated {m['estimate_seconds']:.0f} s); {state}")
+            if not m.get("complete", True):
+                return 3
         return 0
     df = part_table(profile)
     with pd.option_context("display.width", 250, "display.max_columns", 20, "display.max_colwidth", 60):
@@ -178,7 +194,12 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--device", help="cpu or cuda (default: cuda when present)")
     w.add_argument("--dry-run", action="store_true", help="list the plan, train nothing")
     w.add_argument("--parts", action="store_true", help="list the plan's parts: estimated GPU minutes, which are done")
-    w.add_argument("--part", choices=PART_NAMES, help="run one part of the plan (stored rows are skipped)")
+    w.add_argument("--part", choices=PART_NAMES, action="append", metavar="NAME",
+                   help="run a part of the plan (stored rows are skipped); repeat for several, run in order; "
+                        f"valid: {', '.join(PART_NAMES)}")
+    w.add_argument("--budget", type=_seconds, metavar="SECONDS",
+                   help="with --part: start no model that would not finish within this many seconds; what was trained "
+                        "is kept (results/<profile>/carried/) and a rerun resumes, here or on another machine")
     w.add_argument("--no-progress", action="store_true", help="hide progress bars")
     w.set_defaults(func=cmd_sweep)
     return p

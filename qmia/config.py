@@ -18,6 +18,10 @@ from .quantizers import QuantSpec
 from .store import stable_hash
 
 ROLES = ("target", "shadow", "ref")
+# Compute precision of a model's training steps and of its outputs: 'bf16' is bf16 autocast with channels_last (what
+# CUDA runs always computed, so every stored paper row is bf16: the weights of each layer are cast to bf16, 8
+# significant bits, before its convolution); 'fp32' computes every layer in float32 (the paper's 32-bit baseline).
+PRECISIONS = ("bf16", "fp32")
 TRAIN_VERSION = 2  # bump when a change to qmia.train changes the weights it produces
 
 # Training recipes: which data sets are trained with augmentation. The paper names augmentation
@@ -40,6 +44,9 @@ class TrainConfig:
     defence: a defence other than quantization-aware training (pruning, DP-SGD, post-training
         quantization; :class:`qmia.defences.Defence`), of a full-precision model only; it keys the
         cache only when set, so the keys of undefended models are those they always had.
+    precision: the compute precision (:data:`PRECISIONS`) of training and outputs, on any device; it keys the cache
+        only when not 'bf16', so the keys of the stored (bf16) paper models are those they always had. DP-SGD
+        steps compute in float32 whatever it says (Opacus), their outputs at this precision.
     """
 
     dataset: str
@@ -57,6 +64,7 @@ class TrainConfig:
     augment: bool = True
     seed: int = 0
     defence: Defence = field(default_factory=Defence)
+    precision: str = "bf16"
 
     def __post_init__(self) -> None:
         dataset_info(self.dataset)
@@ -74,6 +82,8 @@ class TrainConfig:
             raise ValueError("ref_index and ref_count are for role='ref' only")
         if self.arch == "lenet" and dataset_info(self.dataset).image_size < 10:
             raise ValueError("LeNet-5 needs images of at least 10x10")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {self.precision!r}; valid: {', '.join(PRECISIONS)}")
         if not isinstance(self.defence, Defence):
             raise TypeError(f"defence must be a qmia Defence; got {type(self.defence).__name__}")
         if self.defence.kind != "none" and self.quant.method != "none":
@@ -84,6 +94,8 @@ class TrainConfig:
         """Hash of every setting that changes the weights, and the code versions."""
         fields = {**asdict(self), "quant": self.quant.key_dict()}
         del fields["defence"]
+        if self.precision == "bf16":
+            del fields["precision"]
         if self.defence.kind != "none":
             fields["defence"] = self.defence.key_dict()
         return stable_hash({**fields, "train_version": TRAIN_VERSION, "data_version": DATA_VERSION})
@@ -113,6 +125,7 @@ class Profile:
     readings: the readings of the paper's quantizer the book compares (:data:`qmia.quantizers.PAPER_READINGS`).
     recipe: the training recipe (:data:`RECIPES`) of every model; recipes: those compared on the
         readings page.
+    precision: the compute precision (:data:`PRECISIONS`) of every model.
     """
 
     name: str
@@ -133,6 +146,7 @@ class Profile:
     recipes: tuple[str, ...] = ("paper-stated", "augment-all")
     batch_size: int = 128
     lr: float = 0.05
+    precision: str = "bf16"
     description: str = ""
 
     def __post_init__(self) -> None:
@@ -141,6 +155,8 @@ class Profile:
                 raise ValueError(f"unknown recipe {r!r}; valid: {', '.join(RECIPES)}")
         from .quantizers import PAPER_READINGS
 
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {self.precision!r}; valid: {', '.join(PRECISIONS)}")
         bad = [r for r in self.readings if r not in PAPER_READINGS]
         if bad or not self.readings:
             raise ValueError(f"unknown reading(s) {bad}; valid: {', '.join(PAPER_READINGS)}")
@@ -166,7 +182,7 @@ class Profile:
             batch_size=self.batch_size,
             lr=self.lr,
             augment=RECIPES[recipe][dataset],
-            **kw,
+            **{"precision": self.precision, **kw},
         )
 
 
@@ -181,6 +197,7 @@ PROFILES: dict[str, Profile] = {
         sweep_bits=(2, 4, 8, 16),
         lira_refs=4,
         lira_models=(("lenet", "digits"),),
+        precision="fp32",
         dp_epsilons=(8.0,),  # one budget: the smoke book checks the pipeline, and DP-SGD is the slowest training
         batch_size=64,
         description="scikit-learn digits (16x16), 400 images per split; runs offline in minutes on a CPU",
@@ -195,6 +212,7 @@ PROFILES: dict[str, Profile] = {
         lira_refs=8,
         lira_models=(("lenet", "fashion_mnist"),),
         batch_size=32,
+        precision="fp32",
         description="real Fashion-MNIST (1,000 images per split, 30 epochs) and CIFAR-10 (500 per split, 25 epochs), "
                     "batch 32; the book in about 25 minutes on 2 CPU cores",
     ),

@@ -48,9 +48,9 @@ from .defences import Defence
 from .metrics import attack_metrics, bootstrap_intervals, roc_points
 from .multitrain import train_many
 from .quantizers import QuantSpec
-from .results import load_row, save_row
+from .results import legacy_precision, load_row, save_row
 from .store import stable_hash
-from .train import TrainedModel, device_label, git_commit
+from .train import TrainedModel, device_label, git_commit, model_instance
 
 # Rows change when this does: bump it when a change to qmia.attacks, qmia.metrics or the row
 # fields below changes stored rows (cheap to recompute: models are cached separately).
@@ -380,6 +380,9 @@ def _compute(target: TrainConfig, groups: list[str], keys: dict, settings: dict,
                 "data": f"{target.dataset} ({target.n_per_split}/split)",
                 "data_source": source,
                 "device": device_label(t.meta.get("device", "")),
+                "precision": t.meta.get("precision") or legacy_precision(t.meta),
+                "target_instance": model_instance(t),
+                "shadow_instance": model_instance(shadow),
                 "commit": git_commit(),
                 "seconds": time.perf_counter() - v_start + (train_seconds if first else 0.0),
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S"),

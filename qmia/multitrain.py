@@ -20,7 +20,7 @@ import math
 import os
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -108,7 +108,7 @@ def fit_many(models: Sequence[nn.Module], configs: Sequence[TrainConfig], xs: Se
 
     sample_idx = torch.arange(bs, device=dev).repeat(count)
     sample = make_batch(x_flat, sample_idx, None, info).view(count, bs, *x_all.shape[2:])
-    step = graphed(losses_of_all, (sample, y_all[:, :bs].clone(), *params.values()), dev)  # own static inputs
+    step = graphed(losses_of_all, (sample, y_all[:, :bs].clone(), *params.values()), dev, config.precision)  # own static inputs
     bar = tqdm(range(config.epochs), desc=f"{config.label} x{count}", leave=False, disable=not progress, unit="epoch")
     last = [float("nan")] * count
     for _ in bar:
@@ -122,7 +122,7 @@ def fit_many(models: Sequence[nn.Module], configs: Sequence[TrainConfig], xs: Se
             flat_draws = None if draws is None else {k: v[:, sl].reshape(-1) for k, v in draws.items()}
             xb = make_batch(x_flat, (rows * n + idx).reshape(-1), flat_draws, info)
             xb = xb.view(count, -1, *xb.shape[1:])
-            with _autocast(dev):
+            with _autocast(dev, config.precision):
                 losses = step(xb, y_all[rows, idx], *params.values())
             opt.zero_grad(set_to_none=True)
             losses.sum().backward()  # model j's loss depends only on model j's parameters
@@ -230,14 +230,26 @@ def fit_many_dp(models: Sequence[nn.Module], configs: Sequence[TrainConfig], xs:
 
 def train_many(configs: Sequence[TrainConfig], data_root: str | os.PathLike | None = None,
                device: torch.device | str | None = None, progress: bool | None = None,
-               group_size: int | None = None) -> list[TrainedModel]:
+               group_size: int | None = None,
+               may_start: Callable[[list[TrainConfig]], bool] | None = None) -> list[TrainedModel]:
     """Train the configs not yet cached, ``group_size`` at a time where they can share steps
-    (default :func:`default_group_size`), and return every config's :class:`TrainedModel`."""
+    (default :func:`default_group_size`), and return every config's :class:`TrainedModel`.
+
+    ``may_start(group)``, when given, is asked before each group (or defended model) starts to train; once it says
+    False no further model starts (a time budget: :func:`qmia.parts.run_part`), and the models cached by then are
+    returned."""
     dev = torch.device(device) if device is not None else default_device()
     size = group_size or default_group_size(dev)
     for c in dict.fromkeys(configs):  # carried weights: compute their outputs instead of training them
         restore_outputs(c, data_root, dev)
     missing = [c for c in dict.fromkeys(configs) if not is_cached(c)]
+    stopped = False
+
+    def go(chunk: list[TrainConfig]) -> bool:
+        nonlocal stopped
+        stopped = stopped or (may_start is not None and not may_start(chunk))
+        return not stopped
+
     defended = [c for c in missing if c.defence.kind != "none"]  # one at a time, after the models they start from
     bases = [b for c in defended if (b := starting_model(c)) is not None]
     groups: dict[TrainConfig, list[TrainConfig]] = defaultdict(list)
@@ -248,19 +260,21 @@ def train_many(configs: Sequence[TrainConfig], data_root: str | os.PathLike | No
         step = group_size_for(members[0].arch, size)
         for start in range(0, len(members), step):
             with _uncached_locked(members[start : start + step]) as chunk:
-                if chunk:
+                if chunk and go(chunk):
                     _train_chunk(chunk, data_root, dev, show)
     dp_groups: dict[TrainConfig, list[TrainConfig]] = defaultdict(list)
     for c in defended:
         if c.defence.kind == "dp" and group_size_for(c.arch, size) > 1:
             dp_groups[group_key(c)].append(c)
-        else:
+        elif go([c]):
             train_defended(c, data_root, dev, progress)
     for members in dp_groups.values():  # DP-SGD models together where models train in groups (CUDA)
         for part in dp_chunks(len(members), group_size_for(members[0].arch, size)):
             with _uncached_locked([members[i] for i in part]) as chunk:
-                if chunk:
+                if chunk and go(chunk):
                     _train_dp_chunk(chunk, data_root, dev, show)
+    if may_start is not None:
+        return [TrainedModel(c) for c in configs if is_cached(c)]
     return [TrainedModel(c) for c in configs]
 
 

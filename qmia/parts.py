@@ -41,6 +41,17 @@ BENCHMARK_RATES = {"lenet": {1: 80_000, 8: 576_000, 16: 820_000},
                    "resnet20": {1: 40_000, 8: 64_000, 16: 79_000},
                    "resnet50": {1: 7_600}}
 BENCHMARK_CARD = "NVIDIA H200 (benchmarks/results)"
+# Training images per second of one model on 2 cores of a Xeon with AMX (bf16 autocast, channels_last; qmia's loop,
+# benchmarks/bench_train.py --cpu-table; ResNet-50 from a bare step): models train one at a time on a CPU.
+CPU_RATES = {"lenet": {1: 9_000}, "resnet20": {1: 750}, "resnet50": {1: 45}}
+CPU_CARD = "2 cores of a Xeon with AMX (benchmarks/results/cpu-2core.json)"
+# A part's seconds besides training on such a CPU: start-up (decoding the data) and each row's attack (inference of the
+# target and its reference models, the label-only attack's 16 augmented queries per example).
+CPU_STARTUP_SECONDS = 60.0
+CPU_SECONDS_PER_ROW = {"lenet": 6.0, "resnet20": 40.0, "resnet50": 300.0}
+# A CPU can finish a part in one run when its estimate is at most this (a night); longer ones still run, stopped by
+# --budget and resumed.
+CPU_NIGHT_HOURS = 12.0
 # Seconds a part spends besides training: data decoding and start-up once, then inference and attacks per row.
 STARTUP_SECONDS = 45.0
 SECONDS_PER_ROW = {"lenet": 1.5, "resnet20": 2.5, "resnet50": 8.0}
@@ -306,44 +317,50 @@ def read_manifest(name: str) -> dict | None:
     return read_json(path) if path.exists() else None
 
 
-def measured_rates() -> tuple[dict[str, float], str]:
+def measured_rates(cpu: bool = False) -> tuple[dict[str, float], str]:
     """{architecture: measured training seconds / the benchmark rates' seconds for the same models (each at the
-    group size it trained in)}, from the stored manifests, and the card(s) measured on; empty when no part has run."""
+    group size it trained in)}, from the stored manifests of parts run on a GPU (``cpu``: on a CPU, against
+    :data:`CPU_RATES`), and the card(s) measured on; empty when no such part has run."""
     per: dict[str, list[tuple[float, float]]] = {}
     cards = set()
     for name in PART_NAMES:
         m = read_manifest(name)
-        if not m:
+        if not m or _on_cpu(m) != cpu:
             continue
         cards.add(m.get("gpu", "?"))
         for model in m.get("models", []):
             if model.get("defence", "none") != "none":  # fine-tuning or DP-SGD: not the plain rate
                 continue
             size = model.get("trained_with", 1)
-            bench = _benchmark_seconds(model["arch"], size, model["epochs"] * model["n_train"]) / size
+            bench = _benchmark_seconds(model["arch"], size, model["epochs"] * model["n_train"],
+                                       CPU_RATES if cpu else None) / size
             per.setdefault(model["arch"], []).append((model["seconds"], bench))
     return {a: sum(s for s, _ in v) / sum(b for _, b in v) for a, v in per.items()}, ", ".join(sorted(cards))
 
 
-def _benchmark_seconds(arch: str, group: int, images: int) -> float:
-    """Seconds to train ``group`` models of ``arch`` together, each on ``images`` training images, at the benchmark rates."""
-    rates = BENCHMARK_RATES[arch]
+def _benchmark_seconds(arch: str, group: int, images: int, table: dict | None = None) -> float:
+    """Seconds to train ``group`` models of ``arch`` together, each on ``images`` training images, at the benchmark
+    rates (``table``: :data:`BENCHMARK_RATES`, the GPU's, by default; :data:`CPU_RATES`)."""
+    rates = (table or BENCHMARK_RATES)[arch]
     size = max(g for g in rates if g <= group)
     return group * images / rates[size]
 
 
 def estimate_seconds(p: Profile, entries: list[Entry], rates: dict[str, float] | None = None,
-                     have: Callable[[TrainConfig], bool] | None = None, models: list[TrainConfig] | None = None) -> float:
+                     have: Callable[[TrainConfig], bool] | None = None, models: list[TrainConfig] | None = None,
+                     cpu: bool = False) -> float:
     """Estimated GPU seconds of a part: start-up, training (grouped as :func:`qmia.multitrain.train_many`
     groups) at the benchmark rates, each architecture's scaled by its measured factor in ``rates``
     (:func:`measured_rates`), and a fixed cost per result row. Models for which ``have`` is true (e.g.
     :func:`available`: cached, or carried weights) cost nothing to train; by default every model is trained,
-    as on a bare machine. ``models``: train these instead of the entries' (a models-only part)."""
+    as on a bare machine. ``models``: train these instead of the entries' (a models-only part). ``cpu``: on a CPU
+    (:data:`CPU_RATES`, one model at a time, :data:`CPU_SECONDS_PER_ROW`) instead of the GPU."""
     from .multitrain import dp_chunks, group_key, group_size_for
 
     if not entries and not models:
         return 0.0
     rates = rates or {}
+    table = CPU_RATES if cpu else BENCHMARK_RATES
     groups: dict[TrainConfig, list[TrainConfig]] = {}
     dp_groups: dict[TrainConfig, list[TrainConfig]] = {}
     train = 0.0
@@ -353,29 +370,42 @@ def estimate_seconds(p: Profile, entries: list[Entry], rates: dict[str, float] |
         if m.defence.kind in ("none", "dp"):
             (groups if m.defence.kind == "none" else dp_groups).setdefault(group_key(m), []).append(m)
             continue
-        alone = _benchmark_seconds(m.arch, 1, m.epochs * m.n_per_split) * rates.get(m.arch, 1.0)  # defended: one at a time
+        alone = _benchmark_seconds(m.arch, 1, m.epochs * m.n_per_split, table) * rates.get(m.arch, 1.0)  # one at a time
         if m.defence.kind == "prune":
             train += alone * finetune_epochs_for(m.defence, m.epochs) / m.epochs  # ptq: no training
     for members in groups.values():
         m = members[0]
         images = m.epochs * m.n_per_split
-        step = group_size_for(m.arch, 16)
+        step = group_size_for(m.arch, 1 if cpu else 16)
         for start in range(0, len(members), step):
             size = len(members[start:start + step])
-            train += _benchmark_seconds(m.arch, size, images) * rates.get(m.arch, 1.0)
+            train += _benchmark_seconds(m.arch, size, images, table) * rates.get(m.arch, 1.0)
     for members in dp_groups.values():  # in even groups (qmia.multitrain.dp_chunks); alone, Opacus itself
         m = members[0]
-        for chunk in dp_chunks(len(members), group_size_for(m.arch, 16)):
+        for chunk in dp_chunks(len(members), group_size_for(m.arch, 1 if cpu else 16)):
             slowdown = DP_GROUP_SLOWDOWN if len(chunk) > 1 else DP_SLOWDOWN
-            train += _benchmark_seconds(m.arch, len(chunk), m.epochs * m.n_per_split) * rates.get(m.arch, 1.0) * slowdown
-    rows = sum(SECONDS_PER_ROW.get(c.arch, 2.0) for c, _ in entry_keys(p, entries))
-    return STARTUP_SECONDS + train + rows
+            train += (_benchmark_seconds(m.arch, len(chunk), m.epochs * m.n_per_split, table) * rates.get(m.arch, 1.0)
+                      * slowdown)
+    per_row = CPU_SECONDS_PER_ROW if cpu else SECONDS_PER_ROW
+    rows = sum(per_row.get(c.arch, 2.0) for c, _ in entry_keys(p, entries))
+    return (CPU_STARTUP_SECONDS if cpu else STARTUP_SECONDS) + train + rows
+
+
+def model_seconds(m: TrainConfig, cpu: bool) -> float:
+    """Estimated seconds to train one model alone (:data:`CPU_RATES` or the GPU's :data:`BENCHMARK_RATES`)."""
+    seconds = _benchmark_seconds(m.arch, 1, m.epochs * m.n_per_split, CPU_RATES if cpu else BENCHMARK_RATES)
+    if m.defence.kind == "dp":
+        return seconds * DP_SLOWDOWN
+    if m.defence.kind == "prune":
+        return seconds * finetune_epochs_for(m.defence, m.epochs) / m.epochs
+    return 0.0 if m.defence.kind == "ptq" else seconds
 
 
 def part_estimate(p: Profile, name: str, rates: dict[str, float] | None = None,
-                  have: Callable[[TrainConfig], bool] | None = None) -> float:
-    """Estimated GPU seconds of part ``name`` (:func:`estimate_seconds`), a models-only part's from its models."""
-    return estimate_seconds(p, assign(p)[name], rates, have, models=trained_for_later(p, name) or None)
+                  have: Callable[[TrainConfig], bool] | None = None, cpu: bool = False) -> float:
+    """Estimated GPU (``cpu``: CPU) seconds of part ``name`` (:func:`estimate_seconds`), a models-only part's from
+    its models."""
+    return estimate_seconds(p, assign(p)[name], rates, have, models=trained_for_later(p, name) or None, cpu=cpu)
 
 
 def part_table(p: Profile) -> pd.DataFrame:
@@ -383,6 +413,7 @@ def part_table(p: Profile) -> pd.DataFrame:
     (and where the rate came from; a part after models-only parts counts their models as carried), measured
     minutes and status (a models-only part is done when no part with missing rows needs its models)."""
     rates, cards = measured_rates()
+    cpu_rates, cpus = measured_rates(cpu=True)
     assigned = assign(p)
     missing_of = {name: missing_rows(p, es) for name, es in assigned.items() if es}
     wanted = set(needed_models(p, [name for name, k in missing_of.items() if k]))
@@ -405,12 +436,21 @@ def part_table(p: Profile) -> pd.DataFrame:
             "models": ", ".join(f"{v} {k}" for k, v in sorted(counts.items())),
             "rows": n_rows,
             "estimated GPU min": round(part_estimate(p, name, rates, have=carried.__contains__) / 60, 1),
-            "measured GPU min": round(manifest["wall_seconds"] / 60, 1) if manifest else None,
+            "measured GPU min": round(manifest["wall_seconds"] / 60, 1) if manifest and not _on_cpu(manifest) else None,
+            "estimated CPU h": round(part_estimate(p, name, cpu_rates, have=carried.__contains__, cpu=True) / 3600, 1),
+            "measured CPU h": round(manifest["wall_seconds"] / 3600, 2) if manifest and _on_cpu(manifest) else None,
             "status": status,
         })
     df = pd.DataFrame(out)
+    df["CPU can finish"] = [("yes" if h <= CPU_NIGHT_HOURS else "in runs") if "resnet50" not in m else "no (ResNet-50)"
+                            for h, m in zip(df["estimated CPU h"], df["models"])]
     df.attrs["rates_from"] = f"measured parts ({cards})" if rates else BENCHMARK_CARD
+    df.attrs["cpu_rates_from"] = f"measured parts ({cpus})" if cpu_rates else CPU_CARD
     return df
+
+
+def _on_cpu(manifest: dict) -> bool:
+    return str(manifest.get("gpu", "")).startswith("CPU")
 
 
 MANIFEST_FIELDS = ("part", "profile", "gpu", "torch", "commit", "date", "wall_seconds", "models", "rows")
@@ -435,11 +475,15 @@ def verify_stored(p: Profile) -> list[str]:
             problems.append(f"{name}: manifest is of part {m['part']!r}, profile {m['profile']!r}")
         if m["commit"] in ("", "unknown") or m["commit"].endswith("-dirty"):
             problems.append(f"{name}: manifest commit {m['commit']!r} is not a clean commit")
+        commits = {m["commit"], *(r.get("commit") for r in m.get("runs", []))}
+        for run in m.get("runs", []):
+            if run.get("commit", "") in ("", "unknown") or run.get("commit", "").endswith("-dirty"):
+                problems.append(f"{name}: a run's commit {run.get('commit')!r} is not a clean commit")
         for key in m["rows"]:
             row = load_row(key)
             if row is None:
                 problems.append(f"{name}: row {key} is missing or damaged")
-            elif row.get("profile") != p.name or row.get("commit") != m["commit"]:
+            elif row.get("profile") != p.name or row.get("commit") not in commits:
                 problems.append(f"{name}: row {key} is of profile {row.get('profile')!r}, commit {row.get('commit')!r}")
     return problems
 
@@ -453,56 +497,118 @@ def _gpu_name(device) -> str:
     return f"CPU ({platform.processor() or platform.machine()})"
 
 
-def run_part(p: Profile, name: str, data_root=None, device=None, progress: bool | None = None) -> dict:
-    """Train and attack everything part ``name`` holds (stored rows are skipped), then write its manifest.
-    Returns the manifest: {part, profile, gpu, torch, commit, date, wall_seconds, estimate_seconds, models, rows}."""
+def _machine(device) -> dict:
+    """Where a part runs, as its manifest records it: the GPU or CPU, torch's threads, and on a CPU whether bf16 is
+    native."""
     import torch
 
-    from .experiment import evaluate
+    from .train import cpu_native_bf16
+
+    out = {"gpu": _gpu_name(device), "threads": torch.get_num_threads()}
+    if out["gpu"].startswith("CPU"):
+        out["cpu_native_bf16"] = cpu_native_bf16()
+    return out
+
+
+def run_part(p: Profile, name: str, data_root=None, device=None, progress: bool | None = None,
+             budget: float | None = None) -> dict:
+    """Train and attack everything part ``name`` holds (stored rows are skipped), then write its manifest.
+
+    ``budget``: seconds from now after which no model starts whose estimated training time does not fit in what is
+    left (:func:`model_seconds`); the targets whose models are all trained are attacked and their rows stored, the
+    finished models' weights are kept in the results folder for the next run (:func:`qmia.carry.keep`), and the
+    manifest says ``complete: false``. A rerun (here or on another machine with the results folder) seeds the cache
+    with those weights (:func:`qmia.carry.seed`) and goes on. Returns the manifest: {part, profile, gpu, threads,
+    torch, commit, date, wall_seconds, estimate_seconds, models, rows, complete, runs}."""
+    import torch
+
+    from . import carry
+    from .experiment import evaluate, models_needed
     from .multitrain import train_many
-    from .train import TrainedModel, git_commit
+    from .train import TrainedModel, default_device, git_commit
 
     entries = assign(p)[get_part(name).name]
     later = trained_for_later(p, name)
     if not entries and not later:
         raise ValueError(f"part {name!r} holds nothing of profile {p.name!r}")
     start = time.perf_counter()
-    estimate = part_estimate(p, name, measured_rates()[0], have=available)
+    deadline = None if budget is None else time.monotonic() + budget
+    on_cpu = (torch.device(device) if device is not None else default_device()).type == "cpu"
     keys = entry_keys(p, entries)
     missing = {c for c, k in keys if not _stored(k)}
     todo = {c: gs for c, gs in _by_target(entries).items() if c in missing}
     models = later or part_models(p, [(c, g) for c, gs in todo.items() for g in gs])
+    carry.seed(models)
     trained_before = {m for m in models if available(m)}  # carried weights count as trained elsewhere
-    train_many(models, data_root, device, progress)
+    to_train = [m for m in models if m not in trained_before]
+    rates = measured_rates(cpu=on_cpu)[0]
+    done = [0]
+
+    def may_start(chunk: list[TrainConfig]) -> bool:
+        need = sum(model_seconds(m, on_cpu) * rates.get(m.arch, 1.0) for m in chunk)
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and need > left:
+            print(f"part {name}: budget: {chunk[0].label} needs about {need / 60:.0f} min, {max(left, 0) / 60:.0f} min "
+                  f"left; stopping after {done[0]} of {len(to_train)} models", flush=True)
+            return False
+        done[0] += len(chunk)
+        print(f"part {name}: model {done[0]} of {len(to_train)}: {chunk[0].label}"
+              + (f" (+{len(chunk) - 1})" if len(chunk) > 1 else "")
+              + f"; about {need / 60:.1f} min; {(time.perf_counter() - start) / 60:.0f} min elapsed"
+              + (f", {left / 60:.0f} min of the budget left" if left is not None else ""), flush=True)
+        return True
+
+    train_many(models, data_root, device, progress, may_start=may_start if (budget is not None or on_cpu) else None)
     clip_model = p.config(*p.resnet, seed=0)
-    if clip_model in models:  # the clipping pages read these weights' statistics
+    if clip_model in models and available(clip_model):  # the clipping pages read these weights' statistics
         from .results import weight_stats
 
         weight_stats(clip_model, data_root)
+    attacked = 0
     for c, gs in todo.items():
-        evaluate(c, gs, profile=p, data_root=data_root, device=device, progress=progress)
+        if all(available(m) for ms in models_needed(c, gs, p.lira_refs).values() for m in ms):
+            evaluate(c, gs, profile=p, data_root=data_root, device=device, progress=progress)
+            attacked += 1
     wall = time.perf_counter() - start
+    stored = sorted(k for _, k in keys if _stored(k))
+    complete = len(stored) == len(keys) and all(available(m) for m in later)
     trained = []
     for m in models:
-        if m in trained_before:
+        if m in trained_before or not available(m):
             continue
         meta = TrainedModel(m).meta
         trained.append({"label": m.label, "key": m.key, "arch": m.arch, "defence": m.defence.kind,
                         "epochs": m.epochs, "n_train": m.n_per_split,
                         "trained_with": meta.get("trained_with", 1),
                         "seconds": round(meta["train_seconds"] / meta.get("trained_with", 1), 3),
-                        "test_acc": meta["accuracy"].get("target_out"), "device": meta.get("device", "")})
+                        "test_acc": meta["accuracy"].get("target_out"), "device": meta.get("device", ""),
+                        "precision": meta.get("precision", "")})
+    run = {"commit": git_commit(), "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+           **_machine(device), "wall_seconds": round(wall, 1), "estimate_seconds": 0.0,
+           "models_trained": len(trained), "targets_attacked": attacked, "budget_seconds": budget}
+    old = read_manifest(name)
+    if old and not trained and not attacked:  # a rerun that found everything stored keeps the first run's record
+        return old
+    if old is not None and old.get("complete", True) is False:  # resuming: add this run to the record
+        runs = old.get("runs", []) + [run]
+        old_models = [x for x in old["models"] if x["key"] not in {t["key"] for t in trained}]
+        trained, wall = old_models + trained, old["wall_seconds"] + wall
+    else:
+        runs = [run]
+    estimate = part_estimate(p, name, measured_rates(cpu=on_cpu)[0], have=trained_before.__contains__, cpu=on_cpu)
+    run["estimate_seconds"] = round(estimate, 1)
     manifest = {
-        "part": name, "profile": p.name, "gpu": _gpu_name(device), "torch": torch.__version__,
-        "cuda": torch.version.cuda, "commit": git_commit(),
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "wall_seconds": round(wall, 1), "estimate_seconds": round(estimate, 1),
+        "part": name, "profile": p.name, **_machine(device), "torch": torch.__version__,
+        "cuda": torch.version.cuda, "commit": runs[0]["commit"], "date": run["date"],
+        "wall_seconds": round(wall, 1), "estimate_seconds": runs[0]["estimate_seconds"] or round(estimate, 1),
         "train_seconds": round(sum(t["seconds"] for t in trained), 1),
         "models": trained,
-        "rows": sorted(k for _, k in keys),
+        "rows": stored,
+        "complete": complete,
+        "runs": runs,
     }
-    old = read_manifest(name)
-    if old and not trained and not todo:  # a rerun that found everything stored keeps the first run's record
-        return old
     atomic_write_json(manifest, manifest_path(name))
+    if on_cpu:  # what a CPU run trained reaches the next run, on any machine (a GPU lease carries its own)
+        carried, size = carry.keep(p)
+        print(f"part {name}: {len(carried)} models' weights carried in {carry.carried_root()} ({size / 2**20:.1f} MB)")
     return manifest

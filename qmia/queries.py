@@ -52,7 +52,8 @@ def augmented_labels(model: TrainedModel, splits: Sequence[str], n_queries: int,
         draws = [None] + [_draws(len(x), j, info) for j in range(1, n_queries)]
         for s in missing:
             idx = model.outputs["indices"][s]
-            cols = [predict(net, x[idx], info, draws=None if d is None else {k: v[idx] for k, v in d.items()}).argmax(1)
+            cols = [predict(net, x[idx], info, draws=None if d is None else {k: v[idx] for k, v in d.items()},
+                            precision=model.config.precision).argmax(1)
                     for d in draws]
             cached[s] = torch.stack(cols, 1)
         atomic_save(cached, path)

@@ -118,7 +118,14 @@ def load_row(row_key: str) -> dict | None:
                 move_aside(f, str(e))
         return None
     row.pop("checksums", None)
+    row.setdefault("precision", legacy_precision(row))
     return row
+
+
+def legacy_precision(row: dict) -> str:
+    """The compute precision of a row stored before rows recorded it: every CUDA run computed with bf16 autocast
+    (all the stored paper rows), every CPU run in float32."""
+    return "bf16 autocast" if str(row.get("device", "")).startswith("cuda") else "fp32"
 
 
 def load_results(profile: str | None = None) -> pd.DataFrame:

@@ -60,6 +60,16 @@ def device_label(device: str) -> str:
     return device
 
 
+def compute_record(config: TrainConfig, dev: torch.device) -> str:
+    """What a model's forward pass computed, as its meta.json and rows record it: 'bf16 autocast' (with ', emulated'
+    on a CPU without native bf16) or 'fp32'; DP-SGD steps are float32 whatever the config says."""
+    if config.precision != "bf16":
+        return config.precision
+    if config.defence.kind == "dp":
+        return "fp32 training (DP-SGD), bf16 autocast outputs"
+    return "bf16 autocast" + (", emulated" if dev.type == "cpu" and not cpu_native_bf16() else "")
+
+
 def model_dir(config: TrainConfig) -> Path:
     return cache_root() / "models" / config.key
 
@@ -119,10 +129,11 @@ class TrainedModel:
 
 @torch.no_grad()
 def predict(model: nn.Module, x_u8: torch.Tensor, info, batch_size: int | None = None, flip: bool = False,
-            draws: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+            draws: dict[str, torch.Tensor] | None = None, precision: str = "fp32") -> torch.Tensor:
     """Logits (float32, n x classes) of uint8 images, in eval mode, in large batches
-    (default 8192 images on CUDA, 2048 on a CPU). ``draws``: augment each image first with these
-    choices of the training augmentation (:func:`qmia.data.apply_augment`, each of length n)."""
+    (default 8192 images on CUDA, 2048 on a CPU), computed at ``precision`` (a config's: 'bf16' autocast or
+    'fp32'). ``draws``: augment each image first with these choices of the training augmentation
+    (:func:`qmia.data.apply_augment`, each of length n)."""
     model.eval()
     dev = next(model.parameters()).device
     batch_size = batch_size or (8192 if dev.type == "cuda" else 2048)
@@ -135,21 +146,45 @@ def predict(model: nn.Module, x_u8: torch.Tensor, info, batch_size: int | None =
             xb = standardize(apply_augment(xb, info, {k: v[i : i + batch_size].to(dev) for k, v in draws.items()}), info)
         if flip:
             xb = xb.flip(-1)
-        with _autocast(dev):
-            out.append(model(_layout(xb, dev)).float().cpu())
+        with _autocast(dev, precision):
+            out.append(model(_layout(xb, dev, precision)).float().cpu())
     return torch.cat(out)
 
 
-def _autocast(dev: torch.device, cache_enabled: bool | None = None):
-    if dev.type != "cuda":
+def _autocast(dev: torch.device, precision: str, cache_enabled: bool | None = None):
+    """bf16 autocast on ``dev`` (CUDA or CPU) for precision 'bf16'; nothing for 'fp32'."""
+    if precision != "bf16":
         return contextlib.nullcontext()
     if cache_enabled is None:  # graphed steps need the cast cache off, at capture and at replay
         cache_enabled = not cuda_graphs_enabled(dev)
-    return torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=cache_enabled)
+    if dev.type == "cpu":
+        warn_if_emulated_bf16()
+    return torch.autocast(dev.type, dtype=torch.bfloat16, cache_enabled=cache_enabled)
 
 
-def _layout(x: torch.Tensor, dev: torch.device) -> torch.Tensor:
-    return x.contiguous(memory_format=torch.channels_last) if dev.type == "cuda" else x
+def _layout(x: torch.Tensor, dev: torch.device, precision: str) -> torch.Tensor:
+    """channels_last on CUDA and wherever bf16 computes (faster there), else as it is."""
+    return x.contiguous(memory_format=torch.channels_last) if dev.type == "cuda" or precision == "bf16" else x
+
+
+@lru_cache(maxsize=1)
+def cpu_native_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AMX or AVX-512 BF16 in /proc/cpuinfo's flags): where it does not, a
+    bf16 model still trains in bf16 (its numbers are the config's), through slower emulated kernels."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+@lru_cache(maxsize=1)
+def warn_if_emulated_bf16() -> None:
+    if not cpu_native_bf16():
+        import warnings
+
+        warnings.warn("this CPU has no native bf16 (AMX or AVX-512 BF16): bf16 models train with emulated kernels, "
+                      "several times slower; --precision fp32 trains (different) fp32 models instead")
 
 
 def make_optimizer(params, config: TrainConfig, total_steps: int, dev: torch.device):
@@ -184,18 +219,18 @@ def cuda_graphs_enabled(dev: torch.device) -> bool:
     return dev.type == "cuda" and cuda_graphs_default()
 
 
-def graphed(fn, sample_args: tuple, dev: torch.device):
+def graphed(fn, sample_args: tuple, dev: torch.device, precision: str):
     """``fn`` (a module or a function of tensors) with its forward and backward captured as CUDA
     graphs (``torch.cuda.make_graphed_callables``), so a step replays hundreds of small kernels
     without Python or launch overhead; ``fn`` itself where graphs are off or capture fails.
-    Call the result under :func:`_autocast`, with inputs of the sample's shapes."""
+    Call the result under :func:`_autocast` at the same ``precision``, with inputs of the sample's shapes."""
     if not cuda_graphs_enabled(dev):
         return fn
     quiet = getattr(torch.autograd.graph, "set_warn_on_accumulate_grad_stream_mismatch", None)
     if quiet is not None:  # capture runs its warm-up on a side stream; the replays are on the main one
         quiet(False)
     try:
-        with _autocast(dev, cache_enabled=False):
+        with _autocast(dev, precision, cache_enabled=False):
             return torch.cuda.make_graphed_callables(fn, sample_args)
     except Exception as e:  # an op that cannot be captured: run eagerly, and say so once
         import warnings
@@ -208,8 +243,8 @@ def fit(model: nn.Module, config: TrainConfig, x_u8: torch.Tensor, y: torch.Tens
     """Train ``model`` in place on uint8 images ``x_u8`` (N x C x H x W, on the model's device).
 
     SGD with Nesterov momentum and weight decay, one-cycle learning rate over all steps,
-    cross-entropy loss, bf16 autocast and channels_last on CUDA. Returns the mean loss of the
-    last epoch. :func:`qmia.multitrain.fit_many` is the same loop for several models at once.
+    cross-entropy loss, at the config's precision (bf16: autocast and channels_last, on CUDA and on a CPU).
+    Returns the mean loss of the last epoch. :func:`qmia.multitrain.fit_many` is the same loop for several models at once.
     """
     info = dataset_info(config.dataset)
     dev = x_u8.device
@@ -222,8 +257,9 @@ def fit(model: nn.Module, config: TrainConfig, x_u8: torch.Tensor, y: torch.Tens
     bar = tqdm(range(config.epochs), desc=config.label, leave=False, disable=not progress, unit="epoch")
     last = float("nan")
     model.train()
-    sample = _layout(make_batch(x_u8, torch.arange(bs, device=dev), None, info), dev)
-    forward = graphed(model, (sample,), dev)
+    precision = config.precision
+    sample = _layout(make_batch(x_u8, torch.arange(bs, device=dev), None, info), dev, precision)
+    forward = graphed(model, (sample,), dev, precision)
     try:
         for _ in bar:
             perm, draws = epoch_plan(n, config, info, gen, dev)
@@ -231,8 +267,9 @@ def fit(model: nn.Module, config: TrainConfig, x_u8: torch.Tensor, y: torch.Tens
             for i in range(steps):
                 sl = slice(i * bs, (i + 1) * bs)
                 idx = perm[sl]
-                xb = _layout(make_batch(x_u8, idx, None if draws is None else {k: v[sl] for k, v in draws.items()}, info), dev)
-                with _autocast(dev):
+                xb = _layout(make_batch(x_u8, idx, None if draws is None else {k: v[sl] for k, v in draws.items()}, info),
+                             dev, precision)
+                with _autocast(dev, precision):
                     loss = F.cross_entropy(forward(xb), y[idx])
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -306,7 +343,7 @@ def train_defended(config: TrainConfig, data_root: str | os.PathLike | None = No
             def prepare_batch(xb: torch.Tensor) -> torch.Tensor:
                 if config.augment:
                     xb = apply_augment(xb, info, augment_draws(len(xb), info, gen, xb.device))
-                return _layout(standardize(xb, info), job.dev)
+                return _layout(standardize(xb, info), job.dev, config.precision)
 
             job.model, eps = defences.dp_fit(job.model, job.x_train.float() / 255, job.y_train, epochs=config.epochs,
                                              batch_size=config.batch_size, lr=config.lr, epsilon=d.epsilon,
@@ -328,6 +365,14 @@ def train_job(job: "TrainingJob", progress: bool | None = None) -> TrainedModel:
 
 
 ENTRY_FILES = ("model.pt", "outputs.pt")
+
+
+def model_instance(model: TrainedModel) -> str:
+    """Which trained instance of its configuration a model is: the first 16 hex digits of its weights' sha256
+    (two trainings of one key on different machines differ here); '' where meta.json recorded none."""
+    files = model.meta.get("files")
+    entry = files.get("model.pt") if isinstance(files, dict) else None
+    return str(entry.get("sha256", ""))[:16] if isinstance(entry, dict) else ""
 
 
 def is_cached(config: TrainConfig) -> bool:
@@ -387,6 +432,7 @@ def prepare(config: TrainConfig, data_root: str | os.PathLike | None = None,
     model = quantize_model(model, config.quant, training=True).to(dev)
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fastest kernels for the fixed shapes (bitwise reproducible on the CPU only)
+    if dev.type == "cuda" or config.precision == "bf16":
         model = model.to(memory_format=torch.channels_last)
     return TrainingJob(config, dev, model, x, y, splits, train_idx)
 
@@ -398,8 +444,9 @@ def model_outputs(model: nn.Module, config: TrainConfig, x: torch.Tensor, y: tor
     info = dataset_info(config.dataset)
     flips = info.augment == "crop+flip"
     return {
-        "logits": {s: predict(model, x[splits[s]], info) for s in SPLITS},
-        "logits_flip": {s: predict(model, x[splits[s]], info, flip=True) for s in SPLITS} if flips else {},
+        "logits": {s: predict(model, x[splits[s]], info, precision=config.precision) for s in SPLITS},
+        "logits_flip": ({s: predict(model, x[splits[s]], info, flip=True, precision=config.precision) for s in SPLITS}
+                        if flips else {}),
         "indices": splits,
         "labels": {s: y[splits[s]] for s in SPLITS},
         "train_indices": train_idx,
@@ -473,6 +520,7 @@ def finish(job: TrainingJob, loss: float, seconds: float, trained_with: int = 1,
             "trained_with": trained_with,
             "accuracy": acc,
             "device": str(job.dev),
+            "precision": compute_record(config, job.dev),
             "torch": torch.__version__,
             "commit": git_commit(),
             "files": files,

@@ -248,3 +248,57 @@ def test_a_model_too_large_to_carry_travels_as_its_outputs(tmp_path, monkeypatch
         TrainedModel(shadow).load()
     (model.path / "outputs.pt").write_bytes((model.path / "outputs.pt").read_bytes()[:-10])  # damaged: moved aside
     assert not is_cached(shadow) and "damaged" in capfd.readouterr().err
+
+
+def _rows_of(keys):
+    volatile = {"seconds", "created"}
+    return {k: {f: v for f, v in load_row(k).items() if f not in volatile} for k in keys}
+
+
+def test_a_part_stopped_by_its_budget_resumes_elsewhere_with_the_same_rows(tmp_path, monkeypatch, capfd):
+    """A part run cut off by its budget stores the rows of its finished targets and carries its trained weights in the
+    results folder; resumed with a fresh cache (another machine) and that folder only, it stores the rows of one run
+    straight through. A carried file that does not match its checksum is not used (its model is trained again)."""
+    from qmia import carry, parts
+    from qmia.settings import cache_root
+    from qmia.train import git_commit
+
+    monkeypatch.setenv("QMIA_COMMIT", "abc1234")  # a clean commit, as in a clone
+    git_commit.cache_clear()
+    request_cleanup = git_commit.cache_clear
+    p = get_profile("smoke")
+    straight = run_part(p, "table6-fig6", device="cpu", progress=False)
+    assert straight["complete"] and straight["models"]
+    expected = _rows_of(straight["rows"])
+
+    monkeypatch.setenv("QMIA_RESULTS", str(tmp_path / "stopped-results"))
+    monkeypatch.setenv("QMIA_CACHE", str(tmp_path / "machine-a"))
+    started = []
+
+    def seconds(m, cpu):  # the third model does not fit: the budget stops the run there
+        started.append(m)
+        return 1e9 if len(started) >= 3 else 0.0
+
+    monkeypatch.setattr(parts, "model_seconds", seconds)
+    first = run_part(p, "table6-fig6", device="cpu", progress=False, budget=3600)
+    assert not first["complete"] and len(first["models"]) == 2 and len(first["rows"]) < len(straight["rows"])
+    assert "budget" in capfd.readouterr().out
+    assert len(carry.carried_keys()) == 2 and verify_stored(p) == []
+    monkeypatch.undo()
+    monkeypatch.setenv("QMIA_COMMIT", "abc1234")
+    monkeypatch.setenv("QMIA_PROGRESS", "0")
+    monkeypatch.setenv("QMIA_RESULTS", str(tmp_path / "stopped-results"))
+    monkeypatch.setenv("QMIA_CACHE", str(tmp_path / "machine-b"))  # nothing of machine a but the results folder
+    bad = carry.carried_root() / carry.carried_keys()[1] / "model.pt"
+    bad.write_bytes(bad.read_bytes()[:-8] + b"\0" * 8)
+    resumed = run_part(p, "table6-fig6", device="cpu", progress=False)
+    assert "not used" in capfd.readouterr().err
+    assert resumed["complete"] and sorted(resumed["rows"]) == sorted(straight["rows"])
+    assert len(resumed["runs"]) == 2 and len(resumed["models"]) == len(straight["models"])
+    assert _rows_of(resumed["rows"]) == expected
+    # the part is stored: only what other missing parts still need stays carried
+    still_needed = {m.key for m in parts.needed_models(p)}
+    assert set(carry.carried_keys()) <= still_needed and len(carry.carried_keys()) < len(resumed["models"])
+    assert verify_stored(p) == []
+    assert all(m["device"] == "cpu" for m in resumed["models"]) and cache_root().name == "machine-b"
+    request_cleanup()

@@ -104,3 +104,34 @@ def test_config_rejects_bad_input():
         TrainConfig("digits", "lenet", 10, 1, role="victim")
     with pytest.raises(ValueError, match="valid: smoke, quick, paper"):
         get_profile("huge")
+
+
+def test_compute_precision_is_a_recorded_setting_of_the_config(monkeypatch):
+    """The paper profile computes in bf16 (autocast, channels_last) on a CPU as on CUDA; smoke and quick in float32;
+    fp32 keys another model, while the keys of the stored (bf16) paper models stay what they were."""
+    import importlib
+
+    train_mod = importlib.import_module("qmia.train")  # the module (qmia.train is also the function)
+    paper, smoke = get_profile("paper"), get_profile("smoke")
+    assert paper.config("resnet20").precision == "bf16" and paper.config("resnet20").key == "29ac6e624c5b0954"
+    assert smoke.config("lenet").precision == get_profile("quick").config("lenet").precision == "fp32"
+    assert paper.config("resnet20", precision="fp32").key != paper.config("resnet20").key
+    with pytest.raises(ValueError, match="valid: bf16, fp32"):
+        smoke.config("lenet", precision="fp16")
+    seen = {}
+    for precision in ("bf16", "fp32"):
+        cfg = _config(epochs=1, precision=precision)
+        job = train_mod.prepare(cfg, device="cpu")
+        def record(module, inputs, output, precision=precision) -> None:
+            seen.setdefault(precision, (output.dtype, inputs[0].is_contiguous(memory_format=torch.channels_last)))
+
+        hook = job.model.conv1.register_forward_hook(record)
+        train_mod.fit(job.model, cfg, job.x_train, job.y_train, progress=False)
+        hook.remove()
+    assert seen["bf16"] == (torch.bfloat16, True) and seen["fp32"][0] == torch.float32
+    m = train(_config(epochs=1, precision="bf16"))
+    assert m.meta["precision"] == ("bf16 autocast" if train_mod.cpu_native_bf16() else "bf16 autocast, emulated")
+    assert train(_config(epochs=1)).meta["precision"] == "fp32"
+    monkeypatch.setattr(train_mod, "cpu_native_bf16", lambda: False)
+    assert train_mod.compute_record(_config(precision="bf16"), torch.device("cpu")) == "bf16 autocast, emulated"
+    assert train_mod.compute_record(_config(precision="bf16"), torch.device("cuda")) == "bf16 autocast"
