@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 
-from .config import PROFILES, get_profile
+from .config import PRECISIONS, PROFILES, get_profile
 from .attacks import RMIA_GAMMA, RMIA_OFFLINE_A
 from .experiment import ATTACKS
 from .data import DATASETS, DatasetUnavailable
@@ -51,6 +51,9 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--mode", choices=MODES, default="ste", help="MIA training: ste (latent weights), project, ptq")
     g.add_argument("--profile", choices=tuple(PROFILES), default="smoke")
     g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--precision", choices=PRECISIONS, default=None,
+                   help="compute precision of training and outputs: bf16 (autocast) or fp32 (default: the profile's; "
+                        "paper: bf16, as its stored rows)")
     g.add_argument("--data-root", help="where datasets are (default: $QMIA_DATA or data/)")
     g.add_argument("--device", help="cpu or cuda (default: cuda when present)")
     g.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -72,7 +75,8 @@ def spec_from_args(a: argparse.Namespace) -> QuantSpec:
 
 
 def config_from_args(a: argparse.Namespace):
-    return get_profile(a.profile).config(a.arch, a.dataset, spec_from_args(a), seed=a.seed)
+    profile = get_profile(a.profile)
+    return profile.config(a.arch, a.dataset, spec_from_args(a), seed=a.seed, precision=a.precision or profile.precision)
 
 
 def cmd_train(a: argparse.Namespace) -> int:
