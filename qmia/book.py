@@ -20,7 +20,7 @@ from .data import DATASETS
 from .models import ARCHS
 from .quantizers import MAX_BITS, MIN_BITS
 from .settings import check as check_environment
-from .settings import quiet_progress, use_stored_results
+from .settings import STORED_PROFILES, quiet_progress, train_requested, use_stored_results
 
 PCT = "{:.1%}"
 NUM = "{:.3f}"
@@ -48,6 +48,34 @@ ARCH_NAMES = {"lenet": "LeNet-5", "resnet20": "ResNet-20", "resnet50": "ResNet-5
 DATA_NAMES = {"digits": "digits", "fashion_mnist": "Fashion-MNIST", "cifar10": "CIFAR-10"}
 READING_NAMES = {"literal": "literal (Alg. 1, z = 2)", "centred": "centred (z = 2^(b-1))",
                  "min-anchored": "min-anchored (z = 2)", "printed": "printed (Eq. 2–4)"}
+
+
+# How the prose prints each glued number (Python format specs): the value is glued as this text, so that a number
+# not computed yet reads "pending" in the sentence instead of breaking the build.
+GLUE_FORMATS = {
+    "adaptive_gain": "+.3f", "answer_alpha": ".1%", "clip_centred_test_acc": ".1%", "clip_literal_test_acc": ".1%",
+    "clip_min_anchored_test_acc": ".1%", "clip_share_hi": ".1%", "clip_share_lo": ".1%", "def_alpha": ".1%",
+    "def_best_acc": ".1%", "def_best_tpr": ".2%", "def_fp_acc": ".1%", "def_fp_tpr": ".2%", "def_useful_share": ".0%",
+    "lira_offline_auc": ".3f", "lira_offline_tpr": ".2%", "lira_online_auc": ".3f", "lira_online_tpr": ".2%",
+    "lira_ours_auc": ".3f", "lira_ref_auc": ".3f", "rank_lira_first_acc": ".1%", "rank_lira_useful_mis": ".3f",
+    "rank_sweep_first_acc": ".1%", "rank_sweep_first_share": ".0%", "rank_sweep_useful_acc": ".1%",
+    "rank_sweep_useful_mis": ".3f", "rank_sweep_w": ".2f", "rd_fp_lenet_auc": ".3f", "rd_fp_lenet_test": ".1%",
+    "rd_fp_lenet_train": ".1%", "rd_fp_resnet20_auc": ".3f", "rd_fp_resnet20_test": ".1%",
+    "rd_fp_resnet20_train": ".1%", "rmia_offline_auc": ".3f", "rmia_offline_tpr": ".2%", "rmia_online_auc": ".3f",
+    "rmia_online_tpr": ".2%", "stronger_alpha": ".1%", "useful_share": ".0%",
+}
+PENDING_TEXT = "pending"  # a glued value whose rows are not computed yet
+
+
+def glue_text(name: str, value):
+    """What :meth:`Page.keep` glues under ``name``: numbers formatted by :data:`GLUE_FORMATS` (NaN or None: 'pending',
+    the rows behind it not computed yet), anything else as it is."""
+    value = plain(value)
+    if name not in GLUE_FORMATS:
+        return PENDING_TEXT if value is None else value
+    if value is None or isinstance(value, str) or (isinstance(value, float) and value != value):
+        return PENDING_TEXT if value is None or not isinstance(value, str) else value
+    return format(float(value), GLUE_FORMATS[name])
 
 
 def model_name(arch: str, dataset: str) -> str:
@@ -111,22 +139,26 @@ class Page:
     seeds: list[int]
     data_root: str | None
     defaults: dict = field(default_factory=dict)
+    stored_only: bool = False  # read the stored rows only (the paper book unless TRAIN=1): missing rows are pending
     _evidence: object = None
     _shown: list | None = None
 
     def run(self, configs: list[TrainConfig], attacks: tuple[str, ...] = ("shadow",)) -> pd.DataFrame:
-        """evaluate() each target configuration (models and attack results are cached and reused)."""
+        """evaluate() each target configuration (models and attack results are cached and reused); with
+        :attr:`stored_only`, the rows not stored come back pending (column ``pending`` names their part)."""
         from .experiment import evaluate
 
-        return pd.concat([evaluate(c, attacks, profile=self.profile, data_root=self.data_root) for c in configs],
-                         ignore_index=True)
+        if not configs:
+            return pd.DataFrame({"pending": pd.Series(dtype=str)})
+        return pd.concat([evaluate(c, attacks, profile=self.profile, data_root=self.data_root,
+                                   stored_only=self.stored_only) for c in configs], ignore_index=True)
 
     def evidence(self):
         """The readings plan's rows (:func:`qmia.claims.collect`), computed once per page."""
         if self._evidence is None:
             from .claims import collect
 
-            self._evidence = collect(self.profile, self.data_root)
+            self._evidence = collect(self.profile, self.data_root, stored_only=self.stored_only)
         return self._evidence
 
     def shown_readings(self) -> list[str]:
@@ -145,10 +177,11 @@ class Page:
         return {k: (v, self.defaults[k]) for k, v in given.items() if k in self.defaults and v != self.defaults[k]}
 
     def keep(self, name: str, value) -> None:
-        """glue() a number, text or figure under ``name`` for the prose (numpy scalars as plain Python values)."""
+        """glue() a number, text or figure under ``name`` for the prose (numpy scalars as plain Python values; numbers
+        the prose prints formatted, as :data:`GLUE_FORMATS` says, 'pending' where their rows are not stored yet)."""
         from myst_nb import glue
 
-        glue(name, plain(value), display=False)
+        glue(name, glue_text(name, value), display=False)
 
     def header(self):
         """The page's first output: profile, models, bitwidths, seeds; and a warning when rerun with other values."""
@@ -158,10 +191,15 @@ class Page:
         text = (f"Profile **{p.name}**: {p.description}. Models: " + ", ".join(model_name(a, d) for a, d in self.models)
                 + f"; bitwidths {self.bits}; seeds {self.seeds}; the abstract's claims over seeds {list(p.claim_seeds)}; "
                 f"training recipe *{p.recipe}*.")
+        if self.stored_only:
+            text += (f" Built from the results stored in `results/{p.name}/` (computed at the paper's scale, nothing "
+                     "trained here); a cell marked *not computed yet* names the part of the plan that computes it and "
+                     "its estimated cost.")
         if self.changed:
             what = "; ".join(f"{k} = {v} (the profile's: {d})" for k, (v, d) in self.changed.items())
-            text += ("\n\n```{admonition} Rerun with other parameters\n:class: warning\n"
-                     f"This page was executed with {what}. Other pages and the report use the profile's values.\n```")
+            text += ('\n\n<div class="admonition warning"><p class="admonition-title">Rerun with other parameters</p>'
+                     f"<p>This page was executed with {what}. Other pages and the report use the profile's values.</p>"
+                     "</div>")
         return Markdown(text)
 
 
@@ -189,6 +227,7 @@ def setup(name: str, profile: str = "smoke", models=None, bits=None, seeds=None,
         seeds=_int_list(defaults["seeds"] if seeds is None else seeds, "seeds", 0, None),
         data_root=None if data_root is None else str(data_root),
         defaults=defaults,
+        stored_only=profile in STORED_PROFILES and not train_requested(),
     )
     return page
 
@@ -225,6 +264,19 @@ def mean_over_seeds(df: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     return out.drop(columns=[c for c in std.columns if c in out.columns and c not in by]).merge(std, on=by).merge(n, on=by)
 
 
+STATUS = "status"
+
+
+def with_status(t: pd.DataFrame, df: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """``t`` (one row per group of ``df`` by ``by``, e.g. :func:`mean_over_seeds`) with a ``status`` column: '' where
+    the group's rows are stored, else why not (the part that computes them, :func:`qmia.parts.pending_text`)."""
+    if "pending" not in df.columns or not (df["pending"].fillna("") != "").any():
+        return t
+    status = (df.assign(pending=df["pending"].fillna("")).groupby(by, sort=False, dropna=False)["pending"]
+              .agg(lambda s: next((x for x in s if x), "")).reset_index().rename(columns={"pending": STATUS}))
+    return t.merge(status, on=by, how="left")
+
+
 def mean_std(mean: float, std: float, fmt: str = "{:.1%}") -> str:
     """'mean ± std' (just the mean when std is NaN, i.e. one seed)."""
     return fmt.format(mean) if pd.isna(std) else f"{fmt.format(mean)} ± {fmt.format(std)}"
@@ -256,19 +308,11 @@ def styled(df: pd.DataFrame, table_id: str, title: str, caption: str, formats: d
     for c in (c for c in not_measurable if c in df.columns):
         st = st.format(lambda v, f=fmt.get(c, "{}"): NOT_MEASURABLE_TEXT if pd.isna(v) else f.format(v), subset=[c])
     st = st.set_uuid(table_id).set_caption(f"<b>{title}</b><br><small>{caption}</small>")
+    wrapped = [{"selector": f"td.col{i}, th.col_heading.col{i}", "props": "white-space: normal; text-align: left; "
+                "min-width: 12em; font-style: italic;"} for i, c in enumerate(df.columns) if c == STATUS]
     return st.set_table_attributes('class="qmia-table"').set_table_styles(
         [{"selector": "", "props": "font-size: 0.85em; border-collapse: collapse;"},
          {"selector": "caption", "props": "caption-side: top; text-align: left; padding-bottom: .4em; white-space: normal;"},
          {"selector": "td, th", "props": "padding: .2em .6em; text-align: right; white-space: nowrap;"},
-         {"selector": "td:first-child, th:first-child", "props": "text-align: left;"}]
+         {"selector": "td:first-child, th:first-child", "props": "text-align: left;"}] + wrapped
     )
-
-
-def figure_caption(fig, text: str) -> float:
-    """Print the provenance line inside a matplotlib figure, under the axes, wrapped to the figure's width;
-    returns the share of the figure's height it takes (leave that much under the axes)."""
-    import textwrap
-
-    lines = textwrap.wrap(text, width=max(int(fig.get_figwidth() * 19), 40))
-    fig.text(0.01, 0.005, "\n".join(lines), fontsize=7, color="0.35", ha="left", va="bottom")
-    return (0.14 * len(lines) + 0.05) / fig.get_figheight()

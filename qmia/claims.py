@@ -85,7 +85,12 @@ def not_recovered_note(item: str) -> str:
 
 
 class MissingRow(LookupError):
-    """A configuration's row is not among the evidence (the profile's plan has not computed it)."""
+    """A configuration's row is not among the evidence. ``pending``: the plan computes it and this says where
+    (:func:`qmia.parts.pending_text`); '' when no plan holds it."""
+
+    def __init__(self, message: str, pending: str = "") -> None:
+        super().__init__(message)
+        self.pending = pending
 
 
 class Evidence:
@@ -96,16 +101,25 @@ class Evidence:
 
     def __init__(self, p: Profile, rows: pd.DataFrame, recipe: str | None = None, n_boot: int = 1000,
                  _memo: dict | None = None) -> None:
-        self.p, self.rows, self.recipe, self.n_boot = p, rows.reset_index(drop=True), recipe or p.recipe, n_boot
+        from .experiment import PENDING
+
+        if PENDING not in rows.columns:
+            rows = rows.assign(**{PENDING: ""})
+        pending = rows[PENDING].fillna("") != ""
+        self.p, self.recipe, self.n_boot = p, recipe or p.recipe, n_boot
+        self.rows = rows[~pending].reset_index(drop=True)  # stored rows only; pending ones say which part computes them
+        self.pending = {(k, a): t for k, a, t in zip(rows.loc[pending, "target_key"], rows.loc[pending, "attack"],
+                                                     rows.loc[pending, PENDING])}
+        self._all = rows
         self._at = {(k, a): i for i, (k, a) in enumerate(zip(self.rows["target_key"], self.rows["attack"]))}
         self._memo = {} if _memo is None else _memo  # outcomes and estimates, shared by the views of one evidence
 
     def with_recipe(self, recipe: str) -> "Evidence":
-        return Evidence(self.p, self.rows, recipe, self.n_boot, self._memo)
+        return Evidence(self.p, self._all, recipe, self.n_boot, self._memo)
 
     def view(self, p: Profile) -> "Evidence":
         """The same rows seen through another profile (e.g. fewer claim seeds)."""
-        return Evidence(p, self.rows, self.recipe, self.n_boot, self._memo)
+        return Evidence(p, self._all, self.recipe, self.n_boot, self._memo)
 
     def has(self, arch: str, dataset: str) -> bool:
         return (arch, dataset) in self.p.models or (arch, dataset) == self.p.resnet
@@ -116,8 +130,21 @@ class Evidence:
     def row(self, config: TrainConfig, attack: str = "shadow") -> pd.Series:
         i = self._at.get((config.key, attack))
         if i is None:
-            raise MissingRow(f"no stored row for {config.label} / {attack}: run the profile's plan first")
+            pending = self.pending.get((config.key, attack), "")
+            raise MissingRow(f"{config.label} / {attack}: {pending or 'no stored row; the plan does not compute it'}",
+                             pending)
         return self.rows.iloc[i]
+
+    def frame(self, configs: Sequence[TrainConfig], attack: str = "shadow") -> pd.DataFrame:
+        """The rows of ``configs`` for ``attack``: stored ones, and pending ones (no numbers; ``pending`` names the
+        part) where the plan computes them; raises :class:`MissingRow` for a row no plan computes."""
+        index = {(k, a): i for i, (k, a) in enumerate(zip(self._all["target_key"], self._all["attack"]))}
+        picked = []
+        for c in configs:
+            if (c.key, attack) not in index:
+                self.row(c, attack)  # raises, saying why
+            picked.append(index[(c.key, attack)])
+        return self._all.iloc[picked].reset_index(drop=True)
 
     def outcomes(self, configs: Sequence[TrainConfig], attack: str = "shadow") -> list[AttackOutcome]:
         from .results import load_outcome
@@ -137,11 +164,14 @@ class Evidence:
         return self._memo[key]
 
 
-def collect(p: Profile, data_root: str | os.PathLike | None = None, n_boot: int = 1000) -> Evidence:
-    """Evaluate (or read from the store) everything the statements and verdicts need under ``p``."""
+def collect(p: Profile, data_root: str | os.PathLike | None = None, n_boot: int = 1000,
+            stored_only: bool = False) -> Evidence:
+    """Evaluate (or read from the store) everything the statements and verdicts need under ``p``; ``stored_only``:
+    read only, the rows not stored kept as pending (:func:`qmia.experiment.evaluate`)."""
     from .experiment import evaluate
 
-    frames = [evaluate(c, attacks, profile=p, data_root=data_root) for c, attacks in readings_plan(p)]
+    frames = [evaluate(c, attacks, profile=p, data_root=data_root, stored_only=stored_only)
+              for c, attacks in readings_plan(p)]
     return Evidence(p, pd.concat(frames, ignore_index=True), n_boot=n_boot)  # readings_plan lists each target once
 
 
@@ -220,11 +250,38 @@ class ClaimResult:
     baseline_auc: Estimate
     bits: int
     reading: str
+    seeds: tuple[int, ...] = (0,)
 
 
 # Our measure of each abstract claim: TPR and member F1 at the full-precision attack's FPR, so that a
 # moved decision threshold is not counted as a defence; attack accuracy credited down to 0.5.
 ABSTRACT_MEASURE = {"attack_acc": "attack_acc", "tpr": "tpr_matched", "f1_member": "f1_matched"}
+
+
+def claim_seeds(ev: Evidence, reading: str, bits: int) -> tuple[list[int], str]:
+    """The claim seeds whose full-precision and ``bits``-bit rows are both stored (a pair is compared only whole),
+    and a note naming the seeds still pending and their part ('' when every seed is there). Raises
+    :class:`MissingRow` (pending) when no seed is stored, so that nothing is decided from no evidence."""
+    have, waiting, first = [], [], None
+    for s in ev.p.claim_seeds:
+        try:
+            ev.row(ev.config(*ev.p.resnet, seed=s))
+            ev.row(ev.config(*ev.p.resnet, reading_spec(reading, bits), seed=s))
+            have.append(s)
+        except MissingRow as e:
+            if not e.pending:
+                raise
+            waiting.append(s)
+            first = first or e
+    if not have:
+        raise first
+    note = (f"over {len(have)} of {len(ev.p.claim_seeds)} claim seeds (seed {', '.join(map(str, waiting))} "
+            f"{first.pending})" if waiting else "")
+    return have, note
+
+
+def _with_note(v: Verdict, note: str) -> Verdict:
+    return Verdict(v.word, f"{v.reason}; {note}") if note else v
 
 
 def _mean_test_acc(ev: Evidence, configs: Sequence[TrainConfig]) -> float:
@@ -236,14 +293,16 @@ def abstract_verdict(ev: Evidence, key: str, reading: str, bits: int | None = No
     against ``bits`` (default: the lowest) under ``reading``, over the profile's claim seeds."""
     claim = ABSTRACT_CLAIMS[key]
     b = bits or min(ev.p.bits)
-    fp_cfgs = [ev.config(*ev.p.resnet, seed=s) for s in ev.p.claim_seeds]
-    q_cfgs = [ev.config(*ev.p.resnet, reading_spec(reading, b), seed=s) for s in ev.p.claim_seeds]
+    seeds, note = claim_seeds(ev, reading, b)
+    fp_cfgs = [ev.config(*ev.p.resnet, seed=s) for s in seeds]
+    q_cfgs = [ev.config(*ev.p.resnet, reading_spec(reading, b), seed=s) for s in seeds]
     fp, q = ev.outcomes(fp_cfgs), ev.outcomes(q_cfgs)
     base_auc = ev.estimate(fp_cfgs)
     ours = compare(fp, q, ABSTRACT_MEASURE[key], chance=CHANCE.get(key), n_boot=ev.n_boot)
     paper = compare(fp, q, claim.metric, n_boot=ev.n_boot) if ABSTRACT_MEASURE[key] != claim.metric else ours
     drop = _mean_test_acc(ev, fp_cfgs) - _mean_test_acc(ev, q_cfgs)
-    return ClaimResult(reduction_verdict(ours, base_auc, drop, claim.value), ours, paper, drop, base_auc, b, reading)
+    verdict = _with_note(reduction_verdict(ours, base_auc, drop, claim.value), note)
+    return ClaimResult(verdict, ours, paper, drop, base_auc, b, reading, tuple(seeds))
 
 
 def chance_verdict(ev: Evidence, reading: str, bits: int | None = None) -> ClaimResult:
@@ -251,8 +310,9 @@ def chance_verdict(ev: Evidence, reading: str, bits: int | None = None) -> Claim
     on the quantized model". Reproduced when the full-precision attack leaks, the quantized model's AUC
     interval holds 0.5, the AUC falls significantly and the quantized model stays useful."""
     b = bits or min(ev.p.bits)
-    fp_cfgs = [ev.config(*ev.p.resnet, seed=s) for s in ev.p.claim_seeds]
-    q_cfgs = [ev.config(*ev.p.resnet, reading_spec(reading, b), seed=s) for s in ev.p.claim_seeds]
+    seeds, note = claim_seeds(ev, reading, b)
+    fp_cfgs = [ev.config(*ev.p.resnet, seed=s) for s in seeds]
+    q_cfgs = [ev.config(*ev.p.resnet, reading_spec(reading, b), seed=s) for s in seeds]
     fp, q = ev.outcomes(fp_cfgs), ev.outcomes(q_cfgs)
     base_auc = ev.estimate(fp_cfgs)
     cmp = compare(fp, q, "auc", chance=0.5, n_boot=ev.n_boot)
@@ -269,7 +329,7 @@ def chance_verdict(ev: Evidence, reading: str, bits: int | None = None) -> Claim
         v = Verdict(WITH_LOSS, what + f"; but test accuracy fell by {100 * drop:.1f} points: not a defence")
     else:
         v = Verdict(REPRODUCED, what)
-    return ClaimResult(v, cmp, cmp, drop, base_auc, b, reading)
+    return ClaimResult(_with_note(v, note), cmp, cmp, drop, base_auc, b, reading, tuple(seeds))
 
 
 def dorefa_verdict(ev: Evidence, reading: str, bits: Sequence[int] = (4, 8)) -> tuple[Verdict, list[ClaimResult]]:
@@ -310,8 +370,8 @@ def partial_verdict(ev: Evidence, reading: str, bits: int = 4, last: int = 5) ->
 
 # ----------------------------------------------------------------------------- the paper's statements
 
-AGREES, DISAGREES, UNMEASURABLE = "agrees", "disagrees", "not measurable"
-MARK = {AGREES: "✓", DISAGREES: "✗", UNMEASURABLE: "–"}
+AGREES, DISAGREES, UNMEASURABLE, PENDING = "agrees", "disagrees", "not measurable", "pending"
+MARK = {AGREES: "✓", DISAGREES: "✗", UNMEASURABLE: "–", PENDING: "…"}
 SIMILAR_POINTS = 0.05  # "behaves similarly": test accuracy within 5 points (the utility tolerance; seed noise is ~2)
 UNDISRUPTED_POINTS = 0.10  # "does not disrupt the training": no quantized target loses more than 10 points
 SMALL_POINTS = 0.03  # "only a small difference in attack accuracy": within 3 points
@@ -558,12 +618,14 @@ def _abstract(key: str) -> Callable[[Evidence, str], Cell]:
 
     def check(ev: Evidence, reading: str) -> Cell:
         b = min(ev.p.bits)
-        fp = np.mean([ev.row(ev.config(*ev.p.resnet, seed=s))[claim.metric] for s in ev.p.claim_seeds])
-        q = np.mean([ev.row(ev.config(*ev.p.resnet, reading_spec(reading, b), seed=s))[claim.metric] for s in ev.p.claim_seeds])
+        seeds, note = claim_seeds(ev, reading, b)
+        fp = np.mean([ev.row(ev.config(*ev.p.resnet, seed=s))[claim.metric] for s in seeds])
+        q = np.mean([ev.row(ev.config(*ev.p.resnet, reading_spec(reading, b), seed=s))[claim.metric] for s in seeds])
         red = 100 * (fp - q) / fp if fp else float("nan")
         return _cell(bool(red >= claim.value / 2),
                      f"{claim.metric.replace('_', ' ')} {fp:.3f} -> {q:.3f} at {b} bits: {red:.1f} % lower "
-                     f"(claimed {claim.value:.0f} %; agreement needs half); mean of {len(ev.p.claim_seeds)} seeds")
+                     f"(claimed {claim.value:.0f} %; agreement needs half); mean of {len(seeds)} seed(s)"
+                     + (f", {note}" if note else ""))
     return check
 
 
@@ -637,11 +699,12 @@ STATEMENTS: tuple[Statement, ...] = (
 
 
 def check_statement(statement: Statement, ev: Evidence, reading: str) -> Cell:
-    """One cell of the readings table; a statement whose rows are missing is not measurable, not an error."""
+    """One cell of the readings table: a statement whose rows the plan computes but are not stored yet is pending
+    (naming the part), never decided from part of its rows; one whose rows no plan computes is not measurable."""
     try:
         return statement.check(ev, reading)
     except MissingRow as e:
-        return _na(str(e))
+        return Cell(PENDING, f"pending: {e}") if e.pending else _na(str(e))
 
 
 def readings_table(ev: Evidence, readings: Sequence[str] | None = None) -> pd.DataFrame:
@@ -656,11 +719,11 @@ UTILITY = "utility statements agreed"
 
 def consistency_counts(table: pd.DataFrame) -> pd.DataFrame:
     """Per reading: utility statements it agrees with, and all statements it agrees with, disagrees with,
-    and cannot measure."""
+    cannot measure, and that are pending (their rows not stored yet)."""
     kinds = {s.key: s.kind for s in STATEMENTS}
     utility = [k for k in table.index if kinds.get(k) == "utility"]
     out = pd.DataFrame({status: [sum(c.status == status for c in table[r]) for r in table.columns]
-                        for status in (AGREES, DISAGREES, UNMEASURABLE)}, index=table.columns)
+                        for status in (AGREES, DISAGREES, UNMEASURABLE, PENDING)}, index=table.columns)
     out.insert(0, UTILITY, [sum(table.loc[k, r].status == AGREES for k in utility) for r in table.columns])
     return out
 
@@ -689,7 +752,13 @@ def recipe_table(ev: Evidence) -> pd.DataFrame:
             continue
         seen.add(e.config(*ev.p.resnet).key)
         sub = e.view(replace(e.p, claim_seeds=(0,)))
-        fp = sub.row(sub.config(*ev.p.resnet))
+        try:
+            fp = sub.row(sub.config(*ev.p.resnet))
+        except MissingRow as err:
+            if not err.pending:
+                raise
+            rows.append({"recipe": recipe, "augment": sub.config(*ev.p.resnet).augment, "status": err.pending})
+            continue
         auc = sub.estimate([sub.config(*ev.p.resnet)])
         agree = {r: sum(check_statement(s, sub, r).status == AGREES for s in STATEMENTS if s.key in RECIPE_STATEMENTS)
                  for r in ev.p.readings}
@@ -697,11 +766,17 @@ def recipe_table(ev: Evidence) -> pd.DataFrame:
         rows.append({"recipe": recipe, "augment": bool(fp["augment"]), "fp train acc": fp["target_train_acc"],
                      "fp test acc": fp["target_test_acc"], "fp attack AUC": auc.value, "AUC lo": auc.lo, "AUC hi": auc.hi,
                      "agreeing statements (best reading)": best,
-                     "best reading(s)": ", ".join(r for r, v in agree.items() if v == best)})
-    return pd.DataFrame(rows)
+                     "best reading(s)": ", ".join(r for r, v in agree.items() if v == best), "status": ""})
+    out = pd.DataFrame(rows)
+    return out.drop(columns="status") if not (out["status"] != "").any() else out
 
 
 def pick_recipe(table: pd.DataFrame, stated: str = "paper-stated") -> str:
-    """The same rule as for readings: most agreeing statements; ties go to the recipe the paper states."""
+    """The same rule as for readings: most agreeing statements; ties go to the recipe the paper states (also while
+    another recipe's rows are pending: it cannot win unmeasured)."""
+    if "status" in table.columns:
+        table = table[table["status"] == ""]
+    if not len(table):
+        return stated
     top = table[table["agreeing statements (best reading)"] == table["agreeing statements (best reading)"].max()]
     return stated if stated in set(top["recipe"]) else str(top["recipe"].iloc[0])

@@ -77,8 +77,9 @@ def _missing(name: str, root: Path, looked: list[str], err: Exception | None) ->
     return DatasetUnavailable(
         f"dataset {name!r} is not on disk and could not be downloaded ({type(err).__name__ if err else 'offline'}).\n"
         f"Looked in:\n  {where}\n"
-        f"Point qmia at a copy with --data-root DIR or QMIA_DATA=DIR (on the development machines: "
-        f"QMIA_DATA=../shared/data), or run offline with PROFILE=smoke (scikit-learn's digits)."
+        f"Point qmia at a copy with --data-root DIR (notebooks: data_root) or QMIA_DATA=DIR, or run offline with "
+        f"PROFILE=smoke (scikit-learn's digits); the paper book needs no data set (make book builds it from "
+        f"results/paper/)."
     )
 
 

@@ -304,7 +304,7 @@ def _keys(target: TrainConfig, groups: list[str], settings: dict, params: Attack
 def evaluate(target: TrainConfig, attacks: str | Sequence[str] = tuple(ATTACKS), *, profile: Profile | None = None,
              lira_refs: int | None = None, top_k: int | None = 3, per_class: bool = False, n_boot: int = 200,
              params: AttackParams | None = None, data_root: str | os.PathLike | None = None, device: str | None = None,
-             progress: bool | None = None) -> pd.DataFrame:
+             progress: bool | None = None, stored_only: bool = False) -> pd.DataFrame:
     """Attack ``target`` with each requested attack group; return one tidy row per variant.
 
     profile: the profile the target belongs to (named in the rows; its ``lira_refs`` is the default).
@@ -312,6 +312,9 @@ def evaluate(target: TrainConfig, attacks: str | Sequence[str] = tuple(ATTACKS),
     top_k / per_class: the shadow attack's features (see :func:`qmia.attacks.shadow_attack`).
     n_boot: bootstrap resamples for each row's 95 % intervals (over its examples).
     params: the RMIA and label-only attacks' parameters (:class:`AttackParams`; default: the papers').
+    stored_only: compute nothing: a row not stored is returned as a pending row (its identity, no numbers, and
+        ``pending``: which part of the plan computes it, :func:`qmia.parts.pending_text`); stored rows have
+        ``pending`` empty.
     """
     groups = attack_groups(attacks)
     settings = _settings(groups, profile, lira_refs, top_k, per_class, n_boot)
@@ -319,9 +322,49 @@ def evaluate(target: TrainConfig, attacks: str | Sequence[str] = tuple(ATTACKS),
     keys = _keys(target, groups, settings, params)
     rows = {v: load_row(k) for v, k in keys.items()}
     missing = [g for g in groups if any(rows[v] is None for v in ATTACKS[g].variants)]
-    if missing:
+    if missing and stored_only:
+        from .parts import pending_text
+
+        for g in missing:
+            for v in ATTACKS[g].variants:
+                rows[v] = {**row_identity(target, v, g, keys[v], settings), PENDING: pending_text(profile, target, g)}
+    elif missing:
         rows.update(_compute(target, missing, keys, {**settings, **asdict(params)}, data_root, device, progress))
-    return pd.DataFrame([rows[v] for v in keys])
+    df = pd.DataFrame([rows[v] for v in keys])
+    df[PENDING] = df[PENDING].fillna("") if PENDING in df.columns else ""
+    return df
+
+
+PENDING = "pending"  # the column that says why a row has no numbers yet ('' for a stored row)
+
+
+def row_identity(target: TrainConfig, variant: str, group: str, row_key: str, settings: dict) -> dict:
+    """The fields of a row that say what it is of (target, attack, settings): a stored row's, and a pending one's."""
+    q = target.quant
+    return {
+        "row_key": row_key,
+        "profile": settings["profile"],
+        "dataset": target.dataset,
+        "arch": target.arch,
+        "quant": q.label,
+        "method": q.method,
+        "bits": q.bits if q.bits is not None else np.nan,
+        "act_bits": (q.act_bits or q.bits) if q.method == "dorefa" else np.nan,
+        "layers": q.layers,
+        "zero_point": q.resolved_zero_point if q.method == "mia" else np.nan,
+        "mode": q.mode,
+        "reading": q.curve if q.method == "mia" else "",
+        "defence": target.defence.label,
+        "augment": target.augment,
+        "seed": target.seed,
+        "attack": variant,
+        "attack_group": group,
+        "lira_refs": settings["lira_refs"] if group in REFERENCE_GROUPS else np.nan,
+        "n_per_split": target.n_per_split,
+        "epochs": target.epochs,
+        "target_key": target.key,
+        "data": f"{target.dataset} ({target.n_per_split}/split)",
+    }
 
 
 def _compute(target: TrainConfig, groups: list[str], keys: dict, settings: dict, data_root, device, progress) -> dict[str, dict]:
@@ -339,7 +382,6 @@ def _compute(target: TrainConfig, groups: list[str], keys: dict, settings: dict,
     idx = torch.cat([t.outputs["indices"]["target_in"], t.outputs["indices"]["target_out"]]).numpy()
     member = np.r_[np.ones(len(t.outputs["indices"]["target_in"])), np.zeros(len(t.outputs["indices"]["target_out"]))].astype(int)
     source = data_source(target.dataset, data_root)
-    q = target.quant
     out = {}
     first = True
     for g in groups:
@@ -349,35 +391,14 @@ def _compute(target: TrainConfig, groups: list[str], keys: dict, settings: dict,
             scores, preds = ATTACKS[g].score(models, v, settings)
             fpr, tpr = roc_points(scores, member)
             row = {
-                "row_key": keys[v],
-                "profile": settings["profile"],
-                "dataset": target.dataset,
-                "arch": target.arch,
-                "quant": q.label,
-                "method": q.method,
-                "bits": q.bits if q.bits is not None else np.nan,
-                "act_bits": (q.act_bits or q.bits) if q.method == "dorefa" else np.nan,
-                "layers": q.layers,
-                "zero_point": q.resolved_zero_point if q.method == "mia" else np.nan,
-                "mode": q.mode,
-                "reading": q.curve if q.method == "mia" else "",
-                "defence": target.defence.label,
-                "augment": target.augment,
-                "seed": target.seed,
-                "attack": v,
-                "attack_group": g,
+                **row_identity(target, v, g, keys[v], settings),
                 "target_train_acc": float(t.meta["accuracy"]["target_in"]),
                 "target_test_acc": float(t.meta["accuracy"]["target_out"]),
                 "shadow_train_acc": float(shadow.meta["accuracy"]["shadow_in"]),
                 "shadow_test_acc": float(shadow.meta["accuracy"]["shadow_out"]),
                 **attack_metrics(scores, member, preds),
                 **bootstrap_intervals(scores, member, preds, n_boot=settings["n_boot"], seed=target.seed),
-                "lira_refs": settings["lira_refs"] if g in REFERENCE_GROUPS else np.nan,
-                "n_per_split": target.n_per_split,
-                "epochs": target.epochs,
-                "target_key": target.key,
                 "shadow_key": shadow.config.key,
-                "data": f"{target.dataset} ({target.n_per_split}/split)",
                 "data_source": source,
                 "device": device_label(t.meta.get("device", "")),
                 "precision": t.meta.get("precision") or legacy_precision(t.meta),

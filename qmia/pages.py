@@ -12,14 +12,14 @@ import numpy as np
 import pandas as pd
 
 from . import claims
-from .book import (INT, LABELS, NOT_MEASURABLE_TEXT, NUM, PCT, READING_NAMES, Page, bitwidth, figure_caption, labelled,
-                   mean_over_seeds, mean_std, model_name, styled)
+from .book import (INT, LABELS, NOT_MEASURABLE_TEXT, NUM, PCT, READING_NAMES, STATUS, Page, bitwidth, labelled,
+                   mean_over_seeds, mean_std, model_name, styled, with_status)
 from .claims import ABSTRACT_CLAIMS, ClaimResult
 from .plan import (DEFENCE_ATTACKS, RANKING_ATTACKS, STRONGER_ATTACKS, SWEEP_CURVES, claim_configs, defence_configs,
                    dorefa_configs, lira_configs, paper_configs, partial_configs, reading_spec, runs_reading, sweep_configs)
 from .quantizers import READING_INFO, QuantSpec
 from .ranking import attack_agreement, rank_quantizers
-from .results import clipped_table, load_outcome, load_roc, provenance, weight_stats
+from .results import clipped_table, load_outcome, load_roc, provenance, stored_part, weight_stats
 from .uncertainty import estimate, measurable_fpr, point_value
 
 BY = ["arch", "dataset", "quant", "method", "bits", "reading"]
@@ -32,8 +32,8 @@ def _plt():
 
 
 def _finish(pg: Page, fig, key: str, prov: str) -> None:
-    """Print a figure's provenance under its axes, lay it out, close it and glue it under ``key``."""
-    fig.tight_layout(rect=(0, figure_caption(fig, prov), 1, 1))
+    """Lay a figure out, close it and glue it under ``key`` (its provenance ``prov`` is in its caption, once)."""
+    fig.tight_layout()
     _plt().close(fig)
     pg.keep(key, fig)
 
@@ -48,10 +48,57 @@ def _shown_rows(pg: Page, models=None, bits=None, seeds=None) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+def _pending_figure(pg: Page, key: str, lines: list[str]) -> None:
+    """A figure panel whose rows are not computed yet: it stays in place and says which parts compute it."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7.2, 1.6))
+    ax.axis("off")
+    ax.text(0.01, 0.5, "Not computed yet at this profile's scale:\n" + "\n".join(lines[:6])
+            + ("\n..." if len(lines) > 6 else ""), fontsize=8, va="center", ha="left", wrap=True)
+    _finish(pg, fig, key, f"profile {pg.profile.name} · no row stored yet")
+
+
+def _pending_lines(df: pd.DataFrame) -> list[str]:
+    """The distinct reasons (parts and costs) of a frame's pending rows, most common first."""
+    return list(df.loc[df["pending"] != "", "pending"].value_counts().index) if "pending" in df.columns else []
+
+
+def _pending_page(pg: Page, df: pd.DataFrame, table_id: str, title: str, figures: tuple[str, ...], keys: tuple[str, ...]):
+    """What a page (or section) shows when none of its rows is stored: one table naming each part it waits for and
+    its cost, placeholder figures, and 'pending' for every number its prose cites."""
+    from IPython.display import Markdown
+
+    lines = _pending_lines(df)
+    for f in figures:
+        _pending_figure(pg, f, lines)
+    for k in keys:
+        pg.keep(k, provenance(df) if k.endswith("_provenance") else None)
+    pending = df[df["pending"] != ""]
+    counts = pending.groupby("pending", sort=False).size().reset_index(name="rows")
+    table = pd.DataFrame({"what": [title] * len(counts), "rows": counts["rows"], STATUS: counts["pending"]})
+    st = styled(table, table_id, f"{title}: not computed yet", provenance(df), {"rows": INT})
+    return st, Markdown(f"None of the {len(df)} rows of this section is stored yet: " + "; ".join(lines) + ".")
+
+
+def _status(t: pd.DataFrame) -> list[str]:
+    """['status'] when the table has pending rows (:func:`qmia.book.with_status`), else []: the columns to add."""
+    return [STATUS] if STATUS in t.columns else []
+
+
+def _decide(fn, *args, **kw):
+    """``fn(*args, **kw)`` (a verdict), or the :class:`qmia.claims.MissingRow` saying which part its rows wait for."""
+    try:
+        return fn(*args, **kw)
+    except claims.MissingRow as e:
+        if not e.pending:
+            raise
+        return e
+
+
 def _table(pg: Page, df: pd.DataFrame, cols: list[str], table_id: str, title: str, fmt: dict,
            not_measurable: tuple[str, ...] = ()):
-    t = labelled(mean_over_seeds(df, BY))
-    show = t[["model", "bitwidth", "reading"] + cols].rename(columns=LABELS)
+    t = labelled(with_status(mean_over_seeds(df, BY), df, BY))
+    show = t[["model", "bitwidth", "reading"] + cols + _status(t)].rename(columns=LABELS)
     return t, styled(show, table_id, title, provenance(df), fmt, tuple(LABELS.get(c, c) for c in not_measurable))
 
 
@@ -64,7 +111,13 @@ def claim_table(pg: Page, key: str, prefix: str):
     ev = pg.evidence()
     rows, results = [], {}
     for r in pg.shown_readings():
-        res = claims.abstract_verdict(ev, key, r)
+        res = _decide(claims.abstract_verdict, ev, key, r)
+        if isinstance(res, claims.MissingRow):
+            rows.append({"reading": READING_NAMES[r], "bits": min(pg.profile.bits), "our measure": _measure_name(key),
+                         "verdict": claims.PENDING, "why": res.pending})
+            for k, v in {"verdict": claims.PENDING, "reason": res.pending}.items():
+                pg.keep(f"{prefix}_{_slug(r)}_{k}", v)
+            continue
         results[r] = res
         o, pq = res.ours, res.paper_quantity
         rows.append({
@@ -82,7 +135,9 @@ def claim_table(pg: Page, key: str, prefix: str):
                      "reduction": o.relative, "paper_reduction": pq.relative, "bits": res.bits}.items():
             pg.keep(f"{prefix}_{_slug(r)}_{k}", v)
     df = pd.DataFrame(rows)
-    seeds = ", ".join(map(str, pg.profile.claim_seeds))
+    used = sorted({s for res in results.values() for s in res.seeds}) or [0]
+    seeds = ", ".join(map(str, used)) + (f" of {', '.join(map(str, pg.profile.claim_seeds))}"
+                                         if len(used) < len(pg.profile.claim_seeds) else "")
     cfgs = claim_configs(pg.profile, pg.shown_readings())
     prov = provenance(pg.run(cfgs))
     pg.keep(f"{prefix}_provenance", prov)
@@ -182,19 +237,26 @@ def verdict_table(pg: Page, results: dict[str, ClaimResult], table_id: str, titl
     ``configs``: the target configurations the verdicts were computed from (for the provenance line)."""
     rows = []
     for r, res in results.items():
-        c = res.ours
-        rows.append({"reading": READING_NAMES[r], "bits": res.bits, "before": f"{c.before}", "after": f"{c.after}",
-                     "p (fall)": c.p_value, "test acc. lost": res.utility_drop, "verdict": res.verdict.word,
-                     "why": res.verdict.reason})
-        pg.keep(f"{prefix}_{_slug(r)}_verdict", res.verdict.word)
-        pg.keep(f"{prefix}_{_slug(r)}_reason", res.verdict.reason)
+        if isinstance(res, claims.MissingRow):
+            rows.append({"reading": READING_NAMES[r], "verdict": claims.PENDING, "why": res.pending})
+            word, reason = claims.PENDING, res.pending
+        else:
+            c = res.ours
+            rows.append({"reading": READING_NAMES[r], "bits": res.bits, "before": f"{c.before}", "after": f"{c.after}",
+                         "p (fall)": c.p_value, "test acc. lost": res.utility_drop, "verdict": res.verdict.word,
+                         "why": res.verdict.reason})
+            word, reason = res.verdict.word, res.verdict.reason
+        pg.keep(f"{prefix}_{_slug(r)}_verdict", word)
+        pg.keep(f"{prefix}_{_slug(r)}_reason", reason)
     ev = pg.evidence()
-    return styled(pd.DataFrame(rows), table_id, title, provenance(pd.DataFrame([ev.row(c) for c in configs])),
-                  {"p (fall)": "{:.3f}", "test acc. lost": PCT})
+    show = pd.DataFrame(rows)
+    show = show[[c for c in ("reading", "bits", "before", "after", "p (fall)", "test acc. lost", "verdict", "why")
+                 if c in show.columns]]
+    return styled(show, table_id, title, provenance(ev.frame(configs)), {"p (fall)": "{:.3f}", "test acc. lost": PCT})
 
 
 def fig5_verdicts(pg: Page):
-    res = {r: claims.chance_verdict(pg.evidence(), r) for r in pg.shown_readings()}
+    res = {r: _decide(claims.chance_verdict, pg.evidence(), r) for r in pg.shown_readings()}
     return verdict_table(pg, res, "fig5-verdict", "Figure 5's reading: the full-precision attack succeeds and the quantized "
                          "model's attack is at chance (AUC, claim seeds)", "f5", claim_configs(pg.profile, pg.shown_readings()))
 
@@ -209,10 +271,10 @@ def table6(pg: Page):
     for r in pg.shown_readings():
         frames.append(pg.run([c for c in dorefa_configs(pg.profile, pg.bits, pg.seeds, reading=r) if c.quant.method == "mia"]))
     df = pd.concat(frames, ignore_index=True)
-    t = labelled(mean_over_seeds(df, BY))
+    t = labelled(with_status(mean_over_seeds(df, BY), df, BY))
     t.insert(2, "quantizer", t["method"].map({"none": "–", "mia": "proposed", "dorefa": "DoReFa-Net"}))
     cols = ["target_train_acc", "target_test_acc", "attack_acc", "precision_member", "recall_member", "f1_member", "auc"]
-    show = t[["model", "bitwidth", "quantizer", "reading"] + cols].rename(columns=LABELS)
+    show = t[["model", "bitwidth", "quantizer", "reading"] + cols + _status(t)].rename(columns=LABELS)
     fmt = {LABELS[c]: (PCT if c.endswith("acc") else NUM) for c in cols}
     pg.keep("t6_provenance", provenance(df))
     return styled(show, "table6", "Table 6: DoReFa-Net and the proposed quantizer against the shadow attack", provenance(df), fmt)
@@ -221,7 +283,13 @@ def table6(pg: Page):
 def table6_verdicts(pg: Page):
     rows = []
     for r in pg.shown_readings():
-        v, per_bits = claims.dorefa_verdict(pg.evidence(), r)  # at the plan's bitwidths (4 and 8), whatever the page's
+        decided = _decide(claims.dorefa_verdict, pg.evidence(), r)  # at the plan's bitwidths (4 and 8), whatever the page's
+        if isinstance(decided, claims.MissingRow):
+            rows.append({"reading": READING_NAMES[r], "verdict at this bitwidth": claims.PENDING, "why": decided.pending})
+            pg.keep(f"t6_{_slug(r)}_verdict", claims.PENDING)
+            pg.keep(f"t6_{_slug(r)}_reason", decided.pending)
+            continue
+        v, per_bits = decided
         for res in per_bits:
             rows.append({"reading": READING_NAMES[r], "bits": res.bits, "AUC, DoReFa-Net": f"{res.ours.before}",
                          "AUC, proposed": f"{res.ours.after}", "p (fall)": res.ours.p_value,
@@ -244,9 +312,11 @@ def fig6(pg: Page):
         frames.append(pg.run([c for c in partial_configs(pg.profile, pg.bits, 5, pg.seeds, reading=r) if c.quant.method == "mia"]))
     df = pd.concat(frames, ignore_index=True)
     prov = provenance(df)
-    t = labelled(mean_over_seeds(df, BY + ["layers"]))
+    t = labelled(with_status(mean_over_seeds(df, BY + ["layers"]), df, BY + ["layers"]))
+    waiting = t[STATUS].fillna("") if STATUS in t.columns else pd.Series("", index=t.index)
     t["setting"] = [("full precision" if m == "none" else f"{int(b)}-bit {r}, " + ("last 5 layers" if l == "last:5" else "all layers"))
-                    for m, b, r, l in zip(t["method"], t["bits"], t["reading"], t["layers"])]
+                    + (" (not computed yet)" if w else "")
+                    for m, b, r, l, w in zip(t["method"], t["bits"], t["reading"], t["layers"], waiting)]
     metrics = {"target_test_acc": "target test acc.", "attack_acc": "attack acc.", "auc": "attack AUC",
                "precision_nonmember": "precision (non-members)", "f1_member": "F1 (members)"}
     fig, ax = plt.subplots(figsize=(7.2, 4.0))
@@ -263,12 +333,12 @@ def fig6(pg: Page):
     pg.keep("f6_model", model_name(a, d))
     cols = ["target_train_acc", "target_test_acc", "attack_acc", "auc", "precision_member", "recall_member", "f1_member",
             "precision_nonmember", "recall_nonmember", "f1_nonmember"]
-    show = t[["model", "setting"] + cols].rename(columns=LABELS)
+    show = t[["model", "setting"] + cols + _status(t)].rename(columns=LABELS)
     return styled(show, "fig6-table", "The numbers of Figure 6", prov, {LABELS[c]: (PCT if c.endswith("acc") else NUM) for c in cols})
 
 
 def fig6_verdicts(pg: Page):
-    res = {r: claims.partial_verdict(pg.evidence(), r) for r in pg.shown_readings()}  # at the plan's 4 bits
+    res = {r: _decide(claims.partial_verdict, pg.evidence(), r) for r in pg.shown_readings()}  # at the plan's 4 bits
     cfgs = [c for r in pg.shown_readings() for c in partial_configs(pg.profile, seeds=(0,), reading=r)]
     return verdict_table(pg, res, "fig6-verdict", "Does quantizing the last five layers lower the attack? (AUC, seed 0)", "f6",
                          list(dict.fromkeys(cfgs)))
@@ -338,12 +408,17 @@ def readings_fit(pg: Page):
     ev = pg.evidence()
     cfgs = [c for r in pg.profile.readings for c in paper_configs(pg.profile, seeds=(0,), reading=r)
             if c.quant.method == "none" or runs_reading(c.arch, c.quant.bits, r)]
-    df = pd.DataFrame([ev.row(c) for c in dict.fromkeys(cfgs)])
-    t = labelled(df)
+    df = ev.frame(list(dict.fromkeys(cfgs)))
+    t = labelled(df.reindex(columns=list(df.columns) + [c for c in ("target_train_acc", "target_test_acc", "auc", "auc_lo",
+                                                                   "auc_hi") if c not in df.columns]))
     t["gap"] = t["target_train_acc"] - t["target_test_acc"]
-    t["AUC (95 % CI)"] = [f"{a:.3f} ({lo:.3f} – {hi:.3f})" for a, lo, hi in zip(t["auc"], t["auc_lo"], t["auc_hi"])]
-    show = t[["model", "bitwidth", "reading", "target_train_acc", "target_test_acc", "gap", "AUC (95 % CI)"]].rename(columns=LABELS)
-    for _, r in t[t["method"] == "none"].iterrows():
+    t["AUC (95 % CI)"] = [f"{a:.3f} ({lo:.3f} – {hi:.3f})" if pd.notna(a) else "–"
+                          for a, lo, hi in zip(t["auc"], t["auc_lo"], t["auc_hi"])]
+    if (t["pending"] != "").any():
+        t[STATUS] = t["pending"]
+    show = t[["model", "bitwidth", "reading", "target_train_acc", "target_test_acc", "gap", "AUC (95 % CI)"]
+             + _status(t)].rename(columns=LABELS)
+    for _, r in t[(t["method"] == "none") & (t["pending"] == "")].iterrows():
         pg.keep(f"rd_fp_{r['arch']}_train", r["target_train_acc"])
         pg.keep(f"rd_fp_{r['arch']}_test", r["target_test_acc"])
         pg.keep(f"rd_fp_{r['arch']}_auc", r["auc"])
@@ -398,7 +473,7 @@ def clipping(pg: Page):
         summary[f"clipped share, {READING_NAMES[r]}"] = list(overall[r])
     fig.colorbar(im, cax=cax, label="share of the layer's weights clipped")
     fig.suptitle(f"Weights the clamp moves, trained full-precision {model_name(a, d)}", fontsize=10)
-    fig.subplots_adjust(bottom=figure_caption(fig, prov) + 0.08)
+    fig.subplots_adjust(bottom=0.1)
     plt.close(fig)
     pg.keep("clip_heatmap", fig)
     lit = summary[f"clipped share, {READING_NAMES['literal']}"]
@@ -562,8 +637,13 @@ STRONGER_SHOWN = ("shadow", "lira-online", "lira-offline", "rmia-online", "rmia-
 def stronger_attacks(pg: Page):
     """The LiRA targets against every attack: RMIA beside LiRA on the same reference models, and the label-only
     attacks; glues the RMIA-LiRA comparison and, per quantizer, the strongest attack at 0.1 % FPR."""
-    df = pg.run(lira_configs(pg.profile, seeds=pg.seeds), attacks=("shadow",) + STRONGER_ATTACKS)
-    t = mean_over_seeds(df, BY + ["attack"])
+    everything = pg.run(lira_configs(pg.profile, seeds=pg.seeds), attacks=("shadow",) + STRONGER_ATTACKS)
+    df = stored_part(everything)
+    keys = ("stronger_alpha", "stronger_refs", "strongest_attacks", *(f"{a}_{k}_{m}" for a in ("lira", "rmia")
+                                                                      for k in ("online", "offline") for m in ("auc", "tpr")))
+    if not len(df):
+        return _pending_page(pg, everything, "stronger-attacks", "The LiRA targets against every attack", (), keys)[0]
+    t = with_status(mean_over_seeds(everything, BY + ["attack"]), everything, BY + ["attack"])
     t["quantizer"] = [quantizer_name(r) for _, r in t.iterrows()]
     t["model"] = [model_name(a, d) for a, d in zip(t["arch"], t["dataset"])]
     shown = t[t["attack"].isin(STRONGER_SHOWN)].copy()
@@ -573,6 +653,9 @@ def stronger_attacks(pg: Page):
                           "attack": shown["attack"].map(attack_name), "AUC": shown["auc"],
                           "TPR @ 0.1 % FPR (95 % CI)": [_ci(r, "tpr_at_0.1%fpr") for _, r in shown.iterrows()],
                           "TPR @ 1 % FPR (95 % CI)": [_ci(r, "tpr_at_1%fpr") for _, r in shown.iterrows()]})
+    if STATUS in shown.columns:
+        table[STATUS] = shown[STATUS].fillna("").to_numpy()
+        table.loc[table[STATUS] != "", ["TPR @ 0.1 % FPR (95 % CI)", "TPR @ 1 % FPR (95 % CI)"]] = "–"
     # TPR at 0.1 % FPR, or at the lowest rate these non-members make measurable, over the seeds
     alpha = lowest_measurable_fpr(int(df["n_nonmembers"].min()))
     df = df.assign(quantizer=[quantizer_name(r) for _, r in df.iterrows()],
@@ -583,9 +666,13 @@ def stronger_attacks(pg: Page):
                                                                                          sort=False)])
     pg.keep("stronger_alpha", alpha)
     for kind in ("online", "offline"):
-        for attack in ("lira", "rmia"):
-            pg.keep(f"{attack}_{kind}_auc", float(t.loc[t["attack"] == f"{attack}-{kind}", "auc"].mean()))
-            pg.keep(f"{attack}_{kind}_tpr", float(low.loc[low["attack"] == f"{attack}-{kind}", "tpr"].mean()))
+        for attack in ("lira", "rmia"):  # averaged over the same targets for both attacks, else pending
+            both = set(low.loc[low["attack"] == f"lira-{kind}", "quantizer"]) == set(
+                low.loc[low["attack"] == f"rmia-{kind}", "quantizer"])
+            mine = t[(t["attack"] == f"{attack}-{kind}") & (t[STATUS] == "" if STATUS in t.columns else True)]
+            pg.keep(f"{attack}_{kind}_auc", float(mine["auc"].mean()) if both and len(mine) else None)
+            pg.keep(f"{attack}_{kind}_tpr", float(low.loc[low["attack"] == f"{attack}-{kind}", "tpr"].mean())
+                    if both and len(mine) else None)
     pg.keep("stronger_refs", pg.profile.lira_refs)
     parts = []
     for (model, q), sub in low.groupby(["model", "quantizer"], sort=False):
@@ -596,6 +683,22 @@ def stronger_attacks(pg: Page):
     return styled(table, "stronger-attacks", f"The LiRA targets against the paper's attack, LiRA and RMIA (the same "
                   f"{pg.profile.lira_refs} full-precision reference models per target) and the label-only attacks",
                   provenance(df), {"AUC": NUM})
+
+
+def _complete_quantizers(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(the stored rows of the quantizers whose every row is stored, the rows of the others): a ranking ranks only
+    quantizers measured by every attack, and names the others as pending."""
+    names = pd.Series([quantizer_name(r) for _, r in df.iterrows()], index=df.index)
+    incomplete = set(names[df["pending"] != ""])
+    return df[~names.isin(incomplete)], df[names.isin(incomplete)]
+
+
+def _waiting_note(waiting: pd.DataFrame) -> str:
+    """' (not ranked yet, rows pending: ...)' naming the quantizers a ranking leaves out, or ''."""
+    if not len(waiting):
+        return ""
+    names = list(dict.fromkeys(quantizer_name(r) for _, r in waiting.iterrows()))
+    return f" (not ranked yet, rows pending: {', '.join(names)}; {'; '.join(_pending_lines(waiting))})"
 
 
 def _ranking_table(df: pd.DataFrame, outcomes: dict, table_id: str, title: str, n_boot: int):
@@ -635,10 +738,16 @@ def _keep_first(pg: Page, ranked: pd.DataFrame, prefix: str) -> None:
 def ranking_lira(pg: Page, n_boot: int = 1000):
     """The LiRA targets ranked by their strongest attack of all (LiRA, RMIA, label-only, the shadow attack)."""
     df = pg.run(lira_configs(pg.profile, seeds=pg.seeds), attacks=("shadow",) + STRONGER_ATTACKS)
-    ranked, st = _ranking_table(df, _outcomes(df), "ranking-lira", "The LiRA targets ranked by membership-inference security, "
-                                "every attack (MIS = 1 − the best advantage of the strongest attack)", n_boot)
-    _keep_first(pg, ranked, "rank_lira")
+    df, waiting = _complete_quantizers(df)
     pg.keep("useful_share", USEFUL_SHARE)
+    if not len(df):
+        return _pending_page(pg, waiting, "ranking-lira", "The LiRA targets ranked by membership-inference security", (),
+                             ("rank_lira_first", "rank_lira_first_acc", "rank_lira_first_share", "rank_lira_useful",
+                              "rank_lira_useful_rank", "rank_lira_useful_mis", "rank_lira_useful_acc"))[0]
+    ranked, st = _ranking_table(df, _outcomes(df), "ranking-lira", "The LiRA targets ranked by membership-inference security, "
+                                "every attack (MIS = 1 − the best advantage of the strongest attack)" + _waiting_note(waiting),
+                                n_boot)
+    _keep_first(pg, ranked, "rank_lira")
     return st
 
 
@@ -648,9 +757,21 @@ def ranking_sweep(pg: Page, n_boot: int = 1000):
     plt = _plt()
     a, d = pg.profile.sweep
     df = pg.run(sweep_configs(pg.profile, pg.bits, pg.seeds), attacks=("shadow",) + RANKING_ATTACKS)
+    df, waiting = _complete_quantizers(df)
+    if not len(df):
+        keys = ("rank_sweep_first", "rank_sweep_first_acc", "rank_sweep_first_share", "rank_sweep_useful",
+                "rank_sweep_useful_rank", "rank_sweep_useful_mis", "rank_sweep_useful_acc", "rank_sweep_last",
+                "rank_sweep_w", "rank_sweep_n", "rank_provenance")
+        pg.keep("rank_sweep_model", model_name(a, d))
+        st = _pending_page(pg, waiting, "ranking-sweep", "The sweep's quantizers ranked by membership-inference security",
+                           ("ranking_advantage",), keys)[0]
+        agree = _pending_page(pg, waiting, "ranking-agreement", "Each attack's own ranking of the sweep's quantizers",
+                              (), ())[0]
+        return st, agree
     outcomes = _outcomes(df)  # read once: the ranking and the attacks' agreement
     ranked, st = _ranking_table(df, outcomes, "ranking-sweep", f"The sweep's quantizers on {model_name(a, d)} ranked by "
-                                "membership-inference security over the paper's, the metric and the label-only attacks", n_boot)
+                                "membership-inference security over the paper's, the metric and the label-only attacks"
+                                + _waiting_note(waiting), n_boot)
     ranks, w = attack_agreement(outcomes, "max_advantage")
     agree = ranks.rename(columns=attack_name).loc[ranked["quantizer"]].reset_index()
     agree = agree.rename(columns={agree.columns[0]: "quantizer"})
@@ -724,11 +845,21 @@ def defences_frontier(pg: Page, n_boot: int = 400):
     plt = _plt()
     configs = defence_configs(pg.profile, pg.seeds)
     df = pg.run(configs, attacks=DEFENCE_ATTACKS)
-    alpha = lowest_measurable_fpr(int(df["n_nonmembers"].min()))
-    rows = []
+    stored = stored_part(df)
+    if not len(stored):
+        return _pending_page(pg, df, "defences-table", "Each defence and strength against LiRA online",
+                             ("defences_frontier",), ("def_alpha", "def_best", "def_best_tpr", "def_best_acc", "def_fp_tpr",
+                                                      "def_fp_acc", "def_provenance"))
+    alpha = lowest_measurable_fpr(int(stored["n_nonmembers"].min()))
+    rows, waiting = [], []
     for c in dict.fromkeys(c.with_(seed=0) for c in configs):
-        mine = df[(df["attack"] == "lira-online-adaptive") & df["target_key"].isin([x.key for x in configs if x.with_(seed=0) == c])]
+        keys = [x.key for x in configs if x.with_(seed=0) == c]
+        mine = stored[(stored["attack"] == "lira-online-adaptive") & stored["target_key"].isin(keys)]
         family, name = _setting(c)
+        if not len(mine):
+            why = df.loc[df["target_key"].isin(keys) & (df["pending"] != ""), "pending"]
+            waiting.append({"defence": FAMILIES[family], "setting": name, STATUS: why.iloc[0] if len(why) else ""})
+            continue
         outs = [load_outcome(r) for _, r in mine.iterrows()]
         low, auc = estimate(outs, f"tpr@{alpha}", n_boot=n_boot), estimate(outs, "auc", n_boot=n_boot)
         rows.append({"family": family, "defence": FAMILIES[family], "setting": name, "test acc.": mine["target_test_acc"].mean(),
@@ -741,6 +872,10 @@ def defences_frontier(pg: Page, n_boot: int = 400):
     show = t[["defence", "setting", "test acc.", "AUC", "TPR @ 0.1 % FPR", "TPR @ 1 % FPR", "dominated by"]].copy()
     show.insert(4, f"TPR @ {alpha:.1%} FPR (95 % CI)", [f"{v:.2%} ({lo:.2%} – {hi:.2%})" for v, lo, hi in
                                                          zip(t["tpr"], t["tpr_lo"], t["tpr_hi"])])
+    if waiting:
+        show = pd.concat([show, pd.DataFrame(waiting)], ignore_index=True)
+        show[STATUS] = show[STATUS].fillna("")
+        show["dominated by"] = show["dominated by"].fillna("–")
     prov = provenance(df)
     st = styled(show, "defences-table", "Each defence and strength: test accuracy against LiRA online with reference "
                 f"models trained with the same defence ({pg.profile.lira_refs} per target); 'dominated by': the settings on the "
@@ -757,6 +892,10 @@ def defences_frontier(pg: Page, n_boot: int = 400):
         beaten = [f"{r['setting']} (by {r['dominated by']})" for i, r in sub.iterrows() if dom[i]]
         text = f"**{FAMILIES[family]}**: " + (f"on the frontier: {', '.join(free)}" if free else "no setting on the frontier")
         sentences.append(text + (f"; dominated: {'; '.join(beaten)}." if beaten else "."))
+    if waiting:
+        sentences.append(f"Not computed yet, so not on this frontier: {', '.join(w['setting'] for w in waiting)}.")
+    if "none" not in set(t["family"]):
+        raise claims.MissingRow("the full-precision target's LiRA rows are not stored", "its part is pending")
     fp_acc = float(t.loc[t["family"] == "none", "test acc."].iloc[0])
     useful = t[t["test acc."] >= USEFUL_SHARE * fp_acc]
     best = useful.loc[useful["tpr"].idxmin()]
@@ -807,25 +946,62 @@ def lowest_measurable_fpr(n_nonmembers: int) -> float:
     return 0.5
 
 
+def report_status(pg: Page):
+    """The report's first lines: what this build holds at its profile's scale and what is pending, counted: parts and
+    rows stored, the parts not computed yet with their costs, and the readings x statements table decided / pending."""
+    from IPython.display import Markdown
+
+    from .parts import assign, missing_parts, part_cost
+
+    p = pg.profile
+    table = claims.readings_table(pg.evidence())
+    counts = claims.consistency_counts(table)
+    n_cells = table.size
+    pending_cells = int(counts[claims.PENDING].sum())
+    decided = int(counts[claims.AGREES].sum() + counts[claims.DISAGREES].sum())
+    pg.keep("rep_cells_decided", decided)
+    pg.keep("rep_cells_pending", pending_cells)
+    statements = (f"The readings x statements table has {n_cells} cells ({len(table)} statements x {table.shape[1]} "
+                  f"readings): {decided} decided, {pending_cells} pending, "
+                  f"{int(counts[claims.UNMEASURABLE].sum())} not measurable in this profile.")
+    if not pg.stored_only:
+        return Markdown(f"Profile **{p.name}**: every result was computed for this build. {statements}")
+    holding = {n: es for n, es in assign(p).items() if es}
+    missing = [n for n in missing_parts(p) if n in holding]
+    done = [n for n in holding if n not in missing]
+    from .experiment import row_keys
+    from .results import load_row
+
+    rows_total = sum(len(row_keys(c, g, p)) for es in holding.values() for c, g in es)
+    rows_stored = sum(load_row(k) is not None for es in holding.values() for c, g in es for k in row_keys(c, g, p).values())
+    text = (f"**At the paper's scale** (`results/{p.name}/`, nothing trained for this build): {len(done)} of "
+            f"{len(holding)} parts stored, {rows_stored} of {rows_total} result rows: {', '.join(f'`{n}`' for n in done)}."
+            f"\n\n**Pending** ({len(missing)} parts, each named where its numbers would stand): "
+            + "; ".join(f"`{n}` ({part_cost(p, n)})" for n in missing) + f".\n\n{statements}")
+    return Markdown(text)
+
+
 def report_verdicts(pg: Page):
     """Every claim's verdict under the literal reading and the most consistent one(s): the book's answer."""
     ev = pg.evidence()
     shown = pg.shown_readings()
     rows = []
+    def word_and_reason(decided) -> tuple[str, str]:
+        if isinstance(decided, claims.MissingRow):
+            return claims.PENDING, decided.pending
+        v = decided[0] if isinstance(decided, tuple) else decided.verdict
+        return v.word, v.reason
+
     for r in shown:
-        for key, claim in ABSTRACT_CLAIMS.items():
-            res = claims.abstract_verdict(ev, key, r)
-            rows.append({"claim": f"{claim.quote} (abstract)", "reading": READING_NAMES[r], "verdict": res.verdict.word,
-                         "why": res.verdict.reason})
-        res = claims.chance_verdict(ev, r)
-        rows.append({"claim": "the quantized model's ROC is at chance (Figure 5)", "reading": READING_NAMES[r],
-                     "verdict": res.verdict.word, "why": res.verdict.reason})
-        v, _ = claims.dorefa_verdict(ev, r)
-        rows.append({"claim": "the proposed quantizer defends better than DoReFa-Net (Table 6)", "reading": READING_NAMES[r],
-                     "verdict": v.word, "why": v.reason})
-        res = claims.partial_verdict(ev, r)
-        rows.append({"claim": "quantizing the last 5 layers lowers the attack (Figure 6)", "reading": READING_NAMES[r],
-                     "verdict": res.verdict.word, "why": res.verdict.reason})
+        decisions = [(f"{claim.quote} (abstract)", _decide(claims.abstract_verdict, ev, key, r))
+                     for key, claim in ABSTRACT_CLAIMS.items()]
+        decisions += [("the quantized model's ROC is at chance (Figure 5)", _decide(claims.chance_verdict, ev, r)),
+                      ("the proposed quantizer defends better than DoReFa-Net (Table 6)",
+                       _decide(claims.dorefa_verdict, ev, r)),
+                      ("quantizing the last 5 layers lowers the attack (Figure 6)", _decide(claims.partial_verdict, ev, r))]
+        for claim_text, decided in decisions:
+            word, reason = word_and_reason(decided)
+            rows.append({"claim": claim_text, "reading": READING_NAMES[r], "verdict": word, "why": reason})
     df = pd.DataFrame(rows)
     for r in shown:
         sub = df[df["reading"] == READING_NAMES[r]]
@@ -839,7 +1015,8 @@ def report_verdicts(pg: Page):
     compact = df[["claim", "reading", "verdict"]].pivot_table(index="claim", columns="reading", values="verdict",
                                                              aggfunc="first", sort=False).reset_index()
     st_compact = styled(compact, "answer-verdicts", "The answer: each claim's verdict under the literal reading of the "
-                        "quantizer and the reading most consistent with the paper", prov)
+                        "quantizer and the reading most consistent with the paper", prov).set_table_styles(
+        [{"selector": "td, th", "props": "white-space: normal; text-align: left; vertical-align: top;"}], overwrite=False)
     pg.keep("answer_table", st_compact)
     st_full = styled(df, "report-verdicts", "Every verdict with its reason (rules in the method chapter)", prov)
     st_full = st_full.set_table_styles([{"selector": "td", "props": "white-space: normal; text-align: left;"}], overwrite=False)
@@ -860,8 +1037,14 @@ def answer_figure(pg: Page):
     n_non = int(ev.row(groups["full precision"][0])["n_nonmembers"])
     alpha = lowest_measurable_fpr(n_non)
     fig, ax = plt.subplots(figsize=(8.4, 4.6))
-    rows = []
+    rows, waiting = [], []
     for (name, cfgs), marker in zip(groups.items(), "*osv^D"):
+        have = [c for c in cfgs if (c.key, "shadow") not in ev.pending]
+        if len(have) < len(cfgs):
+            waiting.append(f"{name}: {len(cfgs) - len(have)} of {len(cfgs)} seeds not computed yet")
+        if not have:
+            continue
+        cfgs = have
         outs = ev.outcomes(cfgs)
         tpr = estimate(outs, f"tpr@{alpha}", n_boot=400)
         acc = [ev.row(c)["target_test_acc"] for c in cfgs]
@@ -875,6 +1058,9 @@ def answer_figure(pg: Page):
     ax.set_yscale("log")
     ax.set_title(f"Leakage against utility, {model_name(*p.resnet)}", fontsize=10)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
+    if waiting:
+        ax.text(1.02, 0.0, "Not computed yet:\n" + "\n".join(waiting), transform=ax.transAxes, fontsize=6.5,
+                va="bottom", ha="left", color="0.3")
     _finish(pg, fig, "answer_figure", provenance(ev.rows))
     pg.keep("answer_alpha", alpha)
     pg.keep("answer_n_nonmembers", n_non)

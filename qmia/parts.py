@@ -219,6 +219,38 @@ def assign(p: Profile) -> dict[str, list[Entry]]:
     return out
 
 
+_PART_OF: dict[str, dict[tuple[str, str], str]] = {}  # profile name -> {(target key, attack group): part}
+_PART_COST: dict[tuple[str, str], str] = {}
+
+
+def part_of(p: Profile, config: TrainConfig, group: str) -> str | None:
+    """The part of ``p``'s plan that computes (config, attack group), or None when the plan does not hold it."""
+    if p.name not in _PART_OF:
+        _PART_OF[p.name] = {(c.key, g): name for name, entries in assign(p).items() for c, g in entries}
+    return _PART_OF[p.name].get((config.key, group))
+
+
+def part_cost(p: Profile, name: str) -> str:
+    """A part's estimated cost in words: 'about 4.8 GPU-min or 1.2 CPU-h' (models carried into it counted as done)."""
+    if (p.name, name) not in _PART_COST:
+        carried = carried_into(p, name)
+        gpu = part_estimate(p, name, measured_rates()[0], have=carried.__contains__) / 60
+        cpu = part_estimate(p, name, measured_rates(cpu=True)[0], have=carried.__contains__, cpu=True) / 3600
+        cpu_text = "" if any(m.arch == "resnet50" for m in part_models(p, assign(p)[name])) else f" or {cpu:.1f} CPU-h"
+        _PART_COST[(p.name, name)] = f"about {gpu:.1f} GPU-min{cpu_text}"
+    return _PART_COST[(p.name, name)]
+
+
+def pending_text(p: Profile | None, config: TrainConfig, group: str) -> str:
+    """Why a row has no numbers yet, for a table cell: 'not computed yet: part `resnet50-fp`, about 4.8 GPU-min'; for
+    a configuration outside the profile's plan (e.g. a notebook rerun with other bitwidths), how to compute it."""
+    name = part_of(p, config, group) if p is not None else None
+    if name is None:
+        return ("not computed yet: not in the plan; compute it with TRAIN=1 (make notebook ... TRAIN=1) or "
+                "python -m qmia run")
+    return f"not computed yet: part `{name}`, {part_cost(p, name)}"
+
+
 def missing_parts(p: Profile) -> list[str]:
     """The parts of profile ``p`` with rows not stored under the results folder, in plan order."""
     return [name for name, entries in assign(p).items() if entries and missing_rows(p, entries)]

@@ -151,16 +151,31 @@ def load_roc(row) -> tuple[np.ndarray, np.ndarray]:
         return z["fpr"], z["tpr"]
 
 
+def stored_part(df: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``df`` that are stored results, without the pending ones (:func:`qmia.experiment.evaluate`)."""
+    if "pending" not in df.columns:
+        return df
+    return df[df["pending"].fillna("") == ""]
+
+
 def provenance(df: pd.DataFrame) -> str:
-    """One line naming the profile(s), seeds, data (with its source and checksum) and commit(s) behind a table or figure."""
+    """One line naming the profile(s), seeds, data (with its source and checksum), compute precision and commit(s)
+    behind a table or figure, and how many of its rows are not computed yet."""
     if len(df) == 0:
         return "no results"
+    stored = stored_part(df)
+    waiting = len(df) - len(stored)
+    later = f" · {waiting} of {len(df)} rows not computed yet (marked)" if waiting else ""
+    if len(stored) == 0:
+        return f"profile {', '.join(sorted(pd.unique(df['profile'].astype(str))))} · no row stored yet{later}"
 
     def uniq(col: str) -> str:
-        return ", ".join(str(v) for v in sorted(pd.unique(df[col].astype(str)))) if col in df.columns else "not recorded"
+        if col not in stored.columns:
+            return "not recorded"
+        return ", ".join(sorted({str(v) for v in stored[col] if not (isinstance(v, float) and np.isnan(v))}))
 
     return (f"profile {uniq('profile')} · seeds {uniq('seed')} · data {uniq('data')} · source {uniq('data_source')} · "
-            f"device {uniq('device')} · commit {uniq('commit')}")
+            f"device {uniq('device')} · precision {uniq('precision')} · commit {uniq('commit')}{later}")
 
 
 # ----------------------------------------------------------------------------- statistics of trained weights

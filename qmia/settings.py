@@ -20,7 +20,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-VARIABLES = ("QMIA_CACHE", "QMIA_RESULTS", "QMIA_DATA", "QMIA_PROGRESS", "QMIA_CUDA_GRAPHS", "QMIA_GROUP", "QMIA_COMMIT")
+VARIABLES = ("QMIA_CACHE", "QMIA_RESULTS", "QMIA_DATA", "QMIA_PROGRESS", "QMIA_CUDA_GRAPHS", "QMIA_GROUP", "QMIA_COMMIT",
+             "QMIA_TRAIN")
 
 
 def repo_root() -> Path:
@@ -82,7 +83,16 @@ def cuda_graphs_default() -> bool:
 
 def check() -> None:
     """Validate every variable now (ValueError naming the first bad one), before any work is done."""
-    progress_default(), cuda_graphs_default(), group_size_override()
+    progress_default(), cuda_graphs_default(), group_size_override(), train_requested()
+
+
+def train_requested() -> bool:
+    """``QMIA_TRAIN=1`` (``make book PROFILE=paper TRAIN=1``): a book of a profile whose results the repository stores
+    (paper) computes what is missing; unset or 0, its pages read the stored rows only and name what is missing."""
+    value = os.environ.get("QMIA_TRAIN", "0")
+    if value not in ("0", "1"):
+        raise ValueError(f"QMIA_TRAIN must be 0 or 1; got {value!r}")
+    return value == "1"
 
 
 def group_size_override() -> int | None:

@@ -47,41 +47,45 @@ def notebook_names(requested: list[str]) -> list[str]:
 
 
 def fold_injected_parameters(path: Path) -> None:
-    """Fold papermill's injected-parameters cell in the book like the parameters cell (shown on a click)."""
+    """Keep papermill's injected-parameters cell off the page like the parameters cell (the page's header says the
+    parameters; the executed notebook keeps the cell)."""
     import nbformat
 
     nb = nbformat.read(path, as_version=4)
     for cell in nb.cells:
         tags = cell.metadata.setdefault("tags", [])
-        if "injected-parameters" in tags and "hide-input" not in tags:
-            tags.append("hide-input")
+        if "injected-parameters" in tags and "remove-input" not in tags:
+            tags.append("remove-input")
     nbformat.write(nb, path)
 
 
-def stored_or_quick(profile: str) -> str:
-    """``profile``, unless it is one whose results the repository stores (paper) and some are missing on a
-    machine without CUDA: then say which parts compute them and build ``quick`` (never paper-scale training on a CPU)."""
-    from qmia.settings import STORED_PROFILES, use_stored_results
+def describe_stored(profile: str) -> None:
+    """For a profile whose results the repository stores (paper): say what the book is built from. Without
+    ``QMIA_TRAIN=1`` (``make book TRAIN=1``) its pages read the stored rows only, on any machine, with no data set
+    and no GPU, and a missing row is shown as pending with the part that computes it; with it, what is missing is
+    computed (on a CPU, that is hours: ``python -m qmia sweep --part NAME --budget SECONDS`` runs it in steps)."""
+    from qmia.settings import STORED_PROFILES, train_requested, use_stored_results
 
     if profile not in STORED_PROFILES:
-        return profile
+        return
     use_stored_results(profile)
-    import torch
-
     from qmia.config import get_profile
-    from qmia.parts import missing_parts
+    from qmia.parts import PART_NAMES, assign, missing_parts
 
-    missing = missing_parts(get_profile(profile))
+    p = get_profile(profile)
+    missing = missing_parts(p)
+    holding = [n for n, entries in assign(p).items() if entries]
+    where = os.environ["QMIA_RESULTS"]
     if not missing:
-        print(f"[notebooks] {profile}: every row is stored under {os.environ['QMIA_RESULTS']}; no training", flush=True)
-        return profile
-    if torch.cuda.is_available():
-        print(f"[notebooks] {profile}: parts {', '.join(missing)} are missing; computing them on the GPU", flush=True)
-        return profile
-    print(f"[notebooks] {profile}: the stored results lack {len(missing)} part(s): {', '.join(missing)}. "
-          f"Compute each on a GPU (python -m qmia sweep --profile {profile} --part NAME; see --parts), "
-          f"commit results/{profile}/, and build again. Building the quick profile instead.", flush=True)
-    return "quick"
+        print(f"[notebooks] {profile}: every row is stored under {where}; no training", flush=True)
+    elif train_requested():
+        print(f"[notebooks] {profile}: TRAIN=1: computing the {len(missing)} missing part(s) ({', '.join(missing)}); "
+              "on a CPU this takes hours", flush=True)
+    else:
+        print(f"[notebooks] {profile}: building the {profile} profile from the rows stored under {where} "
+              f"({len(holding) - len(missing)} of {len(holding)} parts stored; nothing is trained). Pending, with their "
+              f"cells marked: {', '.join(n for n in PART_NAMES if n in missing)}. Compute one with "
+              f"python -m qmia sweep --profile {profile} --part NAME (see --parts), or build with TRAIN=1.", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,7 +108,12 @@ def main(argv: list[str] | None = None) -> int:
 
     from qmia.settings import quiet_progress
 
-    profile = stored_or_quick(a.profile)
+    from qmia.config import PROFILES
+
+    if a.profile not in PROFILES:
+        raise SystemExit(f"unknown profile {a.profile!r}; valid: {', '.join(PROFILES)}")
+    profile = a.profile
+    describe_stored(profile)
     params: dict[str, object] = {"profile": profile}
     if a.data_root:
         params["data_root"] = str(a.data_root)

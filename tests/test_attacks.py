@@ -219,7 +219,8 @@ def test_unknown_attack_lists_the_valid_ones():
 
 def test_memorising_model_leaks_and_attacks_detect_it():
     # 100 images per split, no augmentation, no weight decay, many epochs: a model that memorises
-    cfg = TrainConfig("digits", "lenet", n_per_split=100, epochs=60, batch_size=25, lr=0.05, weight_decay=0.0, augment=False)
+    cfg = TrainConfig("digits", "lenet", n_per_split=100, epochs=60, batch_size=25, lr=0.05, weight_decay=0.0, augment=False,
+                      precision="fp32")
     df = evaluate(cfg, ["shadow", "metric", "lira"], lira_refs=8, n_boot=50, progress=False).set_index("attack")
     assert df.loc["shadow", "target_train_acc"] == 1.0 and df.loc["shadow", "target_test_acc"] < 0.95
     assert df.loc["shadow", "auc"] > 0.6

@@ -146,19 +146,21 @@ def test_the_paper_results_in_the_repository_are_intact_and_true(monkeypatch):
         assert json.loads((stored / "weights" / f"{clip_model.key}.json").read_text())["label"] == clip_model.label
 
 
-def test_the_book_falls_back_to_quick_and_names_the_missing_parts(monkeypatch, capsys):
+def test_the_paper_book_is_built_from_what_is_stored_and_names_the_missing_parts(monkeypatch, capsys):
     sys.path.insert(0, str(ROOT / "scripts"))
     try:
         import run_notebooks
     finally:
         sys.path.pop(0)
-    import torch
-
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert run_notebooks.stored_or_quick("paper") == "quick"  # the test's results folder is empty
+    run_notebooks.describe_stored("paper")  # the test's results folder is empty: every part pending
     out = capsys.readouterr().out
-    assert "tables-resnet20" in out and "--part" in out and "quick profile instead" in out
-    assert run_notebooks.stored_or_quick("smoke") == "smoke"
+    assert "building the paper profile from the rows stored" in out and "0 of" in out
+    assert "tables-resnet20" in out and "--part" in out and "TRAIN=1" in out
+    monkeypatch.setenv("QMIA_TRAIN", "1")
+    run_notebooks.describe_stored("paper")
+    assert "computing the" in capsys.readouterr().out
+    run_notebooks.describe_stored("smoke")
+    assert capsys.readouterr().out == ""
 
 
 def test_a_damaged_index_file_marks_its_rows_damaged_and_is_rewritten():

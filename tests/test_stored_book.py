@@ -1,0 +1,80 @@
+"""The paper book from what is stored: with a part of the stored results removed, its pages still render, its
+cells are pending (naming the part and its cost), its statements are pending rather than decided, and nothing is
+trained and no data set is read."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from qmia import book, claims, pages
+from qmia.config import get_profile
+
+ROOT = Path(__file__).resolve().parent.parent
+STORED = ROOT / "results" / "paper"
+
+
+@pytest.fixture
+def stored_without_lenet(tmp_path, monkeypatch):
+    """A copy of results/paper without the part tables-lenet (its manifest and rows); training and data refused."""
+    if not (STORED / "parts" / "tables-lenet.json").is_file():
+        pytest.skip("tables-lenet is not stored")
+    copy = tmp_path / "paper"
+    shutil.copytree(STORED, copy)
+    manifest = json.loads((copy / "parts" / "tables-lenet.json").read_text())
+    for key in manifest["rows"]:
+        (copy / "rows" / f"{key}.json").unlink()
+    (copy / "parts" / "tables-lenet.json").unlink()
+    monkeypatch.setenv("QMIA_RESULTS", str(copy))
+    monkeypatch.setenv("QMIA_DATA", str(tmp_path / "no-data-here"))
+    monkeypatch.delenv("QMIA_TRAIN", raising=False)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the stored book trained a model or read a data set")
+
+    import qmia.data
+    import qmia.experiment
+    import qmia.multitrain
+
+    monkeypatch.setattr(qmia.experiment, "train_many", refuse)
+    monkeypatch.setattr(qmia.multitrain, "train_many", refuse)
+    monkeypatch.setattr(qmia.data, "load_dataset", refuse)
+    return manifest
+
+
+def test_a_removed_part_leaves_its_cells_pending_and_trains_nothing(stored_without_lenet):
+    page = book.setup("table3_accuracy", "paper")
+    assert page.stored_only
+    table = pages.table3(page).data
+    lenet = table[table["model"].str.startswith("LeNet")]
+    resnet20 = table[table["model"].str.startswith("ResNet-20")]
+    assert len(lenet) and lenet["status"].str.contains("part `tables-lenet`").all()
+    assert lenet["status"].str.contains("GPU-min").all() and lenet["attack acc."].isna().all()
+    assert len(resnet20) and (resnet20["status"].fillna("") == "").all() and resnet20["attack acc."].notna().all()
+    assert "not computed yet" in str(page.header().data)
+
+
+def test_a_statement_whose_rows_are_missing_is_pending_not_decided(stored_without_lenet):
+    page = book.setup("readings", "paper")
+    table = claims.readings_table(page.evidence())
+    for key in ("attack-lower-fmnist", "shadow-higher-cifar", "no-disruption"):  # each needs LeNet rows
+        for cell in table.loc[key]:
+            assert cell.status == claims.PENDING and "tables-lenet" in cell.detail, (key, cell)
+    counts = claims.consistency_counts(table)
+    assert (counts[claims.PENDING] >= 3).all()
+    # a statement on ResNet-20 rows alone is still decided
+    assert all(c.status in (claims.AGREES, claims.DISAGREES) for c in table.loc["resnet20-8bit-tp"])
+
+
+def test_a_verdict_over_seeds_says_how_many_seeds_it_has(stored_without_lenet):
+    ev = book.setup("report", "paper").evidence()
+    p = get_profile("paper")
+    res = claims.abstract_verdict(ev, "attack_acc", "literal")
+    stored_seeds = [s for s in p.claim_seeds if (p.config(*p.resnet, seed=s).key, "shadow") not in ev.pending]
+    assert res.seeds == tuple(stored_seeds)
+    if len(stored_seeds) < len(p.claim_seeds):
+        assert f"over {len(stored_seeds)} of {len(p.claim_seeds)} claim seeds" in res.verdict.reason
+        assert "claims-resnet20" in res.verdict.reason
