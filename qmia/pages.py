@@ -386,8 +386,8 @@ def readings_statements(pg: Page):
     prov = provenance(ev.rows)
     left = [{"selector": "td", "props": "white-space: normal; text-align: left; vertical-align: top;"}]
     st = styled(pd.DataFrame(rows), "readings-statements", "The paper's statements (Section 4.2, Section 3.3 and the abstract) "
-                "under each reading of its quantizer: ✓ agrees, ✗ disagrees, – not measurable in this profile (the "
-                "paper's own quantities; seed 0 unless stated)", prov).set_table_styles(left, overwrite=False)
+                "under each reading of its quantizer: ✓ agrees, ✗ disagrees, – not measurable in this profile, … pending (its "
+                "rows not computed yet; the numbers table names the part) (the paper's own quantities; seed 0 unless stated)", prov).set_table_styles(left, overwrite=False)
     st_details = styled(pd.DataFrame(details), "readings-details", "The numbers behind every cell", prov).set_table_styles(
         left, overwrite=False)
     n = len(claims.STATEMENTS)
