@@ -16,7 +16,8 @@ from .book import (INT, LABELS, NOT_MEASURABLE_TEXT, NUM, PCT, READING_NAMES, ST
                    mean_over_seeds, mean_std, model_name, styled, with_status)
 from .claims import ABSTRACT_CLAIMS, ClaimResult
 from .plan import (DEFENCE_ATTACKS, RANKING_ATTACKS, STRONGER_ATTACKS, SWEEP_CURVES, claim_configs, defence_configs,
-                   dorefa_configs, lira_configs, paper_configs, partial_configs, reading_spec, runs_reading, sweep_configs)
+                   dorefa_configs, lira_configs, paper_configs, partial_configs, precision_configs, reading_spec, runs_reading,
+                   sweep_configs)
 from .quantizers import READING_INFO, QuantSpec
 from .ranking import attack_agreement, rank_quantizers
 from .results import clipped_table, load_outcome, load_roc, provenance, stored_part, weight_stats
@@ -425,6 +426,40 @@ def readings_fit(pg: Page):
     return styled(show, "readings-fit", "Every target behind the statements: how well it fits its training data and how much "
                   "the shadow attack finds (seed 0)", provenance(df), {LABELS["target_train_acc"]: PCT,
                                                                       LABELS["target_test_acc"]: PCT, "gap": PCT})
+
+
+def readings_precision(pg: Page, n_boot: int = 1000):
+    """The precision ablation: the profile's ResNet at full precision and at its highest bitwidth, in the profile's
+    precision and in the other (:func:`qmia.plan.precision_configs`): accuracy and the shadow attack, and the AUC's
+    change with its paired bootstrap interval over examples (same splits and seed)."""
+    from .uncertainty import compare
+
+    others = precision_configs(pg.profile)
+    mine = [c.with_(precision=pg.profile.precision) for c in others]
+    df = pg.run(mine + others)
+    rows = []
+    for a, b in zip(mine, others):
+        ra, rb = df[df["target_key"] == a.key].iloc[0], df[df["target_key"] == b.key].iloc[0]
+        row = {"model": model_name(a.arch, a.dataset), "bitwidth": "full precision" if a.quant.method == "none"
+               else f"{a.quant.bits}-bit", "reading": READING_NAMES.get(a.quant.curve, "–"),
+               f"test acc. ({a.precision})": ra.get("target_test_acc"), f"test acc. ({b.precision})": rb.get("target_test_acc"),
+               f"attack acc. ({a.precision})": ra.get("attack_acc"), f"attack acc. ({b.precision})": rb.get("attack_acc"),
+               f"AUC ({a.precision})": ra.get("auc"), f"AUC ({b.precision})": rb.get("auc")}
+        if ra["pending"] or rb["pending"]:
+            row[STATUS] = ra["pending"] or rb["pending"]
+        else:
+            cmp = compare([load_outcome(ra)], [load_outcome(rb)], "auc", n_boot=n_boot)
+            row[f"AUC change, {a.precision} → {b.precision} (95 % CI)"] = (
+                f"{-cmp.reduction:+.3f} ({-cmp.reduction_hi:+.3f} to {-cmp.reduction_lo:+.3f})")
+        rows.append(row)
+    show = pd.DataFrame(rows)
+    if STATUS in show.columns:
+        show = show[[c for c in show.columns if c != STATUS] + [STATUS]].fillna({STATUS: ""})
+    fmt = {c: (PCT if "acc." in c else NUM) for c in show.columns if "acc." in c or c.startswith("AUC (")}
+    return styled(show, "readings-precision", f"The compute precision as a reading: {model_name(*pg.profile.resnet)} "
+                  f"at full precision and {max(pg.profile.bits)} bits in the profile's precision ({pg.profile.precision}) "
+                  f"and in the other, shadow attack (seed 0; {n_boot} paired bootstrap resamples of the examples)",
+                  provenance(df), fmt)
 
 
 def readings_recipes(pg: Page):

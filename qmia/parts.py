@@ -29,7 +29,7 @@ import pandas as pd
 from .config import Profile, TrainConfig
 from .defences import finetune_epochs_for
 from .plan import (DEFENCE_ATTACKS, RANKING_ATTACKS, STRONGER_ATTACKS, book_plan, defence_configs, claim_configs, dorefa_configs, lira_configs, paper_configs, partial_configs,
-                   recipe_configs, sweep_configs)
+                   precision_configs, recipe_configs, sweep_configs)
 from .settings import results_root
 from .store import atomic_write_json, read_json
 
@@ -45,6 +45,9 @@ BENCHMARK_CARD = "NVIDIA H200 (benchmarks/results)"
 # benchmarks/bench_train.py --cpu-table; ResNet-50 from a bare step): models train one at a time on a CPU.
 CPU_RATES = {"lenet": {1: 9_000}, "resnet20": {1: 750}, "resnet50": {1: 45}}
 CPU_CARD = "2 cores of a Xeon with AMX (benchmarks/results/cpu-2core.json)"
+# A float32 model (precision 'fp32') against bf16 on such a CPU: ResNet-20 368-416 img/s against 788-913 (two runs of
+# benchmarks/bench_train.py --cpu-table); LeNet-5 about the same; ResNet-50 18 against 51 img/s (a bare step).
+CPU_FP32_SLOWDOWN = {"lenet": 1.0, "resnet20": 2.2, "resnet50": 2.8}
 # A part's seconds besides training on such a CPU: start-up (decoding the data) and each row's attack (inference of the
 # target and its reference models, the label-only attack's 16 augmented queries per example).
 CPU_STARTUP_SECONDS = 60.0
@@ -160,6 +163,9 @@ PARTS: tuple[Part, ...] = (
          _tables("resnet20", literal=False)),
     Part("claims-resnet20", "The abstract's claims: ResNet-20 full precision and 4-bit under every reading, seeds 1 and 2",
          _configs(claim_configs, groups=("shadow", "adaptive"))),
+    Part("precision-resnet20", "The precision ablation: ResNet-20 at full precision and 16 bits (literal, centred, "
+         "min-anchored) in float32, against the stored bf16 rows (seed 0, shadow attack)",
+         _configs(precision_configs, groups=("shadow",))),
     Part("tables-lenet", "Tables 3-5, LeNet-5: full precision and every reading at each bitwidth (seed 0)",
          _arch("lenet", exclude=STRONGER_ATTACKS)),
     Part("resnet50-fp", "Tables 3-5, ResNet-50: full precision", _tables("resnet50", literal=True, bits=(None,))),
@@ -370,6 +376,10 @@ def measured_rates(cpu: bool = False) -> tuple[dict[str, float], str]:
     return {a: sum(s for s, _ in v) / sum(b for _, b in v) for a, v in per.items()}, ", ".join(sorted(cards))
 
 
+def _precision_factor(m: TrainConfig, cpu: bool) -> float:
+    return CPU_FP32_SLOWDOWN.get(m.arch, 2.0) if cpu and m.precision == "fp32" else 1.0
+
+
 def _benchmark_seconds(arch: str, group: int, images: int, table: dict | None = None) -> float:
     """Seconds to train ``group`` models of ``arch`` together, each on ``images`` training images, at the benchmark
     rates (``table``: :data:`BENCHMARK_RATES`, the GPU's, by default; :data:`CPU_RATES`)."""
@@ -402,7 +412,8 @@ def estimate_seconds(p: Profile, entries: list[Entry], rates: dict[str, float] |
         if m.defence.kind in ("none", "dp"):
             (groups if m.defence.kind == "none" else dp_groups).setdefault(group_key(m), []).append(m)
             continue
-        alone = _benchmark_seconds(m.arch, 1, m.epochs * m.n_per_split, table) * rates.get(m.arch, 1.0)  # one at a time
+        alone = (_benchmark_seconds(m.arch, 1, m.epochs * m.n_per_split, table) * rates.get(m.arch, 1.0)
+                 * _precision_factor(m, cpu))  # defended: one at a time
         if m.defence.kind == "prune":
             train += alone * finetune_epochs_for(m.defence, m.epochs) / m.epochs  # ptq: no training
     for members in groups.values():
@@ -411,7 +422,7 @@ def estimate_seconds(p: Profile, entries: list[Entry], rates: dict[str, float] |
         step = group_size_for(m.arch, 1 if cpu else 16)
         for start in range(0, len(members), step):
             size = len(members[start:start + step])
-            train += _benchmark_seconds(m.arch, size, images, table) * rates.get(m.arch, 1.0)
+            train += _benchmark_seconds(m.arch, size, images, table) * rates.get(m.arch, 1.0) * _precision_factor(m, cpu)
     for members in dp_groups.values():  # in even groups (qmia.multitrain.dp_chunks); alone, Opacus itself
         m = members[0]
         for chunk in dp_chunks(len(members), group_size_for(m.arch, 1 if cpu else 16)):
@@ -425,7 +436,8 @@ def estimate_seconds(p: Profile, entries: list[Entry], rates: dict[str, float] |
 
 def model_seconds(m: TrainConfig, cpu: bool) -> float:
     """Estimated seconds to train one model alone (:data:`CPU_RATES` or the GPU's :data:`BENCHMARK_RATES`)."""
-    seconds = _benchmark_seconds(m.arch, 1, m.epochs * m.n_per_split, CPU_RATES if cpu else BENCHMARK_RATES)
+    seconds = (_benchmark_seconds(m.arch, 1, m.epochs * m.n_per_split, CPU_RATES if cpu else BENCHMARK_RATES)
+               * _precision_factor(m, cpu))
     if m.defence.kind == "dp":
         return seconds * DP_SLOWDOWN
     if m.defence.kind == "prune":

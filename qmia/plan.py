@@ -72,6 +72,19 @@ def recipe_configs(p: Profile, readings: Sequence[str] | None = None, bits: int 
     return list(dict.fromkeys(p.config(*p.resnet, q, recipe=r, seed=0) for r in p.recipes for q in quants))
 
 
+PRECISION_READINGS = ("literal", "centred", "min-anchored")  # the 16-bit targets of the precision ablation
+
+
+def precision_configs(p: Profile) -> list[TrainConfig]:
+    """The precision ablation: the profile's ResNet at full precision and at its highest bitwidth under
+    :data:`PRECISION_READINGS`, computed in the other precision than the profile's (paper: fp32 against the stored
+    bf16 rows), seed 0; with the shadow attack, whose shadow is computed in that precision too."""
+    other = "fp32" if p.precision == "bf16" else "bf16"
+    b = max(p.bits)
+    quants = [QuantSpec()] + [reading_spec(r, b) for r in PRECISION_READINGS]
+    return [p.config(*p.resnet, q, seed=0, precision=other) for q in quants]
+
+
 def lira_configs(p: Profile, bits: Sequence[int] = (4,), seeds: Sequence[int] | None = None) -> list[TrainConfig]:
     """LiRA targets: full precision and the MIA quantizer (z = 2 and centred) on the profile's LiRA models."""
     quants = [QuantSpec()] + [reading_spec(r, b) for b in bits for r in ("literal", "centred")]
@@ -165,6 +178,7 @@ def book_plan(p: Profile) -> list[tuple[TrainConfig, tuple[str, ...]]]:
     add(lira_configs(p), ("shadow",) + STRONGER_ATTACKS)
     add(sweep_configs(p), ("shadow",) + RANKING_ATTACKS)
     add(defence_configs(p), DEFENCE_ATTACKS)
+    add(precision_configs(p), ("shadow",))
     from .experiment import ATTACKS
 
     return [(c, tuple(a for a in ATTACKS if a in attacks)) for c, attacks in plan.items()]

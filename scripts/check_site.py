@@ -22,7 +22,7 @@ from bs4 import BeautifulSoup
 # page (relative to the site root) -> (tables, figures) it must hold, by id
 EXPECTED: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "book/generated/readings.html": (("readings-defs", "readings-statements", "readings-counts", "readings-details",
-                                      "readings-fit", "readings-recipes"), ()),
+                                      "readings-fit", "readings-recipes", "readings-precision"), ()),
     "book/generated/table3_accuracy.html": (("table3", "t3-claim"), ()),
     "book/generated/table4_prf.html": (("table4", "t4-claim"), ()),
     "book/generated/table5_confusion.html": (("table5", "t5-claim"), ()),
