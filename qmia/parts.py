@@ -589,6 +589,8 @@ def run_part(p: Profile, name: str, data_root=None, device=None, progress: bool 
     done = [0]
 
     def may_start(chunk: list[TrainConfig]) -> bool:
+        if on_cpu and done[0]:  # what is trained so far reaches the next run even if this one is killed
+            carry.keep(p)
         need = sum(model_seconds(m, on_cpu) * rates.get(m.arch, 1.0) for m in chunk)
         left = None if deadline is None else deadline - time.monotonic()
         if left is not None and need > left:

@@ -78,3 +78,30 @@ def test_a_verdict_over_seeds_says_how_many_seeds_it_has(stored_without_lenet):
     if len(stored_seeds) < len(p.claim_seeds):
         assert f"over {len(stored_seeds)} of {len(p.claim_seeds)} claim seeds" in res.verdict.reason
         assert "claims-resnet20" in res.verdict.reason
+
+
+def test_glued_numbers_are_formatted_and_pending_ones_say_so():
+    """Every formatted glue key of the notebooks is declared in book.GLUE_FORMATS (the prose prints them as text), and
+    a number whose rows are not stored reads 'pending' instead of breaking the build."""
+    import re
+
+    cited = set()
+    for path in (ROOT / "notebooks").glob("*.ipynb"):
+        cited |= set(re.findall(r"\{glue:text\}`(?:[\w./-]+\.ipynb::)?(\w+)(:[^`s][^`]*)?`", path.read_text()))
+    assert not [k for k, spec in cited if spec], "format specs belong in book.GLUE_FORMATS, not in the prose"
+    assert book.glue_text("lira_online_auc", 0.71234) == "0.712"
+    assert book.glue_text("def_best_tpr", 0.0123) == "1.23%"
+    assert book.glue_text("adaptive_gain", 0.01) == "+0.010"
+    assert book.glue_text("lira_online_auc", float("nan")) == book.glue_text("lira_online_auc", None) == "pending"
+    assert book.glue_text("t3_literal_verdict", "reproduced") == "reproduced"
+
+
+def test_a_pending_cell_names_its_part_and_cost_or_how_to_compute_it():
+    from qmia.parts import pending_text
+
+    p = get_profile("paper")
+    assert pending_text(p, p.config("resnet50", "cifar10"), "shadow").startswith("not computed yet: part `resnet50-fp`, about")
+    assert "GPU-min" in pending_text(p, p.config("resnet50", "cifar10"), "shadow")
+    assert "CPU-h" in pending_text(p, p.config("resnet20", "cifar10", seed=1), "shadow")  # a CPU can compute it
+    off_plan = pending_text(p, p.config("resnet20", "cifar10", seed=7), "shadow")
+    assert "not in the plan" in off_plan and "TRAIN=1" in off_plan
