@@ -105,3 +105,21 @@ def test_a_pending_cell_names_its_part_and_cost_or_how_to_compute_it():
     assert "CPU-h" in pending_text(p, p.config("resnet20", "cifar10", seed=1), "shadow")  # a CPU can compute it
     off_plan = pending_text(p, p.config("resnet20", "cifar10", seed=7), "shadow")
     assert "not in the plan" in off_plan and "TRAIN=1" in off_plan
+
+
+def test_the_table3_notebook_builds_from_the_copy_with_its_part_pending(stored_without_lenet, tmp_path):
+    """The notebook itself, executed by papermill with the paper profile on the copy without tables-lenet and no data
+    root: it runs to the end, and its Table 3 names the part for the LeNet-5 rows."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "table3.ipynb"
+    env = {**os.environ, "QMIA_PROGRESS": "0"}
+    run = subprocess.run([sys.executable, str(ROOT / "scripts" / "run_notebooks.py"), "--profile", "paper", "--output",
+                          str(tmp_path), "table3_accuracy"], env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    assert "building the paper profile from the rows stored" in run.stdout
+    html = "".join("".join(o.get("data", {}).get("text/html", "")) for c in json.loads(out.read_text())["cells"]
+                   for o in c.get("outputs", []))
+    assert "T_table3" in html and "part `tables-lenet`" in html and "15000/split" in html
