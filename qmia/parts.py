@@ -653,6 +653,8 @@ def run_part(p: Profile, name: str, data_root=None, device=None, progress: bool 
         "complete": complete,
         "runs": runs,
     }
+    if not trained and not attacked and not complete:  # a run that did nothing (no budget left) leaves no record
+        return manifest
     atomic_write_json(manifest, manifest_path(name))
     if on_cpu:  # what a CPU run trained reaches the next run, on any machine (a GPU lease carries its own)
         carried, size = carry.keep(p)
