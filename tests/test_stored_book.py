@@ -114,7 +114,7 @@ def test_the_table3_notebook_builds_from_the_copy_with_its_part_pending(stored_w
     import subprocess
     import sys
 
-    out = tmp_path / "table3.ipynb"
+    out = tmp_path / "table3_accuracy.ipynb"
     env = {**os.environ, "QMIA_PROGRESS": "0"}
     run = subprocess.run([sys.executable, str(ROOT / "scripts" / "run_notebooks.py"), "--profile", "paper", "--output",
                           str(tmp_path), "table3_accuracy"], env=env, capture_output=True, text=True, timeout=600)
