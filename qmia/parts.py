@@ -412,10 +412,7 @@ def estimate_seconds(p: Profile, entries: list[Entry], rates: dict[str, float] |
         if m.defence.kind in ("none", "dp"):
             (groups if m.defence.kind == "none" else dp_groups).setdefault(group_key(m), []).append(m)
             continue
-        alone = (_benchmark_seconds(m.arch, 1, m.epochs * m.n_per_split, table) * rates.get(m.arch, 1.0)
-                 * _precision_factor(m, cpu))  # defended: one at a time
-        if m.defence.kind == "prune":
-            train += alone * finetune_epochs_for(m.defence, m.epochs) / m.epochs  # ptq: no training
+        train += model_seconds(m, cpu) * rates.get(m.arch, 1.0)  # pruned or post-training quantized: one at a time
     for members in groups.values():
         m = members[0]
         images = m.epochs * m.n_per_split
@@ -500,6 +497,10 @@ def _on_cpu(manifest: dict) -> bool:
 MANIFEST_FIELDS = ("part", "profile", "gpu", "torch", "commit", "date", "wall_seconds", "models", "rows")
 
 
+def _clean(commit: str) -> bool:
+    return commit not in ("", "unknown") and not commit.endswith("-dirty")
+
+
 def verify_stored(p: Profile) -> list[str]:
     """Problems with the stored parts of profile ``p`` (empty when every manifest is complete and true): each
     manifest has its fields, names a clean commit, and lists only rows that are stored, intact, of this profile
@@ -517,11 +518,11 @@ def verify_stored(p: Profile) -> list[str]:
             continue
         if m["profile"] != p.name or m["part"] != name:
             problems.append(f"{name}: manifest is of part {m['part']!r}, profile {m['profile']!r}")
-        if m["commit"] in ("", "unknown") or m["commit"].endswith("-dirty"):
+        if not _clean(m["commit"]):
             problems.append(f"{name}: manifest commit {m['commit']!r} is not a clean commit")
         commits = {m["commit"], *(r.get("commit") for r in m.get("runs", []))}
         for run in m.get("runs", []):
-            if run.get("commit", "") in ("", "unknown") or run.get("commit", "").endswith("-dirty"):
+            if not _clean(run.get("commit", "")):
                 problems.append(f"{name}: a run's commit {run.get('commit')!r} is not a clean commit")
         for key in m["rows"]:
             row = load_row(key)
@@ -629,8 +630,9 @@ def run_part(p: Profile, name: str, data_root=None, device=None, progress: bool 
                         "seconds": round(meta["train_seconds"] / meta.get("trained_with", 1), 3),
                         "test_acc": meta["accuracy"].get("target_out"), "device": meta.get("device", ""),
                         "precision": meta.get("precision", "")})
+    machine = _machine(device)
     run = {"commit": git_commit(), "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-           **_machine(device), "wall_seconds": round(wall, 1), "estimate_seconds": 0.0,
+           **machine, "wall_seconds": round(wall, 1), "estimate_seconds": 0.0,
            "models_trained": len(trained), "targets_attacked": attacked, "budget_seconds": budget}
     old = read_manifest(name)
     if old and not trained and not attacked:  # a rerun that found everything stored keeps the first run's record
@@ -641,10 +643,10 @@ def run_part(p: Profile, name: str, data_root=None, device=None, progress: bool 
         trained, wall = old_models + trained, old["wall_seconds"] + wall
     else:
         runs = [run]
-    estimate = part_estimate(p, name, measured_rates(cpu=on_cpu)[0], have=trained_before.__contains__, cpu=on_cpu)
+    estimate = part_estimate(p, name, rates, have=trained_before.__contains__, cpu=on_cpu)
     run["estimate_seconds"] = round(estimate, 1)
     manifest = {
-        "part": name, "profile": p.name, **_machine(device), "torch": torch.__version__,
+        "part": name, "profile": p.name, **machine, "torch": torch.__version__,
         "cuda": torch.version.cuda, "commit": runs[0]["commit"], "date": run["date"],
         "wall_seconds": round(wall, 1), "estimate_seconds": runs[0]["estimate_seconds"] or round(estimate, 1),
         "train_seconds": round(sum(t["seconds"] for t in trained), 1),
