@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from .config import PROFILES, Profile, TrainConfig, get_profile
+from .config import PROFILES, SEED_MAX, Profile, TrainConfig, get_profile
 from .data import DATASETS
 from .models import ARCHS
+from .preflight import check_folders
 from .quantizers import MAX_BITS, MIN_BITS
 from .settings import check as check_environment
 from .settings import STORED_PROFILES, quiet_progress, train_requested, use_stored_results
@@ -218,13 +219,14 @@ def setup(name: str, profile: str = "smoke", models=None, bits=None, seeds=None,
     p = get_profile(profile)
     if data_root is not None and not isinstance(data_root, (str, os.PathLike)):
         raise ValueError(f"data_root must be a folder path or None; got {data_root!r}")
+    check_folders(data_root)
     defaults = {"models": list(p.models), "bits": list(default_bits or p.bits), "seeds": list(p.seeds)}
     page = Page(
         name=name,
         profile=p,
         models=_models(models, p),
         bits=_int_list(defaults["bits"] if bits is None else bits, "bits", MIN_BITS, MAX_BITS),
-        seeds=_int_list(defaults["seeds"] if seeds is None else seeds, "seeds", 0, None),
+        seeds=_int_list(defaults["seeds"] if seeds is None else seeds, "seeds", 0, SEED_MAX),
         data_root=None if data_root is None else str(data_root),
         defaults=defaults,
         stored_only=profile in STORED_PROFILES and not train_requested(),

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .config import Profile, TrainConfig
 from .settings import results_root
-from .store import atomic_write_json, damage, read_json
+from .store import atomic_write_json, damage, read_json, seal, seal_damage, unsealed
 
 # Most bytes of carried weights in the results folder (git keeps every version: the repository grows by what is
 # carried and later removed; a ResNet-20's weights are 1.1 MB, a LeNet-5's 0.25 MB).
@@ -43,6 +43,11 @@ def _intact(folder: Path) -> dict | None:
     except Exception as e:  # unreadable or without a record
         print(f"carried weights {folder}: meta.json unusable ({type(e).__name__}); not used", file=sys.stderr)
         return None
+    sealed = seal_damage(meta)
+    if sealed and not sealed.startswith("no seal"):  # carried before seals: its weights' checksum is what is checked
+        print(f"carried weights {folder}: meta.json {sealed}; not used", file=sys.stderr)
+        return None
+    meta = unsealed(meta)
     reason = damage({"model.pt": folder / "model.pt"}, {"model.pt": recorded})
     if reason or meta.get("key") != folder.name:
         print(f"carried weights {folder}: {reason or 'meta.json is of another model'}; not used", file=sys.stderr)
@@ -66,7 +71,7 @@ def seed(configs: list[TrainConfig]) -> list[TrainConfig]:
         dest = model_dir(c)
         dest.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(folder / "model.pt", dest / "model.pt")
-        atomic_write_json({**meta, "carried": "weights"}, dest / "meta.json")
+        atomic_write_json(seal({**meta, "carried": "weights"}), dest / "meta.json")
         seeded.append(c)
     return seeded
 
@@ -96,9 +101,10 @@ def keep(p: Profile, max_bytes: int = MAX_BYTES) -> tuple[list[str], int]:
             print(f"carry: {c.label} not carried ({(total + size) / 2**20:.1f} MB would pass the "
                   f"{max_bytes / 2**20:.0f} MB limit)", file=sys.stderr)
             continue
-        meta = read_json(src / "meta.json")
+        meta = unsealed(read_json(src / "meta.json"))
         folder.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(src / "model.pt", folder / "model.pt")
-        atomic_write_json({k: v for k, v in meta.items() if k not in ("carried", "outputs_restored")}, folder / "meta.json")
+        atomic_write_json(seal({k: v for k, v in meta.items() if k not in ("carried", "outputs_restored")}),
+                          folder / "meta.json")
         total += size
     return carried_keys(), total

@@ -11,9 +11,11 @@ from .attacks import RMIA_GAMMA, RMIA_OFFLINE_A
 from .experiment import ATTACKS
 from .data import DATASETS, DatasetUnavailable
 from .settings import check as check_environment, use_stored_results
-from .store import DamagedEntry
+from .store import DamagedEntry, remove_stale_parts_once
 from .models import ARCHS
 from .parts import PART_NAMES
+from .preflight import (MAX_LABEL_QUERIES, MAX_LIRA_REFS, check_device, check_folders, check_output_file, check_size,
+                        confirm_cpu_scale)
 from .quantizers import MODES, PAPER_READINGS, QUANTIZERS, QuantSpec
 
 
@@ -36,6 +38,9 @@ def _zero_point(text: str) -> int | str:
         raise argparse.ArgumentTypeError(f"zero point must be an integer or 'centred'; got {text!r}") from None
 
 
+ON_CPU_HELP = "train the paper profile's paper-scale models on a CPU (hours; refused without this option)"
+
+
 def add_model_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model")
     g.add_argument("--dataset", choices=DATASETS, help="default: the profile's dataset for --arch")
@@ -56,6 +61,7 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
                         "paper: bf16, as its stored rows)")
     g.add_argument("--data-root", help="where datasets are (default: $QMIA_DATA or data/)")
     g.add_argument("--device", help="cpu or cuda (default: cuda when present)")
+    g.add_argument("--on-cpu", action="store_true", help=ON_CPU_HELP)
     g.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
@@ -83,6 +89,7 @@ def cmd_train(a: argparse.Namespace) -> int:
     from .train import train
 
     config = config_from_args(a)
+    confirm_cpu_scale(a.profile, a.device, a.on_cpu)
     start = time.perf_counter()
     m = train(config, a.data_root, a.device, progress=not a.no_progress)
     acc = m.meta["accuracy"]
@@ -104,6 +111,12 @@ def cmd_run(a: argparse.Namespace) -> int:
     from .experiment import AttackParams, evaluate
 
     config = config_from_args(a)
+    check_size(a.label_queries, "--label-queries", 1, MAX_LABEL_QUERIES, " (each query holds ~1 MB of draws per 60,000 images)")
+    check_size(a.lira_refs, "--lira-refs", 2, MAX_LIRA_REFS, " (each is a model to train)")
+    check_size(a.rmia_population, "--rmia-population", 1, 10**7)
+    if a.json:
+        check_output_file(a.json, "--json")
+    confirm_cpu_scale(a.profile, a.device, a.on_cpu)
     params = AttackParams(rmia_gamma=a.rmia_gamma, rmia_offline_a=a.rmia_offline_a, rmia_population=a.rmia_population,
                           label_queries=a.label_queries)
     start = time.perf_counter()
@@ -127,6 +140,8 @@ def cmd_sweep(a: argparse.Namespace) -> int:
     from .results import export_csv
 
     profile = get_profile(a.profile)
+    if not (a.parts or a.dry_run):
+        confirm_cpu_scale(profile.name, a.device, a.on_cpu)
     if a.parts or a.part:
         return _sweep_parts(profile, a)
     plan = book_plan(profile)
@@ -183,19 +198,22 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_options(r)
     r.add_argument("--attack", choices=(*ATTACKS, "all"), default="all",
                    help="; ".join(f"{g.name}: {g.description}" for g in ATTACKS.values()))
-    r.add_argument("--lira-refs", type=int, help="LiRA's (and RMIA's) reference models (default: the profile's)")
+    r.add_argument("--lira-refs", type=int,
+                   help=f"LiRA's (and RMIA's) reference models, 2 to {MAX_LIRA_REFS} (default: the profile's)")
     r.add_argument("--rmia-gamma", type=float, default=RMIA_GAMMA, help="RMIA's gamma, > 0 (default %(default)s)")
     r.add_argument("--rmia-offline-a", type=float, default=RMIA_OFFLINE_A,
                    help="RMIA's offline a, in [0, 1] (default %(default)s)")
     r.add_argument("--rmia-population", type=int, help="RMIA's population points (default: all of the attacker's data)")
     r.add_argument("--label-queries", type=int, default=16,
-                   help="queries per example of the label-only augmentation attack (default %(default)s)")
+                   help=f"queries per example of the label-only augmentation attack, 1 to {MAX_LABEL_QUERIES} (each holds "
+                        "~1 MB of augmentation draws per 60,000 images; default %(default)s)")
     r.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
     r.set_defaults(func=cmd_run)
     w = sub.add_parser("sweep", help="compute every model and attack the book needs (no Jupyter needed)")
     w.add_argument("--profile", choices=tuple(PROFILES), default="smoke")
     w.add_argument("--data-root", help="where datasets are (default: $QMIA_DATA or data/)")
     w.add_argument("--device", help="cpu or cuda (default: cuda when present)")
+    w.add_argument("--on-cpu", action="store_true", help=ON_CPU_HELP)
     w.add_argument("--dry-run", action="store_true", help="list the plan, train nothing")
     w.add_argument("--parts", action="store_true", help="list the plan's parts: estimated GPU minutes, which are done")
     w.add_argument("--part", choices=PART_NAMES, action="append", metavar="NAME",
@@ -216,6 +234,9 @@ def main(argv: list[str] | None = None) -> int:
         check_environment()
         if getattr(args, "profile", None):
             use_stored_results(args.profile)
+        check_folders(getattr(args, "data_root", None))
+        check_device(getattr(args, "device", None))
+        remove_stale_parts_once()
         return args.func(args)
     except (DatasetUnavailable, DamagedEntry) as e:
         print(f"error: {e}", file=sys.stderr)

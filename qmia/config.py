@@ -33,6 +33,9 @@ RECIPES: dict[str, dict[str, bool]] = {
 }
 
 
+SEED_MAX = 2**32 - 1  # scikit-learn's random_state takes 0..2^32 - 1; torch's generators more
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """One model to train.
@@ -72,6 +75,9 @@ class TrainConfig:
             raise ValueError(f"unknown architecture {self.arch!r}; valid: {', '.join(ARCHS)}")
         if self.role not in ROLES:
             raise ValueError(f"unknown role {self.role!r}; valid: {', '.join(ROLES)}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= SEED_MAX:
+            raise ValueError(f"seed must be an integer from 0 to {SEED_MAX} (2^32 - 1, what every component accepts); "
+                             f"got {self.seed!r}")
         for name in ("n_per_split", "epochs", "batch_size"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:

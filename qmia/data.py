@@ -10,8 +10,8 @@ labels int64 N; the official train and test sets pooled, train first). Sources:
   holding ``train/`` and ``test/`` folders (read without unpacking).
 * ``digits``: scikit-learn's embedded 8x8 digits (1,797 images), resized to 16x16; offline.
 
-Beside the tensors, ``<cache>/data/<name>-v<DATA_VERSION>.json`` records where they came from and a
-checksum of the exact pixels; :func:`data_source` gives it as one line for results rows.
+With the tensors, the same file records where they came from and a checksum of the exact pixels (checked when
+read); :func:`data_source` gives both as one line for results rows.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from .settings import cache_root, data_root
-from .store import DamagedEntry, atomic_save, atomic_write_json, move_aside, read_json
+from .store import DamagedEntry, atomic_save, move_aside, read_json
 
 DATASETS = ("digits", "fashion_mnist", "cifar10")
 SPLITS = ("target_in", "target_out", "shadow_in", "shadow_out")
@@ -243,7 +243,8 @@ def check_tensors(name: str, x: torch.Tensor, y: torch.Tensor, where: str) -> No
 
 
 def _cache_paths(name: str) -> tuple[Path, Path]:
-    """The cached tensors ``<cache>/data/<name>-v{DATA_VERSION}.pt`` and their provenance sidecar (.json)."""
+    """The cached tensors ``<cache>/data/<name>-v{DATA_VERSION}.pt`` and the provenance sidecar (.json) that caches
+    written before the tensor file held its own provenance have beside them."""
     cached = cache_root() / "data" / f"{name}-v{DATA_VERSION}.pt"
     return cached, cached.with_suffix(".json")
 
@@ -261,30 +262,66 @@ def _file_stamp(path: Path) -> list[int]:
     return [st.st_size, st.st_mtime_ns, st.st_ino]
 
 
-def _write_source(name: str, source: str, x: torch.Tensor, y: torch.Tensor, checksum: str | None = None) -> dict:
-    """Record where the cached tensors of ``name`` came from, with their checksum and the file's stamp."""
+_VERIFIED: dict[str, list[int]] = {}  # tensor file -> its stamp when its pixels last matched their recorded sha256
+
+
+def _legacy_source(name: str, x: torch.Tensor, y: torch.Tensor) -> str | None:
+    """The source a cache written before tensor files held their provenance recorded in its sidecar, when the
+    sidecar's checksum is that of these pixels; else None."""
+    sidecar = _cache_paths(name)[1]
+    try:
+        record = read_json(sidecar) if sidecar.exists() else None
+    except DamagedEntry:
+        return None
+    if isinstance(record, dict) and isinstance(record.get("source"), str) and record.get("sha256") == data_checksum(x, y):
+        return record["source"]
+    return None
+
+
+def _read_cached(name: str) -> dict | None:
+    """The cached {x, y, source, sha256} of ``name``, checked (shape, and the pixels against their sha256 once per
+    process while the file is unchanged); None when nothing is cached or the file is damaged (reported and moved
+    aside: the data set is decoded again). An older cache whose provenance was in a sidecar is upgraded when the
+    sidecar's checksum matches its pixels, else decoded again."""
     cached, sidecar = _cache_paths(name)
-    record = {"name": name, "source": source, "sha256": checksum or data_checksum(x, y), "data_version": DATA_VERSION,
-              "shape": list(x.shape), "tensor_file": _file_stamp(cached)}
-    atomic_write_json(record, sidecar)
-    return record
+    if not cached.exists():
+        return None
+    try:
+        blob = torch.load(cached, weights_only=True)
+        if not isinstance(blob, dict) or not {"x", "y"} <= set(blob):
+            raise ValueError("not a cached data set")
+        check_tensors(name, blob["x"], blob["y"], str(cached))
+        if "sha256" not in blob or "source" not in blob:  # written before the file held its provenance
+            source = _legacy_source(name, blob["x"], blob["y"])
+            if source is None:
+                raise ValueError("its source was never recorded (a cache from before provenance was kept with it)")
+            blob = _write_cache(name, blob["x"], blob["y"], source)
+            sidecar.unlink(missing_ok=True)
+        elif _VERIFIED.get(str(cached)) != _file_stamp(cached):
+            if data_checksum(blob["x"], blob["y"]) != blob["sha256"]:
+                raise ValueError("its pixels do not match their recorded sha256")
+            _VERIFIED[str(cached)] = _file_stamp(cached)
+        return blob
+    except Exception as e:  # truncated, not a checkpoint, the wrong shape or changed: decode again
+        move_aside(cached, f"{type(e).__name__}: {e}"[:200])
+        return None
 
 
-def load_dataset(name: str, root: str | os.PathLike | None = None, download: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-    """All images of a dataset pooled (train then test): uint8 N x C x H x W and int64 N labels.
-
-    Decoded once and cached in ``<cache>/data/<name>-v{DATA_VERSION}.pt``, its source and
-    checksum in the ``.json`` beside it (see :func:`data_source`); later calls read the cache.
-    """
-    dataset_info(name)
+def _write_cache(name: str, x: torch.Tensor, y: torch.Tensor, source: str) -> dict:
+    """Cache the tensors of ``name`` with their source and checksum, in one atomic write (so a kill never leaves
+    pixels without their provenance)."""
     cached, _ = _cache_paths(name)
-    if cached.exists():
-        try:
-            blob = torch.load(cached, weights_only=True)
-            check_tensors(name, blob["x"], blob["y"], str(cached))
-            return blob["x"], blob["y"]
-        except Exception as e:  # truncated, not a checkpoint, or the wrong shape: decode again
-            move_aside(cached, f"{type(e).__name__}: {e}"[:200])
+    blob = {"x": x, "y": y, "source": source, "sha256": data_checksum(x, y)}
+    atomic_save(blob, cached)
+    _VERIFIED[str(cached)] = _file_stamp(cached)
+    return blob
+
+
+def _load(name: str, root: str | os.PathLike | None, download: bool) -> dict:
+    dataset_info(name)
+    blob = _read_cached(name)
+    if blob is not None:
+        return blob
     if name == "digits":
         x, y = _load_digits()
         source = "scikit-learn load_digits, resized to 16x16"
@@ -294,37 +331,28 @@ def load_dataset(name: str, root: str | os.PathLike | None = None, download: boo
     else:
         x, y, source = _load_cifar(data_root(root), download)
     check_tensors(name, x, y, source)
-    atomic_save({"x": x, "y": y}, cached)
-    _write_source(name, source, x, y)
-    return x, y
+    return _write_cache(name, x, y, source)
+
+
+def load_dataset(name: str, root: str | os.PathLike | None = None, download: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """All images of a dataset pooled (train then test): uint8 N x C x H x W and int64 N labels.
+
+    Decoded once and cached in ``<cache>/data/<name>-v{DATA_VERSION}.pt`` with their source and checksum (see
+    :func:`data_source`); later calls read the cache, checked against that checksum.
+    """
+    blob = _load(name, root, download)
+    return blob["x"], blob["y"]
 
 
 def data_source(name: str, root: str | os.PathLike | None = None) -> str:
     """One line saying where the tensors of ``name`` came from and which pixels they are, e.g.
     ``"cifar10: image-folder tarball cifar10-jpeg-q75.tar.gz (JPEG copy); images sha256 3f2a9c1b0d4e"``
-    (the first 12 hex digits of :func:`data_checksum`).
-
-    Reads the sidecar written by :func:`load_dataset`. If the tensor file was rewritten since
-    (its size, mtime or inode differ), it is checksummed afresh: same pixels keep the recorded
-    source; other pixels, or a cache without a sidecar (made before sidecars existed), are
-    "cached tensors (source not recorded)"; the sidecar is rewritten either way. If
-    nothing is cached, :func:`load_dataset` runs with ``download=False`` (it decodes local
-    files or raises :class:`DatasetUnavailable`).
+    (the first 12 hex digits of :func:`data_checksum`), from the cached tensor file, which records both. If
+    nothing is cached, the data set is decoded from local files (never downloaded; else
+    :class:`DatasetUnavailable`).
     """
-    dataset_info(name)
-    cached, sidecar = _cache_paths(name)
-    if not cached.exists():
-        load_dataset(name, root, download=False)
-    try:
-        record = read_json(sidecar) if sidecar.exists() else None
-    except DamagedEntry:  # an unreadable record is no record: checksum the tensors again
-        record = None
-    if record is None or record.get("tensor_file") != _file_stamp(cached):
-        blob = torch.load(cached, weights_only=True)
-        fresh = data_checksum(blob["x"], blob["y"])
-        source = record["source"] if record is not None and record.get("sha256") == fresh else "cached tensors (source not recorded)"
-        record = _write_source(name, source, blob["x"], blob["y"], fresh)
-    return f"{name}: {record['source']}; images sha256 {record['sha256'][:12]}"
+    blob = _load(name, root, download=False)
+    return f"{name}: {blob['source']}; images sha256 {blob['sha256'][:12]}"
 
 
 # ----------------------------------------------------------------------------- splits

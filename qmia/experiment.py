@@ -49,8 +49,8 @@ from .metrics import attack_metrics, bootstrap_intervals, roc_points
 from .multitrain import train_many
 from .quantizers import QuantSpec
 from .results import legacy_precision, load_row, save_row
-from .store import stable_hash
-from .train import TrainedModel, device_label, git_commit, model_instance
+from .store import remove_stale_parts_once, stable_hash
+from .train import TrainedModel, device_label, git_commit, instances_digest, model_instance
 
 # Rows change when this does: bump it when a change to qmia.attacks, qmia.metrics or the row
 # fields below changes stored rows (cheap to recompute: models are cached separately).
@@ -316,6 +316,7 @@ def evaluate(target: TrainConfig, attacks: str | Sequence[str] = tuple(ATTACKS),
         ``pending``: which part of the plan computes it, :func:`qmia.parts.pending_text`); stored rows have
         ``pending`` empty.
     """
+    remove_stale_parts_once()
     groups = attack_groups(attacks)
     settings = _settings(groups, profile, lira_refs, top_k, per_class, n_boot)
     params = _params(params)
@@ -404,6 +405,8 @@ def _compute(target: TrainConfig, groups: list[str], keys: dict, settings: dict,
                 "precision": t.meta.get("precision") or legacy_precision(t.meta),
                 "target_instance": model_instance(t),
                 "shadow_instance": model_instance(shadow),
+                "refs_instance": instances_digest(models.refs_adaptive if v.endswith("-adaptive") else models.refs_fp)
+                if g in REFERENCE_GROUPS else "",
                 "commit": git_commit(),
                 "seconds": time.perf_counter() - v_start + (train_seconds if first else 0.0),
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S"),

@@ -31,7 +31,7 @@ from .defences import finetune_epochs_for
 from .plan import (DEFENCE_ATTACKS, RANKING_ATTACKS, STRONGER_ATTACKS, book_plan, defence_configs, claim_configs, dorefa_configs, lira_configs, paper_configs, partial_configs,
                    precision_configs, recipe_configs, sweep_configs)
 from .settings import results_root
-from .store import atomic_write_json, read_json
+from .store import DamagedEntry, atomic_write_json, read_json, seal, seal_damage, unsealed
 
 Entry = tuple[TrainConfig, str]  # (target config, attack group)
 
@@ -351,8 +351,16 @@ def manifest_path(name: str):
 
 
 def read_manifest(name: str) -> dict | None:
+    """A part's stored manifest (None when there is none); :class:`DamagedEntry` naming it when it fails its seal
+    (edited since it was written, or written before manifests were sealed: ``scripts/seal_stored.py``)."""
     path = manifest_path(name)
-    return read_json(path) if path.exists() else None
+    if not path.exists():
+        return None
+    manifest = read_json(path)
+    reason = seal_damage(manifest)
+    if reason:
+        raise DamagedEntry(f"{path}: {reason}; restore it (git checkout -- {path.name}) or run the part again")
+    return unsealed(manifest)
 
 
 def measured_rates(cpu: bool = False) -> tuple[dict[str, float], str]:
@@ -509,7 +517,11 @@ def verify_stored(p: Profile) -> list[str]:
 
     problems = []
     for name in PART_NAMES:
-        m = read_manifest(name)
+        try:
+            m = read_manifest(name)
+        except DamagedEntry as e:
+            problems.append(f"{name}: {e}")
+            continue
         if m is None:
             continue
         lacking = [f for f in MANIFEST_FIELDS if f not in m]
@@ -657,7 +669,7 @@ def run_part(p: Profile, name: str, data_root=None, device=None, progress: bool 
     }
     if not trained and not attacked and not complete:  # a run that did nothing (no budget left) leaves no record
         return manifest
-    atomic_write_json(manifest, manifest_path(name))
+    atomic_write_json(seal(manifest), manifest_path(name))
     if on_cpu:  # what a CPU run trained reaches the next run, on any machine (a GPU lease carries its own)
         carried, size = carry.keep(p)
         print(f"part {name}: {len(carried)} models' weights carried in {carry.carried_root()} ({size / 2**20:.1f} MB)")

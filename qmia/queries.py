@@ -5,26 +5,63 @@ training augmentations, which the label-only augmentation attack reads (Choquett
 label of every example of ``splits`` on ``n_queries`` versions of it (query 0 the image itself, the
 others the dataset's training augmentation: random crop and flip on CIFAR-10, random crop and rotation
 on Fashion-MNIST and digits; :func:`qmia.data.apply_augment`), and caches the labels beside the model
-(``augmented_labels_q<n>.pt``) so that a rerun queries nothing. The draws depend on the example's
-dataset index and the query only, so every model sees the same augmented images.
+(``augmented_labels_q<n>.pt``) so that a rerun queries nothing. The cached file holds, with the labels, the
+instance of the model they came from (:func:`qmia.train.model_instance`) and the sha256 of the labels; a file
+that does not load, came from another model or was changed is reported, moved aside and queried again. The
+draws depend on the example's dataset index and the query only, so every model sees the same augmented images.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 
 from .data import SPLITS, augment_draws, dataset_info, load_dataset
-from .store import atomic_save
-from .train import TrainedModel, default_device, predict
+from .store import DamagedEntry, atomic_save, move_aside
+from .train import TrainedModel, default_device, model_instance, predict
 
 QUERY_SEED = 7_000  # the draws of query j come from torch.Generator().manual_seed(QUERY_SEED + j)
 
 
 def _draws(n_images: int, query: int, info) -> dict[str, torch.Tensor]:
     return augment_draws(n_images, info, torch.Generator().manual_seed(QUERY_SEED + query))
+
+
+def labels_digest(labels: dict[str, torch.Tensor]) -> str:
+    """sha256 (hex) of {split: int64 labels}, split names in order with each tensor's shape and bytes."""
+    h = hashlib.sha256()
+    for split in sorted(labels):
+        t = labels[split].to(torch.int64).contiguous()
+        h.update(f"{split}:{tuple(t.shape)};".encode())
+        h.update(t.numpy().tobytes())
+    return h.hexdigest()
+
+
+def _read_cache(path: Path, model: TrainedModel) -> dict[str, torch.Tensor]:
+    """The labels cached at ``path`` for this model instance; {} when there is none, or when the file does not load,
+    was written before it recorded its model (an older cache), belongs to another model or was changed (reported
+    and moved aside: it is queried again)."""
+    if not path.exists():
+        return {}
+    try:
+        try:
+            blob = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:
+            raise DamagedEntry(f"it cannot be loaded ({type(e).__name__})") from None
+        if not isinstance(blob, dict) or not {"labels", "model", "sha256"} <= set(blob):
+            raise DamagedEntry("it records neither its model nor its checksum (an older cache)")
+        if blob["model"] != model_instance(model):
+            raise DamagedEntry(f"its labels are of model instance {blob['model']!r}, not {model_instance(model)!r}")
+        if blob["sha256"] != labels_digest(blob["labels"]):
+            raise DamagedEntry("its labels do not match their sha256")
+    except DamagedEntry as e:
+        move_aside(path, str(e))
+        return {}
+    return dict(blob["labels"])
 
 
 def augmented_labels(model: TrainedModel, splits: Sequence[str], n_queries: int, data_root: str | os.PathLike | None = None,
@@ -38,7 +75,7 @@ def augmented_labels(model: TrainedModel, splits: Sequence[str], n_queries: int,
     if isinstance(n_queries, bool) or not isinstance(n_queries, int) or n_queries < 1:
         raise ValueError(f"n_queries must be a positive integer (1 = the image itself only); got {n_queries!r}")
     path = model.path / f"augmented_labels_q{n_queries}.pt"
-    cached = torch.load(path, map_location="cpu", weights_only=True) if path.exists() else {}
+    cached = _read_cache(path, model)
     missing = [s for s in splits if s not in cached]
     if missing:
         if not (model.path / "model.pt").exists():
@@ -56,5 +93,5 @@ def augmented_labels(model: TrainedModel, splits: Sequence[str], n_queries: int,
                             precision=model.config.precision).argmax(1)
                     for d in draws]
             cached[s] = torch.stack(cols, 1)
-        atomic_save(cached, path)
+        atomic_save({"labels": cached, "model": model_instance(model), "sha256": labels_digest(cached)}, path)
     return {s: cached[s] for s in splits}

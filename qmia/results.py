@@ -12,13 +12,16 @@ and the attack's per-example scores, decisions, membership and dataset indices i
 from __future__ import annotations
 
 import hashlib
+import sys
+from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from .settings import results_root
-from .store import DamagedEntry, atomic_write, atomic_write_json, checksums, damage, move_aside, read_json
+from .store import (DamagedEntry, atomic_write, atomic_write_json, checksums, damage, move_aside, read_json, seal,
+                    seal_damage, unsealed)
 from .uncertainty import AttackOutcome
 
 
@@ -48,7 +51,8 @@ def _files(row_key: str, row: dict | None = None) -> dict[str, Path]:
 def save_row(row: dict, fpr: np.ndarray, tpr: np.ndarray, *, scores: np.ndarray, pred: np.ndarray, member: np.ndarray,
              index: np.ndarray) -> None:
     """Store a row, its ROC points and its per-example outcome (those first, so a stored row always has them),
-    with the sha256 of those files in the row's JSON (under ``checksums``; :func:`load_row` checks them).
+    with the sha256 of those files in the row's JSON (under ``checksums``) and the JSON sealed with its own sha256
+    (:func:`qmia.store.seal`; :func:`load_row` checks both).
 
     scores: float, higher = member; pred: 0/1 decisions; member: 1 for members; index: dataset indices (all length n).
     The outcome is kept compact (what the paper profile's stored results can afford): the scores as dense ranks
@@ -69,7 +73,59 @@ def save_row(row: dict, fpr: np.ndarray, tpr: np.ndarray, *, scores: np.ndarray,
         f, rank=rank, pred_bits=np.packbits(pred.astype(bool)), n=np.int64(len(pred)),
         member=np.asarray(member, dtype=np.int8)))
     row = {**row, "index_file": name}
-    atomic_write_json({**row, "checksums": checksums(_files(key, row))}, row_path(key))
+    _note_instances(row)
+    atomic_write_json(seal({**row, "checksums": checksums(_files(key, row))}), row_path(key))
+
+
+INSTANCE_FIELDS = (("target_key", "target_instance"), ("shadow_key", "shadow_instance"))
+_INSTANCES: dict[str, dict[str, set[str]]] = {}  # results folder -> {model key: instances its rows were computed from}
+
+
+def stored_instances() -> dict[str, set[str]]:
+    """{model key: the trained instances (:func:`qmia.train.model_instance`) that this store's rows were computed
+    from}, of targets and shadows; read once per process, kept up to date by :func:`save_row`."""
+    root = str(results_root())
+    if root not in _INSTANCES:
+        index: dict[str, set[str]] = defaultdict(set)
+        for p in sorted((results_root() / "rows").glob("*.json")):
+            try:
+                r = read_json(p)
+            except DamagedEntry:
+                continue
+            for key, inst in INSTANCE_FIELDS:
+                if isinstance(r, dict) and r.get(key) and r.get(inst):
+                    index[r[key]].add(r[inst])
+        _INSTANCES[root] = index
+    return _INSTANCES[root]
+
+
+def _note_instances(row: dict) -> None:
+    """Say so when a row is computed from another trained instance of a model than this store's rows of that key
+    were (the key was trained again: in another cache, on another machine); :func:`instance_conflicts` lists them."""
+    known = stored_instances()
+    for key, inst in INSTANCE_FIELDS:
+        k, i = row.get(key), row.get(inst)
+        if not (k and i):
+            continue
+        if known[k] and i not in known[k]:
+            print(f"qmia: {results_root()} now holds rows of {len(known[k]) + 1} trained instances of model {k} "
+                  f"({', '.join(sorted(known[k]))}, and {i} in row {row['row_key']}); a key is trained once per cache, "
+                  "so this one was trained again elsewhere", file=sys.stderr)
+        known[k].add(i)
+
+
+def instance_conflicts(df: pd.DataFrame) -> pd.DataFrame:
+    """The model keys that rows of ``df`` name with more than one trained instance: key, role (target/shadow),
+    instances (sorted), rows (how many rows name the key). Empty when every key is one model."""
+    out = []
+    for key, inst in INSTANCE_FIELDS:
+        if key not in df or inst not in df:
+            continue
+        sub = df[df[inst].fillna("").astype(str) != ""]
+        for k, g in sub.groupby(key):
+            if g[inst].nunique() > 1:
+                out.append({"key": k, "role": key.split("_")[0], "instances": sorted(g[inst].unique()), "rows": len(g)})
+    return pd.DataFrame(out, columns=["key", "role", "instances", "rows"])
 
 
 def _write_index(name: str, index: np.ndarray) -> None:
@@ -102,14 +158,19 @@ def load_outcome(row) -> AttackOutcome:
 
 
 def load_row(row_key: str) -> dict | None:
-    """A stored row, or None when there is none or it is damaged (unreadable, a file missing, truncated or
-    changed: then it is reported, moved aside with its files, and recomputed by the caller)."""
+    """A stored row, or None when there is none or it is damaged (unreadable, edited since it was written, written
+    before rows were sealed, a file missing, truncated or changed: then it is reported, moved aside with its files,
+    and recomputed by the caller)."""
     p = row_path(row_key)
     if not p.exists():
         return None
     try:
         row = read_json(p)
-        reason = damage(_files(row_key, row), row.get("checksums") if isinstance(row, dict) else None)
+        reason = seal_damage(row)
+        if reason:
+            raise DamagedEntry(f"the row's JSON: {reason}")
+        row = unsealed(row)
+        reason = damage(_files(row_key, row), row.get("checksums"))
         if reason:
             raise DamagedEntry(reason)
     except DamagedEntry as e:
@@ -191,13 +252,21 @@ def weight_stats(config, data_root=None) -> dict:
     """What the book reads of a trained model's weights, stored beside the results so that a build needs no
     weights: {label, key, commit, layers: [names], sizes: [weights per layer], clipped: {reading: layers x bits
     share of each layer's weights the reading's clamp moves}, bits: the bitwidths 1..32}. Read when stored, else
-    computed from the trained model (trained or read from the cache) and stored."""
+    computed from the trained model (trained or read from the cache) and stored, sealed (an edited or unsealed file
+    is moved aside and computed again)."""
     from .quantizers import PAPER_READINGS, clipped_shares, weight_layers
     from .train import train
 
     path = weight_stats_path(config.key)
     if path.exists():
-        return read_json(path)
+        try:
+            stats = read_json(path)
+            reason = seal_damage(stats)
+            if reason:
+                raise DamagedEntry(reason)
+            return unsealed(stats)
+        except DamagedEntry as e:
+            move_aside(path, str(e))
     model = train(config, data_root=data_root)
     layers = weight_layers(model.load())
     shares = clipped_shares(layers, list(PAPER_READINGS), list(WEIGHT_STATS_BITS))
@@ -205,7 +274,7 @@ def weight_stats(config, data_root=None) -> dict:
              "device": model.meta.get("device", ""), "layers": [n for n, _ in layers],
              "sizes": [int(m.weight.numel()) for _, m in layers], "bits": list(WEIGHT_STATS_BITS),
              "clipped": {r: np.round(s, 7).tolist() for r, s in shares.items()}}
-    atomic_write_json(stats, path)
+    atomic_write_json(seal(stats), path)
     return stats
 
 

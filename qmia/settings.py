@@ -100,7 +100,7 @@ def group_size_override() -> int | None:
     value = os.environ.get("QMIA_GROUP")
     if not value:
         return None
-    if not value.isdigit() or int(value) < 1:
+    if not (value.isascii() and value.isdigit()) or int(value) < 1:
         raise ValueError(f"QMIA_GROUP must be a positive integer; got {value!r}")
     return int(value)
 

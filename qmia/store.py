@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 import sys
 import tempfile
 import time
@@ -22,13 +23,23 @@ from typing import Any
 
 import torch
 
-from .settings import cache_root
+from .settings import cache_root, results_root
+
+
+PART_SUFFIX = ".part"
+
+
+def _writer_tag() -> str:
+    """``<host>-<pid>``: which process writes a temporary file (so that a later start can tell whether it is gone)."""
+    return f"{socket.gethostname().split('.')[0] or 'host'}-{os.getpid()}"
 
 
 def atomic_write(path: Path, write) -> Path:
+    """Write ``path`` through a temporary ``.<name>.<host>-<pid>.<random>.part`` beside it, renamed into place
+    when whole; a writer killed mid-write leaves only that file, which :func:`remove_stale_parts` removes."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{_writer_tag()}.", suffix=PART_SUFFIX)
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -50,6 +61,86 @@ def atomic_write_text(text: str, path: str | os.PathLike) -> Path:
 
 def atomic_write_json(obj: Any, path: str | os.PathLike) -> Path:
     return atomic_write_text(json.dumps(obj, indent=1, sort_keys=True, default=str), path)
+
+
+def _writer_gone(tag: str, age_seconds: float) -> bool:
+    """Whether the writer named by a ``<host>-<pid>`` tag has ended: on this host, its pid no longer runs; on
+    another host (a shared folder), or where the name has no tag (written before tags), after a day."""
+    host, _, pid = tag.rpartition("-")
+    if host == _writer_tag().rpartition("-")[0] and pid.isdigit():
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:  # a live process of another user
+            return False
+        return False
+    return age_seconds > 24 * 3600
+
+
+def remove_stale_parts(*roots: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files of :func:`atomic_write` under ``roots`` whose writer is gone (killed mid-write);
+    those of live writers stay. Returns what was removed."""
+    removed, now = [], time.time()
+    for root in roots:
+        root = Path(root)
+        if not root.is_dir():
+            continue
+        for p in root.rglob(f".*{PART_SUFFIX}"):
+            parts = p.name[1:-len(PART_SUFFIX)].split(".")
+            tag = parts[-2] if len(parts) >= 3 and "-" in parts[-2] else ""
+            try:
+                if p.is_file() and _writer_gone(tag, now - p.stat().st_mtime):
+                    p.unlink()
+                    removed.append(p)
+            except FileNotFoundError:  # its writer finished or another cleaner came first
+                pass
+    return removed
+
+
+_CLEANED: set[tuple[str, str]] = set()
+
+
+def remove_stale_parts_once() -> None:
+    """:func:`remove_stale_parts` of the cache and results folders, once per process and pair of folders (the
+    first training, attack or CLI command of a run calls it)."""
+    roots = (str(cache_root()), str(results_root()))
+    if roots not in _CLEANED:
+        _CLEANED.add(roots)
+        remove_stale_parts(*roots)
+
+
+# ----------------------------------------------------------------------------- sealed JSON
+
+SEAL = "sealed_sha256"  # the field of a JSON record that holds the sha256 of the rest of it
+
+
+def _canonical(obj: dict) -> bytes:
+    return json.dumps({k: v for k, v in obj.items() if k != SEAL}, sort_keys=True, default=str).encode()
+
+
+def seal(record: dict) -> dict:
+    """``record`` with :data:`SEAL`: the sha256 of its canonical JSON without that field, so that any later edit of
+    the stored record (a number changed by hand, a field dropped) is detected by :func:`seal_damage`."""
+    record = json.loads(json.dumps(record, default=str))  # what will be stored, so that reading it back matches
+    return {**record, SEAL: hashlib.sha256(_canonical(record)).hexdigest()}
+
+
+def seal_damage(record: Any) -> str | None:
+    """Why a stored record fails its seal ('not a JSON object', 'no seal recorded', 'edited since it was written'),
+    or None when intact."""
+    if not isinstance(record, dict):
+        return "not a JSON object"
+    if SEAL not in record:
+        return "no seal recorded (written before records were sealed)"
+    if record[SEAL] != hashlib.sha256(_canonical(record)).hexdigest():
+        return "edited since it was written (its sha256 does not match its seal)"
+    return None
+
+
+def unsealed(record: dict) -> dict:
+    """``record`` without its seal."""
+    return {k: v for k, v in record.items() if k != SEAL}
 
 
 def stable_hash(obj: Any, length: int = 16) -> str:

@@ -3,8 +3,8 @@
 ``train(config)`` returns a :class:`TrainedModel` from ``<cache>/models/<key>/`` if it is
 there, else trains it and writes, each atomically, ``model.pt`` (the exported state dict:
 quantized weights as plain tensors), ``outputs.pt`` (logits on all four splits, split
-indices and labels) and last ``meta.json`` (which marks the entry complete and records the
-sha256 of the other two). An interrupted run loses at most the model in flight; a rerun resumes
+indices and labels) and last ``meta.json`` (which marks the entry complete, records the
+sha256 of the other two and is sealed with its own, :func:`qmia.store.seal`). An interrupted run loses at most the model in flight; a rerun resumes
 with the next missing one. An entry whose files are missing, truncated or changed is reported,
 moved aside and retrained (:func:`is_cached`); two processes asked for one model train it once
 (a lock per key).
@@ -31,7 +31,9 @@ from .data import SPLITS, apply_augment, augment_draws, dataset_info, half_subse
 from .models import build_model
 from .quantizers import export_quantized, project_weights, quantize_model
 from .settings import cache_root, commit_override, cuda_graphs_default, progress_default
-from .store import DamagedEntry, atomic_save, atomic_write_json, checksums, damage, lock, move_aside, read_json
+from .store import SEAL as SEAL_FIELD
+from .store import (DamagedEntry, atomic_save, atomic_write_json, checksums, damage, lock, move_aside, read_json,
+                    remove_stale_parts_once, seal, seal_damage, stable_hash, unsealed)
 
 
 def default_device() -> torch.device:
@@ -103,7 +105,10 @@ class TrainedModel:
 
     def __init__(self, config: TrainConfig) -> None:
         self.config, self.path = config, model_dir(config)
-        self.meta = read_json(self.path / "meta.json")
+        meta = read_json(self.path / "meta.json")
+        if _edited(meta):
+            raise DamagedEntry(f"{self.path / 'meta.json'}: {seal_damage(meta)}")
+        self.meta = unsealed(meta)
         self.trained_here = False  # set by train() when this call trained it
         self._outputs: dict | None = None
 
@@ -288,6 +293,7 @@ def fit(model: nn.Module, config: TrainConfig, x_u8: torch.Tensor, y: torch.Tens
 def train(config: TrainConfig, data_root: str | os.PathLike | None = None, device: torch.device | str | None = None,
           progress: bool | None = None, force: bool = False) -> TrainedModel:
     """Train ``config`` (or reuse its cache entry) and return it with its outputs on all splits."""
+    remove_stale_parts_once()
     if is_cached(config) and not force:
         return TrainedModel(config)
     if not force and (restored := restore_outputs(config, data_root, device)) is not None:
@@ -368,18 +374,44 @@ ENTRY_FILES = ("model.pt", "outputs.pt")
 
 
 def model_instance(model: TrainedModel) -> str:
-    """Which trained instance of its configuration a model is: the first 16 hex digits of its weights' sha256
-    (two trainings of one key on different machines differ here); '' where meta.json recorded none."""
+    """Which trained instance of its configuration a model is: the first 16 hex digits of its weights' sha256, or,
+    where meta.json recorded no weights, ``outputs:`` and those of its outputs' (two trainings of one key
+    differ here: on other machines, or in other training groups, :mod:`qmia.multitrain`); '' where meta.json
+    recorded neither."""
     files = model.meta.get("files")
-    entry = files.get("model.pt") if isinstance(files, dict) else None
-    return str(entry.get("sha256", ""))[:16] if isinstance(entry, dict) else ""
+    files = files if isinstance(files, dict) else {}
+    for name, prefix in (("model.pt", ""), ("outputs.pt", "outputs:")):
+        entry = files.get(name)
+        if isinstance(entry, dict) and entry.get("sha256"):
+            return prefix + str(entry["sha256"])[:16]
+    return ""
+
+
+def instances_digest(models: list[TrainedModel]) -> str:
+    """One 16-hex-digit name for the instances of several models (LiRA's reference models), '' for none."""
+    if not models:
+        return ""
+    return stable_hash(sorted(model_instance(m) for m in models))
+
+
+def split_accuracy(outputs: dict) -> dict[str, float]:
+    """{split: top-1 accuracy} of a model's stored outputs (what meta.json records as ``accuracy``)."""
+    return {s: float((outputs["logits"][s].argmax(1) == outputs["labels"][s]).float().mean()) for s in SPLITS}
+
+
+def _edited(meta) -> bool:
+    """Whether a meta.json is not an object, or sealed and changed since (one written before seals is not edited:
+    :func:`is_cached` checks it against its files and seals it)."""
+    reason = seal_damage(meta)
+    return reason is not None and not reason.startswith("no seal")
 
 
 def is_cached(config: TrainConfig) -> bool:
-    """Whether ``config`` has a complete, intact cache entry. A damaged one (meta.json unreadable, a file
-    missing, truncated or changed) is reported on stderr with its path and moved aside, and this returns
-    False so that it is trained again. Entries written before checksums were recorded are checked by
-    loading their files, and get their checksums then. An entry carried with its outputs only (meta.json says
+    """Whether ``config`` has a complete, intact cache entry. A damaged one (meta.json unreadable or edited since it
+    was written, a file missing, truncated or changed) is reported on stderr with its path and moved aside, and this
+    returns False so that it is trained again. An entry written before checksums were recorded is trained again,
+    not blessed; one written before meta.json was sealed is checked (its files against their checksums, its recorded
+    accuracies against its outputs) and sealed then. An entry carried with its outputs only (meta.json says
     ``"carried": "outputs"``: a model too large to carry between GPU leases) is complete without weights; one
     carried with its weights only is not yet (:func:`has_weights`)."""
     path = model_dir(config)
@@ -390,19 +422,20 @@ def is_cached(config: TrainConfig) -> bool:
         meta = read_json(path / "meta.json")
         if not isinstance(meta, dict) or meta.get("key") != config.key:
             raise DamagedEntry("meta.json does not describe this configuration")
+        if _edited(meta):
+            raise DamagedEntry(f"meta.json {seal_damage(meta)}")
         if meta.get("carried") == "outputs":  # only the outputs were carried here (a model too large to carry)
             files = {"outputs.pt": path / "outputs.pt"}
-        if "files" not in meta:  # an older entry: prove its files load, then record their checksums
-            for f in files.values():
-                try:
-                    torch.load(f, map_location="cpu", weights_only=True)
-                except Exception as e:  # truncated, missing, or not a checkpoint
-                    raise DamagedEntry(f"{f.name} cannot be loaded ({type(e).__name__}: {e})"[:200]) from None
-            atomic_write_json({**meta, "files": checksums(files)}, path / "meta.json")
-            return True
+        if "files" not in meta:
+            raise DamagedEntry("written before checksums were recorded, so its files cannot be checked; trained again")
         reason = damage(files, meta["files"])
         if reason:
             raise DamagedEntry(reason)
+        if SEAL_FIELD not in meta:  # written before meta.json was sealed: check what rows read from it, then seal it
+            outputs = torch.load(path / "outputs.pt", map_location="cpu", weights_only=True)
+            if meta.get("accuracy") != split_accuracy(outputs):
+                raise DamagedEntry("meta.json's accuracies are not those of its outputs")
+            atomic_write_json(seal(meta), path / "meta.json")
     except DamagedEntry as e:
         move_aside(path, str(e))
         return False
@@ -464,7 +497,7 @@ def has_weights(config: TrainConfig) -> bool:
         meta = read_json(path / "meta.json")
     except Exception:
         return False
-    if not isinstance(meta, dict):  # is_cached reports it as damaged
+    if not isinstance(meta, dict) or _edited(meta):  # is_cached reports it as damaged
         return False
     recorded = meta.get("files")
     return (meta.get("key") == config.key and isinstance(recorded, dict)
@@ -487,10 +520,12 @@ def restore_outputs(config: TrainConfig, data_root: str | os.PathLike | None = N
         splits = make_splits(len(x), config.n_per_split, config.seed)
         model = TrainedModel(config).load(dev)
         atomic_save(model_outputs(model, config, x, y, splits, training_indices(config, splits)), path / "outputs.pt")
-        meta = read_json(path / "meta.json")
+        outputs = torch.load(path / "outputs.pt", map_location="cpu", weights_only=True)
+        meta = unsealed(read_json(path / "meta.json"))
         meta["files"] = checksums({name: path / name for name in ENTRY_FILES})
         meta["outputs_restored"] = {"device": str(dev), "torch": torch.__version__, "commit": git_commit()}
-        atomic_write_json(meta, path / "meta.json")
+        meta["accuracy"] = split_accuracy(outputs)  # of the outputs the attacks read, computed here
+        atomic_write_json(seal(meta), path / "meta.json")
     return TrainedModel(config)
 
 
@@ -507,8 +542,8 @@ def finish(job: TrainingJob, loss: float, seconds: float, trained_with: int = 1,
     atomic_save(state, path / "model.pt")
     atomic_save(outputs, path / "outputs.pt")
     files = checksums({name: path / name for name in ENTRY_FILES})
-    acc = {s: float((outputs["logits"][s].argmax(1) == outputs["labels"][s]).float().mean()) for s in SPLITS}
-    atomic_write_json(
+    acc = split_accuracy(outputs)
+    atomic_write_json(seal(
         {
             "config": asdict(config),
             "key": config.key,
@@ -525,7 +560,7 @@ def finish(job: TrainingJob, loss: float, seconds: float, trained_with: int = 1,
             "commit": git_commit(),
             "files": files,
             **(extra or {}),
-        },
+        }),
         path / "meta.json",
     )
     return TrainedModel(config)

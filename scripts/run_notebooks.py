@@ -63,7 +63,7 @@ def describe_stored(profile: str) -> None:
     """For a profile whose results the repository stores (paper): say what the book is built from. Without
     ``QMIA_TRAIN=1`` (``make book TRAIN=1``) its pages read the stored rows only, on any machine, with no data set
     and no GPU, and a missing row is shown as pending with the part that computes it; with it, what is missing is
-    computed (on a CPU, that is hours: ``python -m qmia sweep --part NAME --budget SECONDS`` runs it in steps)."""
+    computed (on a CPU, that is hours: ``python -m qmia sweep --part NAME --budget SECONDS --on-cpu`` runs it in steps)."""
     from qmia.settings import STORED_PROFILES, train_requested, use_stored_results
 
     if profile not in STORED_PROFILES:
@@ -110,8 +110,20 @@ def main(argv: list[str] | None = None) -> int:
 
     from qmia.config import PROFILES
 
+    from qmia.preflight import check_folders, check_seeds
+    from qmia.quantizers import MAX_BITS, MIN_BITS
+
     if a.profile not in PROFILES:
-        raise SystemExit(f"unknown profile {a.profile!r}; valid: {', '.join(PROFILES)}")
+        ap.error(f"unknown profile {a.profile!r}; valid: {', '.join(PROFILES)}")
+    bad_bits = [b for b in a.bits or [] if not MIN_BITS <= b <= MAX_BITS]
+    if bad_bits:
+        ap.error(f"--bits must be integers from {MIN_BITS} to {MAX_BITS}; got {', '.join(map(str, bad_bits))}")
+    try:
+        check_seeds(a.seeds or [], "--seeds")
+        check_folders(a.data_root)
+        a.output.mkdir(parents=True, exist_ok=True)
+    except (ValueError, OSError) as e:
+        ap.error(str(e))
     profile = a.profile
     describe_stored(profile)
     params: dict[str, object] = {"profile": profile}

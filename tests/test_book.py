@@ -244,7 +244,7 @@ def test_page_parameters_are_checked_and_named():
                           ({"bits": "[4, 40]"}, "from 1 to 32; got 40"),
                           ({"bits": "[]"}, "non-empty list"),
                           ({"bits": "four"}, r"bits must be a list such as \[2, 3, 6\]"),
-                          ({"seeds": "[-1]"}, "seeds must be integers >= 0; got -1"),
+                          ({"seeds": "[-1]"}, "seeds must be integers from 0 to 4294967295; got -1"),
                           ({"models": '[["vgg", "digits"]]'}, "arch in lenet, resnet20, resnet50"),
                           ({"models": '[["lenet", "cifar10"]]'}, "profile 'smoke' has no dataset 'cifar10'"),
                           ({"data_root": 3}, "data_root must be a folder path")):

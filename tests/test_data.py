@@ -60,41 +60,43 @@ def test_digits_loads_offline_and_is_cached(_isolated):
     assert torch.equal(x, x2)
 
 
-def test_first_load_records_the_source_and_checksum(_isolated):
-    sidecar = _isolated / "cache" / "data" / f"digits-v{DATA_VERSION}.json"
-    assert not sidecar.exists()
+def test_first_load_records_the_source_and_checksum_in_the_tensor_file(_isolated):
+    cached = _isolated / "cache" / "data" / f"digits-v{DATA_VERSION}.pt"
     x, y = load_dataset("digits")
-    record = json.loads(sidecar.read_text())
+    blob = torch.load(cached, weights_only=True)
     digest = hashlib.sha256(x.numpy().tobytes() + y.numpy().tobytes()).hexdigest()
-    assert record["source"] == "scikit-learn load_digits, resized to 16x16" and record["sha256"] == digest == data_checksum(x, y)
+    assert blob["source"] == "scikit-learn load_digits, resized to 16x16" and blob["sha256"] == digest == data_checksum(x, y)
+    assert not cached.with_suffix(".json").exists()  # one file: a kill cannot leave pixels without their provenance
     line = data_source("digits")
     assert line == f"digits: scikit-learn load_digits, resized to 16x16; images sha256 {digest[:12]}"
     assert data_source("digits") == line and load_dataset("digits")[0].equal(x)  # stable; the cache is still used
 
 
-def test_data_source_follows_the_cached_pixels(_isolated):
-    assert data_source("digits").startswith("digits: scikit-learn load_digits")  # nothing cached: load_dataset decodes
+def test_changed_cached_pixels_are_moved_aside_and_decoded_again(_isolated, capfd):
     cached = _isolated / "cache" / "data" / f"digits-v{DATA_VERSION}.pt"
-    x, y = load_dataset("digits")
+    x, _ = load_dataset("digits")
     before = data_source("digits")
-    atomic_save({"x": x, "y": y}, cached)  # rewritten with the same pixels: the recorded source stands
-    assert data_source("digits") == before
-    x = x.clone()
-    x[0, 0, 0, 0] ^= 1  # one pixel differs
-    atomic_save({"x": x, "y": y}, cached)
-    after = data_source("digits")
-    assert after != before and after == f"digits: cached tensors (source not recorded); images sha256 {data_checksum(x, y)[:12]}"
-    assert data_source("digits") == after
+    blob = torch.load(cached, weights_only=True)
+    blob["x"] = blob["x"].clone()
+    blob["x"][0, 0, 0, 0] ^= 1  # one pixel differs from the recorded sha256
+    atomic_save(blob, cached)
+    x2, _ = load_dataset("digits")
+    assert torch.equal(x2, x) and data_source("digits") == before  # decoded again from the source
+    assert "do not match their recorded sha256" in capfd.readouterr().err
+    assert list(cached.parent.glob("*.damaged-*"))
 
 
-def test_a_cache_without_sidecar_is_checksummed_and_recorded(_isolated):
+def test_an_older_cache_is_upgraded_from_its_sidecar_or_decoded_again(_isolated, capfd):
+    cached = _isolated / "cache" / "data" / f"digits-v{DATA_VERSION}.pt"
+    sidecar = cached.with_suffix(".json")
     x, y = load_dataset("digits")
-    sidecar = _isolated / "cache" / "data" / f"digits-v{DATA_VERSION}.json"
-    sidecar.unlink()  # a cache made before sidecars existed
-    line = data_source("digits")
-    assert line == f"digits: cached tensors (source not recorded); images sha256 {data_checksum(x, y)[:12]}"
-    assert json.loads(sidecar.read_text())["sha256"] == data_checksum(x, y)
-    assert data_source("digits") == line
+    atomic_save({"x": x, "y": y}, cached)  # the format before: tensors only, provenance in a sidecar
+    sidecar.write_text(json.dumps({"source": "recorded source", "sha256": data_checksum(x, y)}))
+    assert data_source("digits").startswith("digits: recorded source; images sha256 ")  # checksum matches: upgraded
+    assert torch.load(cached, weights_only=True)["source"] == "recorded source" and not sidecar.exists()
+    atomic_save({"x": x, "y": y}, cached)  # the sidecar lost (killed between the two writes)
+    assert data_source("digits").startswith("digits: scikit-learn load_digits")  # decoded again, source known
+    assert "source was never recorded" in capfd.readouterr().err
 
 
 def _idx(path, arr, labels=False):

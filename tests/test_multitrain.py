@@ -221,3 +221,38 @@ def test_resnet50_trains_alone_unless_the_group_size_is_set(monkeypatch):
     assert (group_size_for("resnet50", 16), group_size_for("resnet20", 16), group_size_for("lenet", 4)) == (1, 16, 4)
     monkeypatch.setenv("QMIA_GROUP", "4")
     assert group_size_for("resnet50", 4) == 4
+
+
+def test_one_key_one_model_whatever_trains_with_it(_isolated, monkeypatch, capfd):
+    """The instance rule (README, 'One key, one model'): grouped training is not bit-identical to training alone
+    (float rounding in a vmapped step, amplified over training), so a key is trained once per cache and every
+    later row reads that instance; a key trained again elsewhere is named when its rows meet the first's."""
+    import importlib
+
+    from qmia.experiment import evaluate
+    from qmia.results import instance_conflicts, load_results
+
+    trained = []
+    for module in (importlib.import_module("qmia.multitrain"), importlib.import_module("qmia.train")):
+        real = module.finish
+        monkeypatch.setattr(module, "finish", lambda job, *a, _real=real, **k: (trained.append(job.config.key),
+                                                                               _real(job, *a, **k))[1])
+    p = get_profile("smoke")
+    targets = [p.config("lenet", "digits", q).with_(epochs=2) for q in (QuantSpec("mia", 4), QuantSpec("mia", 8), QuantSpec())]
+    first = []
+    for target, group in zip(targets, ("4", "2", "1")):  # overlapping models (shadows, references) in other groups
+        monkeypatch.setenv("QMIA_GROUP", group)
+        first.append(evaluate(target, ("shadow", "lira"), profile=p, lira_refs=2))
+    assert trained and len(trained) == len(set(trained))  # no key trained twice
+    assert instance_conflicts(load_results()).empty
+    monkeypatch.setenv("QMIA_RESULTS", str(_isolated / "second-store"))  # the same cache, another store and group
+    monkeypatch.setenv("QMIA_GROUP", "1")
+    again = evaluate(targets[0], ("shadow", "lira"), profile=p, lira_refs=2)
+    assert again["auc"].tolist() == first[0]["auc"].tolist() and len(trained) == len(set(trained))
+    monkeypatch.setenv("QMIA_RESULTS", str(_isolated / "results"))
+    monkeypatch.setenv("QMIA_CACHE", str(_isolated / "fresh-cache"))  # trained again, alone this time: a new instance
+    capfd.readouterr()
+    evaluate(targets[0], "metric", profile=p, lira_refs=2)
+    assert "trained instances of model" in capfd.readouterr().err
+    conflicts = instance_conflicts(load_results())
+    assert targets[0].key in set(conflicts["key"]) and (conflicts["instances"].map(len) == 2).all()

@@ -16,6 +16,7 @@ from qmia.parts import (LIMIT_SECONDS, PART_NAMES, assign, carried_into, entry_k
 from qmia.plan import book_plan
 from qmia.results import load_outcome, load_row, save_row
 from qmia.settings import results_root
+from qmia.store import seal
 from qmia.uncertainty import AttackOutcome, compare, estimate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -116,13 +117,16 @@ def test_manifest_provenance_is_checked(tmp_path, monkeypatch):
         git_commit.cache_clear()
     assert m["commit"] == "abc1234" and verify_stored(p) == []
     path = results_root() / "parts" / "table6-fig6.json"
-    path.write_text(json.dumps({**m, "commit": "abc1234-dirty"}))
+    sealed = json.loads(path.read_text())
+    path.write_text(json.dumps({**sealed, "wall_seconds": 1.0}))  # edited by hand: fails its seal
+    assert any("edited since it was written" in x for x in verify_stored(p))
+    path.write_text(json.dumps(seal({**m, "commit": "abc1234-dirty"})))
     assert any("not a clean commit" in x for x in verify_stored(p))
     row_file = results_root() / "rows" / f"{m['rows'][0]}.json"
-    path.write_text(json.dumps(m))
+    path.write_text(json.dumps(seal(m)))
     row_file.unlink()
     assert any("missing or damaged" in x for x in verify_stored(p))
-    path.write_text(json.dumps({k: v for k, v in m.items() if k != "gpu"}))
+    path.write_text(json.dumps(seal({k: v for k, v in m.items() if k != "gpu"})))
     assert any("lacks gpu" in x for x in verify_stored(p))
 
 

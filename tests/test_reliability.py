@@ -7,7 +7,7 @@
 | ``outputs.pt`` changed, same size | the same (its sha256 differs) |
 | ``outputs.pt`` missing, ``model.pt`` intact (weights carried from another lease) | the outputs computed from the weights, not retrained; carried weights damaged, or their ``meta.json`` not an object: moved aside, retrained |
 | only ``outputs.pt`` carried (a ResNet-50's weights are too large; ``tests/test_parts.py``) | used by the attacks; loading the weights says they were not carried; damaged outputs: moved aside |
-| an entry written before checksums | its files are loaded once; intact: checksums added; truncated: moved aside |
+| an entry written before checksums, an edited row or ``meta.json``, a bad label-only cache, a stale ``.part`` | ``tests/test_verified_store.py`` |
 | a stored row's score file truncated, or its JSON damaged | reported, moved aside, the row recomputed (identical) |
 | the cached data tensors truncated | moved aside, the data set decoded again |
 | a run killed (SIGKILL) at random moments | the rerun finishes with rows equal to an uninterrupted run's |
@@ -106,18 +106,6 @@ def test_intact_weights_without_outputs_are_completed_not_retrained(_isolated, c
     (again.path / "meta.json").write_text("[]")
     assert not has_weights(cfg) and not is_cached(cfg) and len(_damaged(again.path.parent)) == 2
     assert train(cfg).trained_here
-
-
-def test_an_entry_from_before_checksums_is_checked_then_upgraded(_isolated, capfd):
-    cfg, other = _config(), _config(seed=1)
-    for c in (cfg, other):
-        train(c)
-        meta = json.loads((model_dir(c) / "meta.json").read_text())
-        del meta["files"]
-        (model_dir(c) / "meta.json").write_text(json.dumps(meta))
-    assert is_cached(cfg) and "files" in json.loads((model_dir(cfg) / "meta.json").read_text())
-    (model_dir(other) / "model.pt").write_bytes(b"PK\x03\x04 not a checkpoint")
-    assert not is_cached(other) and "qmia: damaged" in capfd.readouterr().err
 
 
 @pytest.mark.parametrize("fault", ["truncate scores", "row not json", "roc missing"])
@@ -244,7 +232,7 @@ def test_the_same_configuration_and_seed_give_bit_identical_rows(_isolated, monk
     (["train", "--quant", "mia", "--bits", "4", "--zero-point", "x"], "zero point must be an integer or 'centred'"),
     (["run", "--attack", "label-only"], "invalid choice: 'label-only'"),
     (["run", "--attack", "rmia", "--rmia-gamma", "0"], "rmia_gamma must be > 0"),
-    (["run", "--attack", "label", "--label-queries", "0"], "label_queries must be a positive integer"),
+    (["run", "--attack", "label", "--label-queries", "0"], "--label-queries must be an integer from 1 to 1024"),
 ])
 def test_cli_bad_input_is_one_clear_message(args, message, capsys, _isolated):
     with pytest.raises(SystemExit) as e:
@@ -253,7 +241,7 @@ def test_cli_bad_input_is_one_clear_message(args, message, capsys, _isolated):
     assert not (_isolated / "cache" / "models").exists()  # nothing half-done
 
 
-@pytest.mark.parametrize("variable, value", [("QMIA_GROUP", "four"), ("QMIA_PROGRESS", "maybe")])
+@pytest.mark.parametrize("variable, value", [("QMIA_GROUP", "four"), ("QMIA_PROGRESS", "maybe"), ("QMIA_TRAIN", "2")])
 def test_bad_environment_variables_name_themselves(variable, value, monkeypatch, capsys):
     monkeypatch.setenv(variable, value)
     with pytest.raises(SystemExit) as e:
