@@ -163,8 +163,9 @@ class Page:
         return self._evidence
 
     def shown_readings(self) -> list[str]:
-        """The literal reading and the reading(s) most consistent with the paper (by the readings rule)."""
-        from .claims import most_consistent, readings_table
+        """The literal reading and the reading(s) most consistent with the paper (by the readings rule: the chosen
+        one, or every reading it could not separate)."""
+        from .statements import most_consistent, readings_table
 
         if self._shown is None:
             best = most_consistent(readings_table(self.evidence()))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from . import claims
+from . import claims, statements
 from .book import (INT, LABELS, NOT_MEASURABLE_TEXT, NUM, PCT, READING_NAMES, STATUS, Page, bitwidth, labelled,
                    mean_over_seeds, mean_std, model_name, styled, with_status)
 from .claims import ABSTRACT_CLAIMS, ClaimResult
@@ -87,13 +87,25 @@ def _status(t: pd.DataFrame) -> list[str]:
 
 
 def _decide(fn, *args, **kw):
-    """``fn(*args, **kw)`` (a verdict), or the :class:`qmia.claims.MissingRow` saying which part its rows wait for."""
+    """``fn(*args, **kw)`` (a verdict), or the :class:`qmia.claims.MissingRow` saying which part its rows wait for, or
+    the :class:`qmia.claims.MixedInstances` saying which rows come from two trainings of one key."""
     try:
         return fn(*args, **kw)
+    except claims.MixedInstances as e:
+        return e
     except claims.MissingRow as e:
         if not e.pending:
             raise
         return e
+
+
+def _word(missing: claims.MissingRow) -> str:
+    """The verdict word of a verdict that could not be decided: pending, or not measurable (two trainings of a key)."""
+    return claims.NOT_MEASURABLE if isinstance(missing, claims.MixedInstances) else claims.PENDING
+
+
+def _why(missing: claims.MissingRow) -> str:
+    return f"rows of two trainings of one key: {missing}" if isinstance(missing, claims.MixedInstances) else missing.pending
 
 
 def _table(pg: Page, df: pd.DataFrame, cols: list[str], table_id: str, title: str, fmt: dict,
@@ -115,8 +127,8 @@ def claim_table(pg: Page, key: str, prefix: str):
         res = _decide(claims.abstract_verdict, ev, key, r)
         if isinstance(res, claims.MissingRow):
             rows.append({"reading": READING_NAMES[r], "bits": min(pg.profile.bits), "our measure": _measure_name(key),
-                         "verdict": claims.PENDING, "why": res.pending})
-            for k, v in {"verdict": claims.PENDING, "reason": res.pending}.items():
+                         "verdict": _word(res), "why": _why(res)})
+            for k, v in {"verdict": _word(res), "reason": _why(res)}.items():
                 pg.keep(f"{prefix}_{_slug(r)}_{k}", v)
             continue
         results[r] = res
@@ -239,8 +251,8 @@ def verdict_table(pg: Page, results: dict[str, ClaimResult], table_id: str, titl
     rows = []
     for r, res in results.items():
         if isinstance(res, claims.MissingRow):
-            rows.append({"reading": READING_NAMES[r], "verdict": claims.PENDING, "why": res.pending})
-            word, reason = claims.PENDING, res.pending
+            rows.append({"reading": READING_NAMES[r], "verdict": _word(res), "why": _why(res)})
+            word, reason = _word(res), _why(res)
         else:
             c = res.ours
             rows.append({"reading": READING_NAMES[r], "bits": res.bits, "before": f"{c.before}", "after": f"{c.after}",
@@ -286,9 +298,9 @@ def table6_verdicts(pg: Page):
     for r in pg.shown_readings():
         decided = _decide(claims.dorefa_verdict, pg.evidence(), r)  # at the plan's bitwidths (4 and 8), whatever the page's
         if isinstance(decided, claims.MissingRow):
-            rows.append({"reading": READING_NAMES[r], "verdict at this bitwidth": claims.PENDING, "why": decided.pending})
-            pg.keep(f"t6_{_slug(r)}_verdict", claims.PENDING)
-            pg.keep(f"t6_{_slug(r)}_reason", decided.pending)
+            rows.append({"reading": READING_NAMES[r], "verdict at this bitwidth": _word(decided), "why": _why(decided)})
+            pg.keep(f"t6_{_slug(r)}_verdict", _word(decided))
+            pg.keep(f"t6_{_slug(r)}_reason", _why(decided))
             continue
         v, per_bits = decided
         for res in per_bits:
@@ -371,11 +383,11 @@ def readings_statements(pg: Page):
     """The statements x readings table (marks), the counts per reading, the numbers behind every cell, and the
     conclusion by the stated rule (glued)."""
     ev = pg.evidence()
-    table = claims.readings_table(ev)
-    counts = claims.consistency_counts(table)
-    best = claims.most_consistent(table)
+    table = statements.readings_table(ev)
+    counts = statements.consistency_counts(table)
+    choice = statements.choose_reading(table)
     rows, details = [], []
-    for s in claims.STATEMENTS:
+    for s in statements.STATEMENTS:
         link = f'<a href="{s.page}.html">{s.where}</a>'
         row = {"statement": f"“{s.quote}” — {link}", "kind": s.kind, "rule": s.rule}
         for r in table.columns:
@@ -386,21 +398,27 @@ def readings_statements(pg: Page):
         rows.append(row)
     prov = provenance(ev.rows)
     left = [{"selector": "td", "props": "white-space: normal; text-align: left; vertical-align: top;"}]
-    st = styled(pd.DataFrame(rows), "readings-statements", "The paper's statements (Section 4.2, Section 3.3 and the abstract) "
-                "under each reading of its quantizer: ✓ agrees, ✗ disagrees, – not measurable in this profile, … pending (its "
-                "rows not computed yet; the numbers table names the part) (the paper's own quantities; seed 0 unless stated)", prov).set_table_styles(left, overwrite=False)
+    st = styled(pd.DataFrame(rows), "readings-statements", "The paper's statements (the abstract, the Introduction, Sections "
+                "3.3 and 4.2) under each reading of its quantizer: ✓ agrees, ✗ disagrees (each beyond noise: the 95 % "
+                "interval of the comparison), – not measurable (within noise, a utility collapse, an attack at chance, or "
+                "not in this profile; the numbers table says which), … pending (its rows not computed yet) (the paper's "
+                "own quantities; seed 0 unless stated)", prov).set_table_styles(left, overwrite=False)
     st_details = styled(pd.DataFrame(details), "readings-details", "The numbers behind every cell", prov).set_table_styles(
         left, overwrite=False)
-    n = len(claims.STATEMENTS)
-    pg.keep("rd_best", ", ".join(best))
-    pg.keep("rd_best_agrees", int(counts.loc[best[0], claims.AGREES]))
+    n = len(statements.STATEMENTS)
+    pg.keep("rd_best", str(choice) if choice.decided else f"undecided between {', '.join(READING_NAMES[r] for r in choice.readings)}")
+    pg.keep("rd_best_agrees", int(counts.loc[choice.shown, claims.AGREES]))
+    pg.keep("rd_best_disagrees", int(counts.loc[choice.shown, claims.DISAGREES]))
+    pg.keep("rd_shown", READING_NAMES[choice.shown])
     pg.keep("rd_n_statements", n)
     pg.keep("rd_literal_agrees", int(counts.loc["literal", claims.AGREES]) if "literal" in counts.index else 0)
     pg.keep("rd_provenance", prov)
     counts_df = counts.reset_index().rename(columns={"index": "reading"})
+    counts_df["range of the net"] = [f"{choice.bounds[r][0]} to {choice.bounds[r][1]}" for r in counts.index]
     counts_df["reading"] = counts_df["reading"].map(READING_NAMES)
-    counts_st = styled(counts_df, "readings-counts", f"Statements per reading (of {n}); the rule: the most utility statements "
-                       "agreed with, then the most statements in all, then the fewest disagreements", prov)
+    counts_st = styled(counts_df, "readings-counts", f"Statements per reading (of {n}); the rule: only decided statements "
+                       "count (net = agrees - disagrees); each within-noise statement could go either way, so a reading's "
+                       "net lies in its range; a reading is chosen when its range lies wholly above every other's", prov)
     return st, counts_st, st_details
 
 
@@ -464,8 +482,8 @@ def readings_precision(pg: Page, n_boot: int = 1000):
 
 def readings_recipes(pg: Page):
     ev = pg.evidence()
-    table = claims.recipe_table(ev)
-    pick = claims.pick_recipe(table)
+    table = statements.recipe_table(ev)
+    pick = statements.pick_recipe(table)
     pg.keep("rd_recipe_pick", pick)
     pg.keep("rd_recipe_profile", pg.profile.recipe)
     return styled(table, "readings-recipes", "The training recipe as a reading: the abstract's three statements under each "
@@ -989,8 +1007,8 @@ def report_status(pg: Page):
     from .parts import assign, missing_parts, part_cost
 
     p = pg.profile
-    table = claims.readings_table(pg.evidence())
-    counts = claims.consistency_counts(table)
+    table = statements.readings_table(pg.evidence())
+    counts = statements.consistency_counts(table)
     n_cells = table.size
     pending_cells = int(counts[claims.PENDING].sum())
     decided = int(counts[claims.AGREES].sum() + counts[claims.DISAGREES].sum())
@@ -1023,7 +1041,7 @@ def report_verdicts(pg: Page):
     rows = []
     def word_and_reason(decided) -> tuple[str, str]:
         if isinstance(decided, claims.MissingRow):
-            return claims.PENDING, decided.pending
+            return _word(decided), _why(decided)
         v = decided[0] if isinstance(decided, tuple) else decided.verdict
         return v.word, v.reason
 

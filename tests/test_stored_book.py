@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from qmia import book, claims, pages
+from qmia import book, claims, pages, statements
 from qmia.config import get_profile
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,14 +59,14 @@ def test_a_removed_part_leaves_its_cells_pending_and_trains_nothing(stored_witho
 
 def test_a_statement_whose_rows_are_missing_is_pending_not_decided(stored_without_lenet):
     page = book.setup("readings", "paper")
-    table = claims.readings_table(page.evidence())
+    table = statements.readings_table(page.evidence())
     for key in ("attack-lower-fmnist", "shadow-higher-cifar", "no-disruption"):  # each needs LeNet rows
         for cell in table.loc[key]:
             assert cell.status == claims.PENDING and "tables-lenet" in cell.detail, (key, cell)
-    counts = claims.consistency_counts(table)
+    counts = statements.consistency_counts(table)
     assert (counts[claims.PENDING] >= 3).all()
-    # a statement on ResNet-20 rows alone is still decided
-    assert all(c.status in (claims.AGREES, claims.DISAGREES) for c in table.loc["resnet20-8bit-tp"])
+    # a statement on ResNet-20 rows alone is not pending: decided, or not measurable with its reason
+    assert all(c.status != claims.PENDING and c.detail for c in table.loc["resnet20-8bit-tp"])
 
 
 def test_a_verdict_over_seeds_says_how_many_seeds_it_has(stored_without_lenet):
