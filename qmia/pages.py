@@ -17,7 +17,7 @@ from .book import (INT, LABELS, NOT_MEASURABLE_TEXT, NUM, PCT, READING_NAMES, ST
 from .claims import ABSTRACT_CLAIMS, ClaimResult
 from .plan import (DEFENCE_ATTACKS, RANKING_ATTACKS, STRONGER_ATTACKS, SWEEP_CURVES, claim_configs, defence_configs,
                    dorefa_configs, lira_configs, paper_configs, partial_configs, precision_configs, reading_spec, runs_reading,
-                   sweep_configs)
+                   reading_bits, sweep_configs)
 from .quantizers import READING_INFO, QuantSpec
 from .ranking import attack_agreement, rank_quantizers
 from .results import clipped_table, load_outcome, load_roc, provenance, stored_part, weight_stats
@@ -1014,11 +1014,11 @@ def report_status(pg: Page):
     decided = int(counts[claims.AGREES].sum() + counts[claims.DISAGREES].sum())
     pg.keep("rep_cells_decided", decided)
     pg.keep("rep_cells_pending", pending_cells)
-    statements = (f"The readings x statements table has {n_cells} cells ({len(table)} statements x {table.shape[1]} "
+    cells_line = (f"The readings x statements table has {n_cells} cells ({len(table)} statements x {table.shape[1]} "
                   f"readings): {decided} decided, {pending_cells} pending, "
                   f"{int(counts[claims.UNMEASURABLE].sum())} not measurable in this profile.")
     if not pg.stored_only:
-        return Markdown(f"Profile **{p.name}**: every result was computed for this build. {statements}")
+        return Markdown(f"Profile **{p.name}**: every result was computed for this build. {cells_line}")
     holding = {n: es for n, es in assign(p).items() if es}
     missing = [n for n in missing_parts(p) if n in holding]
     done = [n for n in holding if n not in missing]
@@ -1030,7 +1030,7 @@ def report_status(pg: Page):
     text = (f"**At the paper's scale** (`results/{p.name}/`, nothing trained for this build): {len(done)} of "
             f"{len(holding)} parts stored, {rows_stored} of {rows_total} result rows: {', '.join(f'`{n}`' for n in done)}."
             f"\n\n**Pending** ({len(missing)} parts, each named where its numbers would stand): "
-            + "; ".join(f"`{n}` ({part_cost(p, n)})" for n in missing) + f".\n\n{statements}")
+            + "; ".join(f"`{n}` ({part_cost(p, n)})" for n in missing) + f".\n\n{cells_line}")
     return Markdown(text)
 
 
@@ -1117,3 +1117,51 @@ def answer_figure(pg: Page):
     _finish(pg, fig, "answer_figure", provenance(ev.rows))
     pg.keep("answer_alpha", alpha)
     pg.keep("answer_n_nonmembers", n_non)
+
+
+def report_needs(pg: Page):
+    """What the abstract's numbers would need: per reading and bitwidth, the profile's ResNet at full precision
+    against quantized (seed 0, the paper's quantities, paired): each claimed metric's relative change with its 95 %
+    interval, the test accuracy lost, and whether the setting keeps utility and its interval holds the claim (glued:
+    how many settings do, of how many measured)."""
+    ev, p = pg.evidence(), pg.profile
+    fp = ev.config(*p.resnet)
+    rows, hits, measured = [], 0, 0
+    for r in p.readings:
+        for b in [b for b in pg.bits if b in reading_bits(p, p.resnet[0])]:
+            q = ev.config(*p.resnet, reading_spec(r, b))
+            row = {"reading": READING_NAMES[r], "bits": b}
+            try:
+                fp_row, q_row = ev.paired_rows([(fp, "shadow"), (q, "shadow")])
+                lost = float(fp_row["target_test_acc"] - q_row["target_test_acc"])
+                row["test acc. lost"] = lost
+                within = []
+                for key, claim in ABSTRACT_CLAIMS.items():
+                    c = ev.compare(fp, q, claim.metric, chance=claims.CHANCE.get(claim.metric))
+                    base = c.before.value
+                    lo, mid, hi = (100 * v / base if base else float("nan") for v in (c.reduction_lo, c.reduction, c.reduction_hi))
+                    row[f"{claim.metric.replace('_', ' ')} lower (claimed {claim.value:.0f} %)"] = f"{mid:.1f} % ({lo:.1f} to {hi:.1f})"
+                    within.append(lo <= claim.value <= hi)
+                useful = lost <= claims.MAX_UTILITY_DROP
+                measured += 1
+                hits += useful and all(within)
+                row["keeps utility and holds every claim"] = ("yes" if useful and all(within) else
+                                                              "no: utility lost" if not useful else
+                                                              f"no: {sum(within)} of {len(within)} claims in the interval")
+            except claims.MixedInstances as e:
+                row[STATUS] = f"not measurable: rows of two trainings of one key ({e})"
+            except claims.MissingRow as e:
+                if not e.pending:
+                    raise
+                row[STATUS] = e.pending
+            rows.append(row)
+    show = pd.DataFrame(rows)
+    if STATUS in show.columns:
+        show = show[[c for c in show.columns if c != STATUS] + [STATUS]].fillna({STATUS: ""})
+    pg.keep("rep_needs_hits", hits)
+    pg.keep("rep_needs_measured", measured)
+    return styled(show, "report-needs", f"What the abstract's numbers would need: {model_name(*p.resnet)}, full precision "
+                  "against each reading and bitwidth (seed 0; the paper's quantities, paired bootstrap over the examples): "
+                  "the relative reduction with its 95 % interval, and whether a setting that keeps its utility "
+                  f"(at most {100 * claims.MAX_UTILITY_DROP:.0f} points lost) holds all three claims",
+                  provenance(ev.rows), {"test acc. lost": PCT})

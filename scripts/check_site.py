@@ -34,7 +34,7 @@ EXPECTED: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "book/generated/defences.html": (("defences-table",), ("defences-frontier",)),
     "book/generated/ranking.html": (("stronger-attacks", "ranking-lira", "ranking-sweep", "ranking-agreement"),
                                     ("ranking-advantage",)),
-    "book/generated/report.html": (("answer-verdicts", "report-verdicts"), ("answer-figure",)),
+    "book/generated/report.html": (("answer-verdicts", "report-verdicts", "report-needs"), ("answer-figure",)),
 }
 PROSE = ("book/intro.html", "book/method.html", "book/reproduce.html")
 REPORT = "book/generated/report.html"

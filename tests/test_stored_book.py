@@ -8,6 +8,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from qmia import book, claims, pages, statements
@@ -123,3 +124,20 @@ def test_the_table3_notebook_builds_from_the_copy_with_its_part_pending(stored_w
     html = "".join("".join(o.get("data", {}).get("text/html", "")) for c in json.loads(out.read_text())["cells"]
                    for o in c.get("outputs", []))
     assert "T_table3" in html and "part `tables-lenet`" in html and "15000/split" in html
+
+
+def test_the_report_says_what_the_abstracts_numbers_would_need(monkeypatch):
+    """On the stored paper rows: every reading x bitwidth of ResNet-20 is a row; measured ones give the three
+    relative reductions with intervals and say why they do not hold the claims; pairs of two trainings of one key
+    say so instead of comparing them."""
+    if not (STORED / "rows").is_dir():
+        pytest.skip("no paper rows stored")
+    monkeypatch.setenv("QMIA_RESULTS", str(STORED))
+    page = book.setup("report", "paper")
+    df = pages.report_needs(page).data
+    p = get_profile("paper")
+    assert len(df) == len(p.readings) * len(p.bits)
+    literal4 = df[(df["reading"].str.startswith("literal")) & (df["bits"] == 4)].iloc[0]
+    assert "%" in literal4["attack acc lower (claimed 14 %)"] and literal4["keeps utility and holds every claim"].startswith("no")
+    status = df.get("status", pd.Series([""] * len(df))).fillna("")
+    assert status.str.contains("two trainings of one key").any() or status.eq("").all()
