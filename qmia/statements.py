@@ -26,8 +26,20 @@ from dataclasses import dataclass, replace
 
 import pandas as pd
 
-from .claims import (ABSTRACT_CLAIMS, AGREES, CHANCE, DISAGREES, MAX_UTILITY_DROP, PENDING, UNMEASURABLE, Evidence,
-                     MixedInstances, MissingRow, claim_seeds, leaks)
+from .claims import (
+    ABSTRACT_CLAIMS,
+    AGREES,
+    CHANCE,
+    DISAGREES,
+    MAX_UTILITY_DROP,
+    PENDING,
+    UNMEASURABLE,
+    Evidence,
+    MissingRow,
+    MixedInstances,
+    claim_seeds,
+    leaks,
+)
 from .plan import reading_bits, reading_spec
 from .quantizers import QuantSpec
 from .uncertainty import Comparison
@@ -165,8 +177,8 @@ def _drop_rule(ev: Evidence, pairs: list[tuple[str, object, object]], metrics: S
         for m in metrics:
             c = ev.compare(before, after, m, chance=CHANCE.get(m), attack_after=attack_after)
             g = _gap(c)
-            results.append((_sign(g), f"{label} {m.replace('_', ' ')} {c.before.value:.3f} -> {c.after.value:.3f}, "
-                                      f"drop {g}"))
+            text = f"{label} {m.replace('_', ' ')} {c.before.value:.3f} -> {c.after.value:.3f}, drop {g}"
+            results.append((_sign(g), text))
     return _decide(results, collapsed)
 
 
@@ -269,8 +281,8 @@ def _shadow_counterpart(ev: Evidence, reading: str) -> Cell:
             state = _sign(g)
         else:  # "not the case": the full-precision shadow is not resolved above the quantized one
             state = "no" if g.lo > 0 else "yes"
-        results.append((state, f"{_short(a)}: fp shadow {_pct(fp_row['shadow_test_acc'])}, {b}-bit shadow "
-                               f"{_pct(q_row['shadow_test_acc'])}: {g}"))
+        text = f"{_short(a)}: fp shadow {_pct(fp_row['shadow_test_acc'])}, {b}-bit shadow {_pct(q_row['shadow_test_acc'])}: {g}"
+        results.append((state, text))
     return _decide(results)
 
 
@@ -629,15 +641,13 @@ RECIPE_STATEMENTS = ("abstract-attack-acc", "abstract-tpr", "abstract-f1")
 def recipe_table(ev: Evidence) -> pd.DataFrame:
     """Per recipe: the full-precision ResNet's fit and leakage, and the abstract's statements under each reading
     (the subset the recipe comparison trains: full precision and the lowest bitwidth, seed 0)."""
-    from dataclasses import replace as _replace
-
     rows, seen = [], set()
     for recipe in ev.p.recipes:
         e = ev.with_recipe(recipe)
         if e.config(*ev.p.resnet).key in seen:  # the same models as a recipe already listed (e.g. no CIFAR-10 here)
             continue
         seen.add(e.config(*ev.p.resnet).key)
-        sub = e.view(_replace(e.p, claim_seeds=(0,)))
+        sub = e.view(replace(e.p, claim_seeds=(0,)))
         try:
             fp = sub.row(sub.config(*ev.p.resnet))
         except MissingRow as err:
