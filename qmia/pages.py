@@ -32,8 +32,8 @@ def _plt():
     return plt
 
 
-def _finish(pg: Page, fig, key: str, prov: str) -> None:
-    """Lay a figure out, close it and glue it under ``key`` (its provenance ``prov`` is in its caption, once)."""
+def _finish(pg: Page, fig, key: str) -> None:
+    """Lay a figure out, close it and glue it under ``key`` (its provenance line is in its caption, once)."""
     fig.tight_layout()
     _plt().close(fig)
     pg.keep(key, fig)
@@ -56,7 +56,7 @@ def _pending_figure(pg: Page, key: str, lines: list[str]) -> None:
     ax.axis("off")
     ax.text(0.01, 0.5, "Not computed yet at this profile's scale:\n" + "\n".join(lines[:6])
             + ("\n..." if len(lines) > 6 else ""), fontsize=8, va="center", ha="left", wrap=True)
-    _finish(pg, fig, key, f"profile {pg.profile.name} · no row stored yet")
+    _finish(pg, fig, key)
 
 
 def _pending_lines(df: pd.DataFrame) -> list[str]:
@@ -234,7 +234,7 @@ def fig5(pg: Page):
         ax.set_xlabel("false positive rate"), ax.set_ylabel("true positive rate")
         ax.set_title(f"Shadow attack on {model_name(*pg.profile.resnet)}" + (" (log–log)" if log else ""), fontsize=10)
         ax.legend(fontsize=7, loc="lower right")
-        _finish(pg, fig, "fig5_roc_log" if log else "fig5_roc_linear", prov)
+        _finish(pg, fig, "fig5_roc_log" if log else "fig5_roc_linear")
     t = labelled(mean_over_seeds(df, BY))
     cols = ["auc", "advantage", "tpr_at_0.1%fpr", "tpr_at_1%fpr", "attack_acc"]
     show = t[["model", "bitwidth", "reading"] + cols].rename(columns=LABELS)
@@ -341,7 +341,7 @@ def fig6(pg: Page):
     ax.set_ylim(0, 1.05)
     ax.set_title(f"Partial quantization of {model_name(a, d)}", fontsize=10)
     ax.legend(fontsize=7, loc="upper right")
-    _finish(pg, fig, "fig6_partial", prov)
+    _finish(pg, fig, "fig6_partial")
     pg.keep("f6_provenance", prov)
     pg.keep("f6_model", model_name(a, d))
     cols = ["target_train_acc", "target_test_acc", "attack_acc", "auc", "precision_member", "recall_member", "f1_member",
@@ -631,7 +631,7 @@ def beyond_sweep(pg: Page):
     ax.set_ylabel("target test accuracy")
     ax.set_title(f"Privacy–utility, {model_name(a, d)}", fontsize=10)
     ax.legend(fontsize=8)
-    _finish(pg, fig, "beyond_privacy_utility", prov)
+    _finish(pg, fig, "beyond_privacy_utility")
     pg.keep("pu_provenance", prov)
     pg.keep("pu_model", model_name(a, d))
 
@@ -855,7 +855,7 @@ def ranking_sweep(pg: Page, n_boot: int = 1000):
     ax.set_ylabel("best advantage of the strongest attack (1 − MIS)")
     ax.set_title(f"Membership advantage against bitwidth, {model_name(a, d)}", fontsize=10)
     ax.legend(fontsize=8)
-    _finish(pg, fig, "ranking_advantage", provenance(df))
+    _finish(pg, fig, "ranking_advantage")
     pg.keep("rank_provenance", provenance(df))
     return st, st_agree
 
@@ -982,7 +982,7 @@ def defences_frontier(pg: Page, n_boot: int = 400):
     axes[0].set_title(f"Every setting, {model_name(a, d)}", fontsize=10)
     axes[1].set_title(f"Settings keeping ≥ {USEFUL_SHARE:.0%} of full precision's accuracy", fontsize=10)
     axes[1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
-    _finish(pg, fig, "defences_frontier", prov)
+    _finish(pg, fig, "defences_frontier")
     from IPython.display import Markdown
 
     return st, Markdown("\n\n".join(sentences))
@@ -1114,7 +1114,7 @@ def answer_figure(pg: Page):
     if waiting:
         ax.text(1.02, 0.0, "Not computed yet:\n" + "\n".join(waiting), transform=ax.transAxes, fontsize=6.5,
                 va="bottom", ha="left", color="0.3")
-    _finish(pg, fig, "answer_figure", provenance(ev.rows))
+    _finish(pg, fig, "answer_figure")
     pg.keep("answer_alpha", alpha)
     pg.keep("answer_n_nonmembers", n_non)
 
