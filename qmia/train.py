@@ -411,7 +411,8 @@ def is_cached(config: TrainConfig) -> bool:
     was written, a file missing, truncated or changed) is reported on stderr with its path and moved aside, and this
     returns False so that it is trained again. An entry written before checksums were recorded is trained again,
     not blessed; one written before meta.json was sealed is checked (its files against their checksums, its recorded
-    accuracies against its outputs) and sealed then. An entry carried with its outputs only (meta.json says
+    accuracies against its outputs, or, where its outputs were restored from carried weights, its accuracies taken
+    from them) and sealed then. An entry carried with its outputs only (meta.json says
     ``"carried": "outputs"``: a model too large to carry between GPU leases) is complete without weights; one
     carried with its weights only is not yet (:func:`has_weights`)."""
     path = model_dir(config)
@@ -433,7 +434,9 @@ def is_cached(config: TrainConfig) -> bool:
             raise DamagedEntry(reason)
         if SEAL_FIELD not in meta:  # written before meta.json was sealed: check what rows read from it, then seal it
             outputs = torch.load(path / "outputs.pt", map_location="cpu", weights_only=True)
-            if meta.get("accuracy") != split_accuracy(outputs):
+            if "outputs_restored" in meta:  # outputs recomputed from carried weights: their accuracies are the record
+                meta = {**meta, "accuracy": split_accuracy(outputs)}
+            elif meta.get("accuracy") != split_accuracy(outputs):
                 raise DamagedEntry("meta.json's accuracies are not those of its outputs")
             atomic_write_json(seal(meta), path / "meta.json")
     except DamagedEntry as e:

@@ -95,6 +95,12 @@ def test_an_entry_from_before_seals_is_checked_then_sealed(_isolated, capfd):
     assert is_cached(cfg) and SEAL in json.loads((model_dir(cfg) / "meta.json").read_text())
     _edit_json(model_dir(other) / "meta.json", lambda m: m["accuracy"].update(target_out=0.99))
     assert not is_cached(other) and "accuracies are not those of its outputs" in capfd.readouterr().err
+    # outputs restored from carried weights on another machine before seals: their accuracies become the record
+    restored = model_dir(cfg) / "meta.json"
+    truth = json.loads(restored.read_text())["accuracy"]["target_out"]
+    _edit_json(restored, lambda m: (m.pop(SEAL), m.update(outputs_restored={"device": "cpu"}),
+                                    m["accuracy"].update(target_out=0.5)))
+    assert is_cached(cfg) and json.loads(restored.read_text())["accuracy"]["target_out"] == truth
 
 
 @pytest.mark.parametrize("fault", ["truncated", "swapped", "older format"])
