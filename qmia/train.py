@@ -42,15 +42,17 @@ def default_device() -> torch.device:
 
 @lru_cache(maxsize=1)
 def git_commit() -> str:
-    """``$QMIA_COMMIT`` when set, else the repository's short commit, with '-dirty' when tracked files differ
-    from it ('unknown' outside git)."""
+    """``$QMIA_COMMIT`` when set, else the repository's short commit, with '-dirty' when tracked files outside
+    ``results/`` differ from it ('unknown' outside git)."""
     root = Path(__file__).resolve().parent.parent
     if commit_override():  # set where the checkout's .git is absent or stale (a GPU lease's copy)
         return commit_override()
     try:
         run = lambda *a: subprocess.run(["git", *a], cwd=root, capture_output=True, text=True, check=True).stdout.strip()  # noqa: E731
         commit = run("rev-parse", "--short", "HEAD")
-        return commit + ("-dirty" if run("status", "--porcelain", "--untracked-files=no") else "")
+        # results/ holds outputs (the paper profile's rows are tracked): a run that changed them is still this code
+        return commit + ("-dirty" if run("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results")
+                         else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
