@@ -31,7 +31,7 @@ from .defences import finetune_epochs_for
 from .plan import (DEFENCE_ATTACKS, RANKING_ATTACKS, STRONGER_ATTACKS, book_plan, defence_configs, claim_configs, dorefa_configs, lira_configs, paper_configs, partial_configs,
                    precision_configs, recipe_configs, sweep_configs)
 from .settings import results_root
-from .store import DamagedEntry, atomic_write_json, read_json, seal, seal_damage, unsealed
+from .store import DamagedEntry, atomic_write_json, read_sealed, seal
 
 Entry = tuple[TrainConfig, str]  # (target config, attack group)
 
@@ -356,11 +356,10 @@ def read_manifest(name: str) -> dict | None:
     path = manifest_path(name)
     if not path.exists():
         return None
-    manifest = read_json(path)
-    reason = seal_damage(manifest)
-    if reason:
-        raise DamagedEntry(f"{path}: {reason}; restore it (git checkout -- {path.name}) or run the part again")
-    return unsealed(manifest)
+    try:
+        return read_sealed(path)
+    except DamagedEntry as e:
+        raise DamagedEntry(f"{path}: {e}; restore it (git checkout -- {path.name}) or run the part again") from None
 
 
 def measured_rates(cpu: bool = False) -> tuple[dict[str, float], str]:

@@ -20,8 +20,7 @@ import numpy as np
 import pandas as pd
 
 from .settings import results_root
-from .store import (DamagedEntry, atomic_write, atomic_write_json, checksums, damage, move_aside, read_json, seal,
-                    seal_damage, unsealed)
+from .store import DamagedEntry, atomic_write, atomic_write_json, checksums, damage, move_aside, read_json, read_sealed, seal
 from .uncertainty import AttackOutcome
 
 
@@ -165,11 +164,10 @@ def load_row(row_key: str) -> dict | None:
     if not p.exists():
         return None
     try:
-        row = read_json(p)
-        reason = seal_damage(row)
-        if reason:
-            raise DamagedEntry(f"the row's JSON: {reason}")
-        row = unsealed(row)
+        try:
+            row = read_sealed(p)
+        except DamagedEntry as e:
+            raise DamagedEntry(f"the row's JSON: {e}") from None
         reason = damage(_files(row_key, row), row.get("checksums"))
         if reason:
             raise DamagedEntry(reason)
@@ -260,11 +258,7 @@ def weight_stats(config, data_root=None) -> dict:
     path = weight_stats_path(config.key)
     if path.exists():
         try:
-            stats = read_json(path)
-            reason = seal_damage(stats)
-            if reason:
-                raise DamagedEntry(reason)
-            return unsealed(stats)
+            return read_sealed(path)
         except DamagedEntry as e:
             move_aside(path, str(e))
     model = train(config, data_root=data_root)

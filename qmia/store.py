@@ -143,6 +143,16 @@ def unsealed(record: dict) -> dict:
     return {k: v for k, v in record.items() if k != SEAL}
 
 
+def read_sealed(path: str | os.PathLike) -> dict:
+    """A sealed JSON record's content without its seal; :class:`DamagedEntry` (saying why) when it does not parse
+    or fails its seal (:func:`seal_damage`)."""
+    record = read_json(path)
+    reason = seal_damage(record)
+    if reason:
+        raise DamagedEntry(reason)
+    return unsealed(record)
+
+
 def stable_hash(obj: Any, length: int = 16) -> str:
     """Hex digest of a JSON-serialisable object, independent of dict order."""
     blob = json.dumps(obj, sort_keys=True, default=str).encode()
