@@ -1138,8 +1138,7 @@ def report_needs(pg: Page):
                 within = []
                 for key, claim in ABSTRACT_CLAIMS.items():
                     c = ev.compare(fp, q, claim.metric, chance=claims.CHANCE.get(claim.metric))
-                    base = c.before.value
-                    lo, mid, hi = (100 * v / base if base else float("nan") for v in (c.reduction_lo, c.reduction, c.reduction_hi))
+                    mid, lo, hi = c.relative_interval
                     row[f"{claim.metric.replace('_', ' ')} lower (claimed {claim.value:.0f} %)"] = f"{mid:.1f} % ({lo:.1f} to {hi:.1f})"
                     within.append(lo <= claim.value <= hi)
                 useful = lost <= claims.MAX_UTILITY_DROP

@@ -97,6 +97,14 @@ class Comparison:
         b = self.before.value
         return float("nan") if b == 0 or not math.isfinite(b) else 100.0 * self.reduction / b
 
+    @property
+    def relative_interval(self) -> tuple[float, float, float]:
+        """The reduction and its 95 % interval in % of ``before``: (value, lo, hi); NaNs when before is 0."""
+        b = self.before.value
+        if b == 0 or not math.isfinite(b):
+            return float("nan"), float("nan"), float("nan")
+        return 100.0 * self.reduction / b, 100.0 * self.reduction_lo / b, 100.0 * self.reduction_hi / b
+
     def significant(self, alpha: float = 0.05) -> bool:
         return self.p_value < alpha
 
