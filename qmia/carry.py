@@ -19,7 +19,15 @@ from pathlib import Path
 
 from .config import Profile, TrainConfig
 from .settings import results_root
-from .store import atomic_write_json, damage, read_json, seal, seal_damage, unsealed
+from .store import (
+    atomic_write_json,
+    damage,
+    lock,
+    read_json,
+    seal,
+    seal_damage,
+    unsealed,
+)
 
 # Most bytes of carried weights in the results folder (git keeps every version: the repository grows by what is
 # carried and later removed; a ResNet-20's weights are 1.1 MB, a LeNet-5's 0.25 MB).
@@ -78,7 +86,13 @@ def seed(configs: list[TrainConfig]) -> list[TrainConfig]:
 
 def keep(p: Profile, max_bytes: int = MAX_BYTES) -> tuple[list[str], int]:
     """Carry the weights of the trained models that parts with missing rows need (in plan order, up to
-    ``max_bytes``) and drop the carried ones they do not. Returns (the carried keys, their bytes)."""
+    ``max_bytes``) and drop the carried ones they do not. Returns (the carried keys, their bytes). One process at a
+    time (parts run as parallel jobs share the folder)."""
+    with lock(f"carried-{p.name}"):
+        return _keep(p, max_bytes)
+
+
+def _keep(p: Profile, max_bytes: int) -> tuple[list[str], int]:
     from .parts import needed_models
     from .train import has_weights, is_cached, model_dir
 

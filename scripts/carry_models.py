@@ -1,16 +1,16 @@
-"""Carry the weights of shared models from one GPU lease to the next, so that no lease trains them again.
+"""Carry the weights of shared models from one remote GPU run to the next, so that no run trains them again.
 
-A lease starts on a bare machine, so a part retrains every shadow and reference model it shares with
+A remote run starts on a bare machine, so a part retrains every shadow and reference model it shares with
 parts run before (the 16 full-precision ResNet-20 reference models of LiRA serve seven parts).
 ``scripts/run_parts.py`` sends back, beside the results, the weights of the models that missing parts
-still need; this script unpacks them into a folder that the next lease carries:
+still need; this script unpacks them into a folder that the next run carries:
 
-    python scripts/carry_models.py /work/.device/N [...]     # the folders a lease returned
-    # next lease: carry [".device-data", ".device-cache"], and run_parts.py --seed-cache .device-cache
+    python scripts/carry_models.py /work/.device/N [...]     # the folders a run returned
+    # next run: upload [".device-data", ".device-cache"], and run_parts.py --seed-cache .device-cache
 
 It keeps only carried models (``models/<key>/model.pt`` with its ``meta.json``; ``outputs.pt`` instead of the
 weights of a model too large to carry, a ResNet-50) that the profile's missing parts need, in the order of
-those parts, up to ``--max-mb`` (the carry holds 64 MiB with the data), removes the rest, and prints the
+those parts, up to ``--max-mb`` (what the upload holds beside the data), removes the rest, and prints the
 missing parts' estimated GPU minutes on a bare machine and with the carried models.
 Run it with no folders to prune the carried set after parts were stored.
 """
@@ -60,7 +60,7 @@ def unpack(returned: Path, dest: Path) -> int:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("returned", nargs="*", type=Path, help="folders a lease returned (with models-NN.tgz.part)")
+    ap.add_argument("returned", nargs="*", type=Path, help="folders a run returned (with models-NN.tgz.part)")
     ap.add_argument("--dest", type=Path, default=Path(".device-cache"), help="the carried folder")
     ap.add_argument("--profile", default="paper")
     ap.add_argument("--max-mb", type=float, default=40)

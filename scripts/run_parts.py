@@ -1,10 +1,10 @@
-"""Run the next missing parts of a profile's plan on this machine (a GPU lease) within a time budget,
-then pack what a later build needs into OUT as files of at most 15 MB each (what a lease sends back).
+"""Run the next missing parts of a profile's plan on this machine (a remote GPU machine) within a time budget,
+then pack what a later build needs into OUT as files of at most --chunk-mb each (default 15: what comes back).
 
     QMIA_DATA=.device-data QMIA_COMMIT=<commit> python scripts/run_parts.py --profile paper --budget 480 \
         --seed-cache .device-cache --out $OUT
 
-On a lease, ``scripts/lease.sh`` runs it, after installing Opacus (the DP-SGD parts) from carried wheels.
+``scripts/remote_run.sh`` runs it, after installing Opacus (the DP-SGD parts) from carried wheels.
 
 Each part runs as its own process (``python -m qmia sweep --part NAME``) and starts only when its
 estimate fits the time left; a part cut off by the budget keeps every row it stored, and a rerun
@@ -16,7 +16,7 @@ only their outputs computed, and the estimates count them as done. OUT receives 
 the seed-0 targets (for the weight statistics the book computes), then, up to ``--carry-mb``, the weights
 of the models that parts still missing need (shared shadows and reference models; of a model whose weights
 exceed 8 MB, a ResNet-50, its outputs), in the order of those parts, for ``scripts/carry_models.py`` to
-carry to the next lease.
+carry to the next run.
 """
 
 from __future__ import annotations
@@ -37,10 +37,10 @@ CHUNK = 15 * 2**20
 MAX_WEIGHTS = 8 * 2**20
 
 
-def write_chunks(data: bytes, out: Path, stem: str, max_chunks: int) -> list[Path]:
-    chunks = [data[i:i + CHUNK] for i in range(0, len(data), CHUNK)] or [b""]
+def write_chunks(data: bytes, out: Path, stem: str, max_chunks: int, chunk: int = CHUNK) -> list[Path]:
+    chunks = [data[i:i + chunk] for i in range(0, len(data), chunk)] or [b""]
     if len(chunks) > max_chunks:
-        raise SystemExit(f"{stem}: {len(data) / 2**20:.0f} MB is more than {max_chunks} chunks of 15 MB")
+        raise SystemExit(f"{stem}: {len(data) / 2**20:.0f} MB is more than {max_chunks} chunks of {chunk / 2**20:.0f} MB")
     paths = []
     for i, c in enumerate(chunks):
         p = out / f"{stem}-{i:02d}.tgz.part"
@@ -64,6 +64,7 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "out")))
     ap.add_argument("--seed-cache", type=Path, default=None, help="carried weights to put in the cache first")
     ap.add_argument("--carry-mb", type=float, default=40, help="MB of weights of shared models to send back")
+    ap.add_argument("--chunk-mb", type=float, default=CHUNK / 2**20, help="the largest file sent back, in MB")
     ap.add_argument("parts", nargs="*", help="parts to run, in order (default: every missing part, in plan order)")
     a = ap.parse_args()
     from qmia.config import get_profile
@@ -112,7 +113,8 @@ def main() -> int:
 
     res = results_root()
     files = [(f, str(f.relative_to(res.parent))) for f in sorted(res.rglob("*")) if f.is_file()]
-    chunks = write_chunks(tar_bytes(files), a.out, "results", 4)
+    chunk = int(a.chunk_mb * 2**20)
+    chunks = write_chunks(tar_bytes(files), a.out, "results", 4, chunk)
     say(f"results: {len(files)} files in {len(chunks)} chunk(s)")
     models = cache_root() / "models"
     metas = [(meta, str(meta.relative_to(models.parent))) for meta in sorted(models.glob("*/meta.json"))]
@@ -128,9 +130,9 @@ def main() -> int:
             weights.append((f, str(f.relative_to(models.parent))))
             total += f.stat().st_size
     data = tar_bytes(metas + weights)
-    if len(data) > 3 * CHUNK:  # weights only where they fit: the metas always come back
+    if len(data) > 3 * chunk:  # weights only where they fit: the metas always come back
         data, weights = tar_bytes(metas), []
-    chunks = write_chunks(data, a.out, "models", 3)
+    chunks = write_chunks(data, a.out, "models", 3, chunk)
     say(f"models: {len(metas)} metas and {len(weights)} weight or output files in {len(chunks)} chunk(s), "
         f"{len(data) / 2**20:.1f} MB")
     return 0
