@@ -184,10 +184,11 @@ def _sweep_jobs(profile, a: argparse.Namespace) -> int:
     passthrough = [*(["--data-root", a.data_root] if a.data_root else []), *(["--device", a.device] if a.device else []),
                    *(["--on-cpu"] if a.on_cpu else [])]
     print(f"{len(submit)} part(s) to submit as {a.executor} jobs ({ex.describe(r, a.executor)}); records in {ex.jobs_folder(profile)}")
+    budget = ex.slurm_budget(r) if a.executor == "slurm" else None
     for n in submit:
         est = table.loc[n] if n in table.index else None
         print(f"  {n}: " + (f"about {est['estimated GPU min']} GPU min, {est['estimated CPU h']} CPU h; " if est is not None
-                            else "") + " ".join(ex.part_command(profile, n, None, passthrough)[2:]))
+                            else "") + " ".join(ex.part_command(profile, n, budget, passthrough)[2:]))
     if a.dry_run or not submit:
         if a.dry_run and a.executor == "slurm" and submit:
             print(ex.sbatch_text(profile, r, len(submit)))

@@ -78,9 +78,14 @@ def sbatch_text(p: Profile, r: Resources, n_jobs: int) -> str:
     from submitit.slurm.slurm import _make_sbatch_string
 
     params = slurm_parameters(r, n_jobs)
-    params["mem"] = params["mem"].removesuffix("B")  # submitit's own conversion of mem_gb
     return _make_sbatch_string(command=f"{sys.executable} -u -m submitit.core._submit {jobs_folder(p)}",
                                folder=jobs_folder(p) / "%j", map_count=n_jobs, **params)
+
+
+def slurm_budget(r: Resources) -> float:
+    """Seconds a Slurm job's part may run: its time limit less :data:`MARGIN_MIN`, so that it stops between models
+    (a stop requeues nothing: the part is resubmitted by the next ``sweep --executor slurm``)."""
+    return (r.timeout_min - MARGIN_MIN) * 60.0
 
 
 def part_command(p: Profile, part: str, budget: float | None, passthrough: Sequence[str] = ()) -> list[str]:
@@ -182,8 +187,7 @@ def submit(p: Profile, parts: Sequence[str], executor: str, r: Resources, passth
     if executor == "slurm":
         ex = submitit.SlurmExecutor(folder=folder / "%j")
         ex.update_parameters(**slurm_parameters(r, len(parts)))
-        budget = (r.timeout_min - MARGIN_MIN) * 60
-        jobs = ex.submit_array([PartJob(folder, n, part_command(p, n, budget, passthrough)) for n in parts])
+        jobs = ex.submit_array([PartJob(folder, n, part_command(p, n, slurm_budget(r), passthrough)) for n in parts])
         return {n: _record(folder, n, executor, j)["job_id"] for n, j in zip(parts, jobs)}
     if executor != "local":
         raise ValueError(f"--executor must be one of {', '.join(EXECUTORS)}; got {executor!r}")
