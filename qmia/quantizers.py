@@ -206,13 +206,6 @@ class QuantSpec:
             d["version"] = version
         return d
 
-    @classmethod
-    def parse(cls, quant: str, bits: int | None = None, **kw) -> "QuantSpec":
-        """Build a spec from CLI-style strings ('none' ignores bits)."""
-        if quant == "none":
-            return cls()
-        return cls(method=quant, bits=bits, **kw)
-
 
 # ----------------------------------------------------------------------------- MIA quantizer
 
@@ -259,11 +252,6 @@ def mia_quantize(w: torch.Tensor, bits: int, zero_point: int = 2, reading: str =
     for round-and-clamp). A constant tensor (s = 0) is returned exactly.
     """
     return quantize_with(w, *mia_constants(bits, zero_point, reading))
-
-
-def mia_step(w: torch.Tensor, bits: int) -> float:
-    """The step s of Eq. 2 for a weight tensor."""
-    return float((w.max() - w.min()) / 2**bits)
 
 
 class MIAQuantizer(nn.Module):

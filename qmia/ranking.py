@@ -217,3 +217,10 @@ def attack_agreement(outcomes: Outcomes, metric: str = "max_advantage") -> tuple
     denom = m ** 2 * (n ** 3 - n) - m * T
     w = float(12 * S / denom) if denom > 0 else float("nan")
     return ranks, w
+
+
+def dominated_by(acc: np.ndarray, tpr: np.ndarray) -> list[list[int]]:
+    """For each setting i, the settings j that dominate it: test accuracy at least as high and TPR at most as high,
+    one of the two strictly (point estimates)."""
+    return [[j for j in range(len(acc)) if j != i and acc[j] >= acc[i] and tpr[j] <= tpr[i]
+             and (acc[j] > acc[i] or tpr[j] < tpr[i])] for i in range(len(acc))]

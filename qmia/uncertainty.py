@@ -115,6 +115,14 @@ def measurable_fpr(n_nonmembers: int, alpha: float) -> bool:
     return alpha * n_nonmembers >= MIN_FALSE_POSITIVES - 1e-9
 
 
+def lowest_measurable_fpr(n_nonmembers: int) -> float:
+    """The lowest of 0.1 %, 1 %, 2 %, 5 %, 10 % FPR at which TPR is measured (>= 10 false positives)."""
+    for alpha in (0.001, 0.01, 0.02, 0.05, 0.1):
+        if measurable_fpr(n_nonmembers, alpha):
+            return alpha
+    return 0.5
+
+
 class _Prepared:
     """One outcome sorted once by decreasing score, with its tie groups, for weighted-count metrics."""
 

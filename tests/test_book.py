@@ -107,7 +107,7 @@ def test_notebook_is_stored_without_outputs(path):
 def test_notebook_makes_the_tables_and_figures_the_site_check_expects(name):
     tables, figures = check_site.EXPECTED[f"book/generated/{name}.html"]
     text = "\n".join(_source(c) for c in _cells(ROOT / "notebooks" / f"{name}.ipynb"))
-    pages_src = (ROOT / "qmia" / "pages.py").read_text()
+    pages_src = "\n".join(f.read_text() for f in sorted((ROOT / "qmia" / "pages").glob("*.py")))
     called = set(re.findall(r"pages\.(\w+)\(", text))
     bodies = {m.group(1): m.group(2) for m in re.finditer(r"^def (\w+)\(.*?\n(.*?)(?=^def |\Z)", pages_src, flags=re.M | re.S)}
     reachable = "\n".join(bodies.get(f, "") for f in called)
