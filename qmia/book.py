@@ -20,8 +20,13 @@ from .data import DATASETS
 from .models import ARCHS
 from .preflight import check_folders
 from .quantizers import MAX_BITS, MIN_BITS
+from .settings import (
+    STORED_PROFILES,
+    quiet_progress,
+    train_requested,
+    use_stored_results,
+)
 from .settings import check as check_environment
-from .settings import STORED_PROFILES, quiet_progress, train_requested, use_stored_results
 
 PCT = "{:.1%}"
 NUM = "{:.3f}"
@@ -155,9 +160,9 @@ class Page:
                                    stored_only=self.stored_only) for c in configs], ignore_index=True)
 
     def evidence(self):
-        """The readings plan's rows (:func:`qmia.claims.collect`), computed once per page."""
+        """The readings plan's rows (:func:`qmia.evidence.collect`), computed once per page."""
         if self._evidence is None:
-            from .claims import collect
+            from .evidence import collect
 
             self._evidence = collect(self.profile, self.data_root, stored_only=self.stored_only)
         return self._evidence

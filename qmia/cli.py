@@ -6,18 +6,26 @@ import argparse
 import sys
 import time
 
-from .config import PRECISIONS, PROFILES, get_profile
 from .attacks import RMIA_GAMMA, RMIA_OFFLINE_A
-from .experiment import ATTACKS
-from .executor import EXECUTORS, MARGIN_MIN
+from .config import PRECISIONS, PROFILES, get_profile
 from .data import DATASETS, DatasetUnavailable
-from .settings import check as check_environment, use_stored_results
-from .store import DamagedEntry, remove_stale_parts_once
+from .executor import EXECUTORS, MARGIN_MIN
+from .experiment import ATTACKS
 from .models import ARCHS
 from .parts import PART_NAMES
-from .preflight import (MAX_LABEL_QUERIES, MAX_LIRA_REFS, check_device, check_folders, check_output_file, check_size,
-                        confirm_cpu_scale)
+from .preflight import (
+    MAX_LABEL_QUERIES,
+    MAX_LIRA_REFS,
+    check_device,
+    check_folders,
+    check_output_file,
+    check_size,
+    confirm_cpu_scale,
+)
 from .quantizers import MODES, PAPER_READINGS, QUANTIZERS, QuantSpec
+from .settings import check as check_environment
+from .settings import use_stored_results
+from .store import DamagedEntry, remove_stale_parts_once
 
 
 def _seconds(text: str) -> float:

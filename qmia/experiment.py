@@ -41,8 +41,19 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .attacks import (METRICS, RMIA_GAMMA, RMIA_OFFLINE_A, augmentation_attack, gap_attack, lira, metric_attack, rmia,
-                      scaled_confidence, shadow_attack, true_class_probability)
+from .attacks import (
+    METRICS,
+    RMIA_GAMMA,
+    RMIA_OFFLINE_A,
+    augmentation_attack,
+    gap_attack,
+    lira,
+    metric_attack,
+    rmia,
+    scaled_confidence,
+    shadow_attack,
+    true_class_probability,
+)
 from .config import Profile, TrainConfig
 from .defences import Defence
 from .metrics import attack_metrics, bootstrap_intervals, roc_points
@@ -50,7 +61,13 @@ from .multitrain import train_many
 from .quantizers import QuantSpec
 from .results import legacy_precision, load_row, save_row
 from .store import remove_stale_parts_once, stable_hash
-from .train import TrainedModel, device_label, git_commit, instances_digest, model_instance
+from .train import (
+    TrainedModel,
+    device_label,
+    git_commit,
+    instances_digest,
+    model_instance,
+)
 
 # Rows change when this does: bump it when a change to qmia.attacks, qmia.metrics or the row
 # fields below changes stored rows (cheap to recompute: models are cached separately).

@@ -8,7 +8,13 @@ Conventions: ``labels`` are 1 for members (target_in) and 0 for non-members (tar
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support, roc_auc_score, roc_curve
+from sklearn.metrics import (
+    accuracy_score,
+    confusion_matrix,
+    precision_recall_fscore_support,
+    roc_auc_score,
+    roc_curve,
+)
 
 from .uncertainty import AttackOutcome, estimate, measurable_fpr
 

@@ -28,15 +28,29 @@ from torch import nn
 from torch.func import functional_call, grad_and_value, stack_module_state, vmap
 from tqdm.auto import tqdm
 
-from .config import TrainConfig
-from .settings import group_size_override
-from .store import lock
 from . import defences
+from .config import TrainConfig
 from .data import augment_draws, dataset_info
 from .quantizers import module_shape
-from .train import (TrainedModel, _autocast, _progress_enabled, default_device, epoch_plan, finish, graphed, is_cached,
-                    make_batch, make_optimizer, prepare, restore_outputs, starting_model, train_defended,
-                    train_job)
+from .settings import group_size_override
+from .store import lock
+from .train import (
+    TrainedModel,
+    _autocast,
+    _progress_enabled,
+    default_device,
+    epoch_plan,
+    finish,
+    graphed,
+    is_cached,
+    make_batch,
+    make_optimizer,
+    prepare,
+    restore_outputs,
+    starting_model,
+    train_defended,
+    train_job,
+)
 
 
 def default_group_size(device: torch.device | str | None = None) -> int:

@@ -28,8 +28,21 @@ import pandas as pd
 
 from .config import Profile, TrainConfig
 from .defences import finetune_epochs_for
-from .plan import (DEFENCE_ATTACKS, RANKING_ATTACKS, STRONGER_ATTACKS, book_plan, defence_configs, claim_configs, dorefa_configs, lira_configs, paper_configs, partial_configs,
-                   precision_configs, recipe_configs, sweep_configs)
+from .plan import (
+    DEFENCE_ATTACKS,
+    RANKING_ATTACKS,
+    STRONGER_ATTACKS,
+    book_plan,
+    claim_configs,
+    defence_configs,
+    dorefa_configs,
+    lira_configs,
+    paper_configs,
+    partial_configs,
+    precision_configs,
+    recipe_configs,
+    sweep_configs,
+)
 from .settings import results_root
 from .store import DamagedEntry, atomic_write_json, read_sealed, seal
 

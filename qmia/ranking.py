@@ -35,7 +35,15 @@ import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
 
-from .uncertainty import MATCHED, AttackOutcome, _by_seed, _check_metric, _draw, _Prepared, mean_metric
+from .uncertainty import (
+    MATCHED,
+    AttackOutcome,
+    _by_seed,
+    _check_metric,
+    _draw,
+    _Prepared,
+    mean_metric,
+)
 
 MIS_METRICS = ("max_advantage", "advantage")  # the metrics whose 1 - value is a membership-inference security
 

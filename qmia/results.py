@@ -20,7 +20,17 @@ import numpy as np
 import pandas as pd
 
 from .settings import results_root
-from .store import DamagedEntry, atomic_write, atomic_write_json, checksums, damage, move_aside, read_json, read_sealed, seal
+from .store import (
+    DamagedEntry,
+    atomic_write,
+    atomic_write_json,
+    checksums,
+    damage,
+    move_aside,
+    read_json,
+    read_sealed,
+    seal,
+)
 from .uncertainty import AttackOutcome
 
 

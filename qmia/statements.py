@@ -1,14 +1,14 @@
 """The paper's checkable statements, each decided only beyond noise, and the reading of the quantizer they choose.
 
 Each statement of Section 4.2 and of the abstract (:data:`STATEMENTS`) is checked under each reading on the
-stored rows (:class:`qmia.claims.Evidence`) by a stated rule that returns one :class:`Cell`:
+stored rows (:class:`qmia.evidence.Evidence`) by a stated rule that returns one :class:`Cell`:
 
 * **agrees** / **disagrees**: the comparison behind it is resolved, with its 95 % interval in the detail;
 * **not measurable**: at this size (``noise``: the interval holds zero, or straddles the statement's
   tolerance), because of a utility collapse (a quantized target that lost more than
   :data:`qmia.claims.MAX_UTILITY_DROP` of test accuracy: an attack that drops on a model that learned nothing
   is not the paper's claim), because the full-precision attack is at chance (nothing to reduce), because two
-  rows to be compared come from two trainings of one key (:meth:`qmia.claims.Evidence.paired_rows`), or because
+  rows to be compared come from two trainings of one key (:meth:`qmia.evidence.Evidence.paired_rows`), or because
   the profile lacks the models;
 * **pending**: its rows are in the plan but not stored yet.
 
@@ -35,12 +35,10 @@ from .claims import (
     MAX_UTILITY_DROP,
     PENDING,
     UNMEASURABLE,
-    Evidence,
-    MissingRow,
-    MixedInstances,
     claim_seeds,
     leaks,
 )
+from .evidence import Evidence, MissingRow, MixedInstances
 from .plan import reading_bits, reading_spec
 from .quantizers import QuantSpec
 from .uncertainty import Comparison

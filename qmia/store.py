@@ -25,7 +25,6 @@ import torch
 
 from .settings import cache_root, results_root
 
-
 PART_SUFFIX = ".part"
 
 

@@ -27,13 +27,36 @@ from tqdm.auto import tqdm
 
 from . import defences
 from .config import TRAIN_VERSION, TrainConfig
-from .data import SPLITS, apply_augment, augment_draws, dataset_info, half_subset, load_dataset, make_splits, normalize, standardize
+from .data import (
+    SPLITS,
+    apply_augment,
+    augment_draws,
+    dataset_info,
+    half_subset,
+    load_dataset,
+    make_splits,
+    normalize,
+    standardize,
+)
 from .models import build_model
 from .quantizers import export_quantized, project_weights, quantize_model
 from .settings import cache_root, commit_override, cuda_graphs_default, progress_default
 from .store import SEAL as SEAL_FIELD
-from .store import (DamagedEntry, atomic_save, atomic_write_json, checksums, damage, lock, move_aside, read_json,
-                    remove_stale_parts_once, seal, seal_damage, stable_hash, unsealed)
+from .store import (
+    DamagedEntry,
+    atomic_save,
+    atomic_write_json,
+    checksums,
+    damage,
+    lock,
+    move_aside,
+    read_json,
+    remove_stale_parts_once,
+    seal,
+    seal_damage,
+    stable_hash,
+    unsealed,
+)
 
 
 def default_device() -> torch.device:

@@ -106,12 +106,10 @@ def main(argv: list[str] | None = None) -> int:
 
     import papermill as pm
 
-    from qmia.settings import quiet_progress
-
     from qmia.config import PROFILES
-
     from qmia.preflight import check_folders, check_seeds
     from qmia.quantizers import MAX_BITS, MIN_BITS
+    from qmia.settings import quiet_progress
 
     if a.profile not in PROFILES:
         ap.error(f"unknown profile {a.profile!r}; valid: {', '.join(PROFILES)}")

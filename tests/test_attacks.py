@@ -3,8 +3,18 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
-from qmia.attacks import (augmentation_attack, gap_attack, lira, metric_attack, metric_scores, reference_tpr_at_fpr, rmia,
-                          scaled_confidence, shadow_attack, true_class_probability)
+from qmia.attacks import (
+    augmentation_attack,
+    gap_attack,
+    lira,
+    metric_attack,
+    metric_scores,
+    reference_tpr_at_fpr,
+    rmia,
+    scaled_confidence,
+    shadow_attack,
+    true_class_probability,
+)
 from qmia.config import TrainConfig
 from qmia.data import dataset_info, load_dataset
 from qmia.experiment import attack_variants, evaluate

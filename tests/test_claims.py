@@ -12,6 +12,7 @@ import pytest
 
 from qmia import claims, statements
 from qmia.config import Profile
+from qmia.evidence import Evidence
 from qmia.metrics import attack_metrics, roc_points
 from qmia.plan import readings_plan
 from qmia.results import save_row
@@ -119,7 +120,7 @@ def _behaviour(cfg, fp_shift: float):
     return (0.7 * shift, acc) if q.layers != "all" else (shift, acc)
 
 
-def _evidence(fp_shift: float = 1.0) -> claims.Evidence:
+def _evidence(fp_shift: float = 1.0) -> Evidence:
     rows, n = [], 0
     for cfg, attacks in readings_plan(PROFILE):
         for attack in attacks:
@@ -132,7 +133,7 @@ def _evidence(fp_shift: float = 1.0) -> claims.Evidence:
                    "shadow_test_acc": shadow_acc, **attack_metrics(o.scores, o.member, o.pred)}
             save_row(row, *roc_points(o.scores, o.member), scores=o.scores, pred=o.pred, member=o.member, index=o.index)
             rows.append(row)
-    return claims.Evidence(PROFILE, pd.DataFrame(rows), n_boot=300)
+    return Evidence(PROFILE, pd.DataFrame(rows), n_boot=300)
 
 
 @pytest.fixture
@@ -195,6 +196,6 @@ def test_recipes_are_picked_by_the_same_rule_ties_to_the_stated_one():
 
 
 def test_missing_rows_are_not_measurable_not_an_error(evidence):
-    empty = claims.Evidence(PROFILE, evidence.rows.iloc[:0].copy())
+    empty = Evidence(PROFILE, evidence.rows.iloc[:0].copy())
     cell = statements.check_statement(statements.STATEMENTS[0], empty, "literal")
     assert cell.status == claims.UNMEASURABLE and "no stored row" in cell.detail

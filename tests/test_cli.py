@@ -4,8 +4,8 @@ import sys
 
 import pytest
 
-from qmia.plan import book_plan
 from qmia.config import get_profile
+from qmia.plan import book_plan
 
 ROW_FIELDS = [
     "profile", "dataset", "arch", "quant", "method", "bits", "seed", "attack",
@@ -87,7 +87,14 @@ def test_book_plan_covers_every_result(name):
 @pytest.mark.parametrize("name", ["smoke", "quick", "paper"])
 def test_every_configuration_a_page_evaluates_is_in_the_plan(name):
     """The pages never train what `qmia sweep` did not (a GPU run of the plan leaves nothing for a CPU)."""
-    from qmia.plan import claim_configs, dorefa_configs, paper_configs, partial_configs, recipe_configs, runs_reading
+    from qmia.plan import (
+        claim_configs,
+        dorefa_configs,
+        paper_configs,
+        partial_configs,
+        recipe_configs,
+        runs_reading,
+    )
 
     p = get_profile(name)
     plan = {c for c, _ in book_plan(p)}

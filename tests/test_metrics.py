@@ -1,7 +1,13 @@
 import numpy as np
 import pytest
 
-from qmia.metrics import attack_metrics, best_threshold, bootstrap_intervals, roc_points, tpr_at_fpr
+from qmia.metrics import (
+    attack_metrics,
+    best_threshold,
+    bootstrap_intervals,
+    roc_points,
+    tpr_at_fpr,
+)
 
 
 def test_attack_metrics_on_a_hand_checked_case():

@@ -7,12 +7,24 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 import pytest
+import torch
 
 from qmia.config import get_profile
-from qmia.parts import (LIMIT_SECONDS, PART_NAMES, assign, carried_into, entry_keys, estimate_seconds, missing_parts, part_estimate,
-                        part_models, run_part, trained_for_later, verify_stored)
+from qmia.parts import (
+    LIMIT_SECONDS,
+    PART_NAMES,
+    assign,
+    carried_into,
+    entry_keys,
+    estimate_seconds,
+    missing_parts,
+    part_estimate,
+    part_models,
+    run_part,
+    trained_for_later,
+    verify_stored,
+)
 from qmia.plan import book_plan
 from qmia.results import load_outcome, load_row, save_row
 from qmia.settings import results_root

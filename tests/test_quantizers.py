@@ -5,9 +5,9 @@ from hypothesis import strategies as st
 
 from qmia.models import build_model
 from qmia.quantizers import (
+    PAPER_READINGS,
     DoReFaWeight,
     MIAQuantizer,
-    PAPER_READINGS,
     QuantSpec,
     clipped_fraction,
     curve_spec,

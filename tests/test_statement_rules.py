@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from qmia import claims, statements
+from qmia import claims, evidence, statements
 from qmia.config import Profile
 from qmia.metrics import attack_metrics
 from qmia.plan import reading_spec
@@ -74,7 +74,7 @@ def _outcome(m: Model, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return scores, pred, member
 
 
-def world(overrides: dict[str, dict], n: int = 1000) -> claims.Evidence:
+def world(overrides: dict[str, dict], n: int = 1000) -> evidence.Evidence:
     """Evidence of every model in :data:`NAMES`, ``n`` members and ``n`` non-members per attack. ``overrides``: comma-
     separated fnmatch patterns of model names (':adaptive' names an adaptive-shadow row), each setting fields of the
     models it matches, later ones over earlier."""
@@ -95,7 +95,7 @@ def world(overrides: dict[str, dict], n: int = 1000) -> claims.Evidence:
                "shadow_train_acc": m.shadow_acc + 0.1, **attack_metrics(scores, member, pred)}
         outcomes[("outcome", cfg.key, row["attack"])] = AttackOutcome(scores, pred, member, np.arange(2 * n), 0)
         rows.append(row)
-    return claims.Evidence(P, pd.DataFrame(rows), n_boot=200, _memo=outcomes)  # the outcomes in memory, not stored
+    return evidence.Evidence(P, pd.DataFrame(rows), n_boot=200, _memo=outcomes)  # the outcomes in memory, not stored
 
 
 AGREE, DISAGREE, NA = claims.AGREES, claims.DISAGREES, claims.UNMEASURABLE

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from qmia import claims, statements
+from qmia import claims, evidence, statements
 from qmia.config import Profile
 from qmia.metrics import attack_metrics, roc_points
 from qmia.plan import reading_spec
@@ -36,7 +36,7 @@ def _outcome(shift: float, salt: int) -> AttackOutcome:
 
 
 def _evidence(q_shift: float, q_acc: float, fp_shift: float = 1.0, same_scores: bool = False,
-              shadow_instances=("s1", "s1")) -> tuple[claims.Evidence, object, object]:
+              shadow_instances=("s1", "s1")) -> tuple[evidence.Evidence, object, object]:
     fp_cfg = P.config("resnet20", "cifar10")
     q_cfg = P.config("resnet20", "cifar10", reading_spec("min-anchored", 4))
     rows = []
@@ -48,7 +48,7 @@ def _evidence(q_shift: float, q_acc: float, fp_shift: float = 1.0, same_scores: 
                **attack_metrics(o.scores, o.member, o.pred)}
         save_row(row, *roc_points(o.scores, o.member), scores=o.scores, pred=o.pred, member=o.member, index=o.index)
         rows.append(row)
-    return claims.Evidence(P, pd.DataFrame(rows), n_boot=300), fp_cfg, q_cfg
+    return evidence.Evidence(P, pd.DataFrame(rows), n_boot=300), fp_cfg, q_cfg
 
 
 def _drop(ev, fp, q, metric="attack_acc"):
@@ -76,16 +76,16 @@ def test_a_tie_never_agrees():
 
 def test_two_instances_of_one_key_are_never_paired():
     ev, fp, q = _evidence(0.2, 0.79, shadow_instances=("s1", "s2"))  # the shadow trained twice
-    with pytest.raises(claims.MixedInstances, match="shadow-fp"):
+    with pytest.raises(evidence.MixedInstances, match="shadow-fp"):
         ev.paired_rows([(fp, "shadow"), (q, "shadow")])
-    with pytest.raises(claims.MixedInstances):
+    with pytest.raises(evidence.MixedInstances):
         ev.compare(fp, q, "attack_acc")
     stmt = statements.Statement("x", "", "", "", "", lambda e, r: _drop(e, fp, q))
     cell = statements.check_statement(stmt, ev, "min-anchored")
     assert cell.status == claims.UNMEASURABLE and "two trainings of one key" in cell.detail
     # rows that record no instance are told apart by the accuracies they give
-    assert claims.row_instance({"shadow_train_acc": 0.9, "shadow_test_acc": 0.7266}, "shadow") != \
-        claims.row_instance({"shadow_train_acc": 0.9, "shadow_test_acc": 0.7290}, "shadow")
+    assert evidence.row_instance({"shadow_train_acc": 0.9, "shadow_test_acc": 0.7266}, "shadow") != \
+        evidence.row_instance({"shadow_train_acc": 0.9, "shadow_test_acc": 0.7290}, "shadow")
 
 
 def test_accuracy_gaps_and_claims_of_no_difference():
@@ -135,7 +135,7 @@ def test_on_the_stored_paper_rows_no_single_within_noise_flip_changes_the_choice
     monkeypatch.setenv("QMIA_RESULTS", str(stored))
     from qmia.config import get_profile
 
-    table = statements.readings_table(claims.collect(get_profile("paper"), stored_only=True, n_boot=300))
+    table = statements.readings_table(evidence.collect(get_profile("paper"), stored_only=True, n_boot=300))
     choice = statements.choose_reading(table)
     flipped = [statements.choose_reading(t) for t in _flips(table)]
     assert all(c.decided == choice.decided and set(c.readings) == set(choice.readings) for c in flipped), str(choice)

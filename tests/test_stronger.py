@@ -78,8 +78,8 @@ def test_augmented_queries_start_with_the_image_and_are_the_same_for_every_model
     assert len(shared) > 0
     lb = augmented_labels(b, ("target_in",), 6)["target_in"]
     pos_b = {int(i): k for k, i in enumerate(b.outputs["indices"]["target_in"])}
-    from qmia.queries import _draws
     from qmia.data import dataset_info, load_dataset
+    from qmia.queries import _draws
     from qmia.train import predict
 
     info = dataset_info("digits")

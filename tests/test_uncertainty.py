@@ -3,7 +3,13 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from qmia.metrics import attack_metrics, roc_points, tpr_at_fpr
-from qmia.uncertainty import AttackOutcome, compare, estimate, measurable_fpr, point_value
+from qmia.uncertainty import (
+    AttackOutcome,
+    compare,
+    estimate,
+    measurable_fpr,
+    point_value,
+)
 
 
 def _outcome(shift: float, n: int = 400, seed: int = 0, threshold: float | None = None, rng_seed: int | None = None,

@@ -62,7 +62,14 @@ def _same(recorded: dict, computed: dict) -> bool:
 
 
 def _quantizers() -> tuple[dict, str]:
-    from qmia.quantizers import PAPER_READINGS, QUANTIZER_VERSIONS, DoReFaActivation, DoReFaWeight, QuantSpec, mia_quantize
+    from qmia.quantizers import (
+        PAPER_READINGS,
+        QUANTIZER_VERSIONS,
+        DoReFaActivation,
+        DoReFaWeight,
+        QuantSpec,
+        mia_quantize,
+    )
 
     w = torch.linspace(-1.3, 0.9, 211).reshape(1, 211) * torch.linspace(0.5, 1.5, 3).reshape(3, 1)
     out = []
@@ -97,7 +104,14 @@ def _attacks() -> tuple[dict, str]:
 
 def _training() -> tuple[dict, str]:
     from qmia.config import TRAIN_VERSION, TrainConfig
-    from qmia.data import DATA_VERSION, apply_augment, augment_draws, dataset_info, half_subset, make_splits
+    from qmia.data import (
+        DATA_VERSION,
+        apply_augment,
+        augment_draws,
+        dataset_info,
+        half_subset,
+        make_splits,
+    )
     from qmia.models import build_model
     from qmia.train import epoch_plan, make_optimizer
 

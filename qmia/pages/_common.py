@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .. import claims
+from .. import claims, evidence
 from ..book import (
     INT,
     LABELS,
@@ -82,25 +82,25 @@ def _status(t: pd.DataFrame) -> list[str]:
 
 
 def _decide(fn, *args, **kw):
-    """``fn(*args, **kw)`` (a verdict), or the :class:`qmia.claims.MissingRow` saying which part its rows wait for, or
-    the :class:`qmia.claims.MixedInstances` saying which rows come from two trainings of one key."""
+    """``fn(*args, **kw)`` (a verdict), or the :class:`qmia.evidence.MissingRow` saying which part its rows wait for, or
+    the :class:`qmia.evidence.MixedInstances` saying which rows come from two trainings of one key."""
     try:
         return fn(*args, **kw)
-    except claims.MixedInstances as e:
+    except evidence.MixedInstances as e:
         return e
-    except claims.MissingRow as e:
+    except evidence.MissingRow as e:
         if not e.pending:
             raise
         return e
 
 
-def _word(missing: claims.MissingRow) -> str:
+def _word(missing: evidence.MissingRow) -> str:
     """The verdict word of a verdict that could not be decided: pending, or not measurable (two trainings of a key)."""
-    return claims.NOT_MEASURABLE if isinstance(missing, claims.MixedInstances) else claims.PENDING
+    return claims.NOT_MEASURABLE if isinstance(missing, evidence.MixedInstances) else claims.PENDING
 
 
-def _why(missing: claims.MissingRow) -> str:
-    return f"rows of two trainings of one key: {missing}" if isinstance(missing, claims.MixedInstances) else missing.pending
+def _why(missing: evidence.MissingRow) -> str:
+    return f"rows of two trainings of one key: {missing}" if isinstance(missing, evidence.MixedInstances) else missing.pending
 
 
 def _table(pg: Page, df: pd.DataFrame, cols: list[str], table_id: str, title: str, fmt: dict,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .. import claims
+from .. import evidence
 from ..book import NUM, PCT, STATUS, Page, model_name, styled
 from ..plan import DEFENCE_ATTACKS, defence_configs
 from ..ranking import dominated_by
@@ -92,7 +92,7 @@ def defences_frontier(pg: Page, n_boot: int = 400):
     if waiting:
         sentences.append(f"Not computed yet, so not on this frontier: {', '.join(w['setting'] for w in waiting)}.")
     if "none" not in set(t["family"]):
-        raise claims.MissingRow("the full-precision target's LiRA rows are not stored", "its part is pending")
+        raise evidence.MissingRow("the full-precision target's LiRA rows are not stored", "its part is pending")
     fp_acc = float(t.loc[t["family"] == "none", "test acc."].iloc[0])
     useful = t[t["test acc."] >= USEFUL_SHARE * fp_acc]
     best = useful.loc[useful["tpr"].idxmin()]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .. import claims
+from .. import claims, evidence
 from ..book import (
     LABELS,
     NUM,
@@ -80,7 +80,7 @@ def verdict_table(pg: Page, results: dict[str, ClaimResult], table_id: str, titl
     ``configs``: the target configurations the verdicts were computed from (for the provenance line)."""
     rows = []
     for r, res in results.items():
-        if isinstance(res, claims.MissingRow):
+        if isinstance(res, evidence.MissingRow):
             rows.append({"reading": READING_NAMES[r], "verdict": _word(res), "why": _why(res)})
             word, reason = _word(res), _why(res)
         else:
@@ -125,7 +125,7 @@ def table6_verdicts(pg: Page):
     rows = []
     for r in pg.shown_readings():
         decided = _decide(claims.dorefa_verdict, pg.evidence(), r)  # at the plan's bitwidths (4 and 8), whatever the page's
-        if isinstance(decided, claims.MissingRow):
+        if isinstance(decided, evidence.MissingRow):
             rows.append({"reading": READING_NAMES[r], "verdict at this bitwidth": _word(decided), "why": _why(decided)})
             pg.keep(f"t6_{_slug(r)}_verdict", _word(decided))
             pg.keep(f"t6_{_slug(r)}_reason", _why(decided))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .. import claims, statements
+from .. import claims, evidence, statements
 from ..book import PCT, READING_NAMES, STATUS, Page, model_name, styled
 from ..claims import ABSTRACT_CLAIMS
 from ..plan import reading_bits, reading_spec
@@ -56,7 +56,7 @@ def report_verdicts(pg: Page):
     shown = pg.shown_readings()
     rows = []
     def word_and_reason(decided) -> tuple[str, str]:
-        if isinstance(decided, claims.MissingRow):
+        if isinstance(decided, evidence.MissingRow):
             return _word(decided), _why(decided)
         v = decided[0] if isinstance(decided, tuple) else decided.verdict
         return v.word, v.reason
@@ -162,9 +162,9 @@ def report_needs(pg: Page):
                 row["keeps utility and holds every claim"] = ("yes" if useful and all(within) else
                                                               "no: utility lost" if not useful else
                                                               f"no: {sum(within)} of {len(within)} claims in the interval")
-            except claims.MixedInstances as e:
+            except evidence.MixedInstances as e:
                 row[STATUS] = f"not measurable: rows of two trainings of one key ({e})"
-            except claims.MissingRow as e:
+            except evidence.MissingRow as e:
                 if not e.pending:
                     raise
                 row[STATUS] = e.pending

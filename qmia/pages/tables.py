@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .. import claims
+from .. import claims, evidence
 from ..book import (
     INT,
     LABELS,
@@ -31,7 +31,7 @@ def claim_table(pg: Page, key: str, prefix: str):
     rows, results = [], {}
     for r in pg.shown_readings():
         res = _decide(claims.abstract_verdict, ev, key, r)
-        if isinstance(res, claims.MissingRow):
+        if isinstance(res, evidence.MissingRow):
             rows.append({"reading": READING_NAMES[r], "bits": min(pg.profile.bits), "our measure": _measure_name(key),
                          "verdict": _word(res), "why": _why(res)})
             for k, v in {"verdict": _word(res), "reason": _why(res)}.items():
