@@ -277,7 +277,7 @@ STATUS = "status"
 
 def with_status(t: pd.DataFrame, df: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     """``t`` (one row per group of ``df`` by ``by``, e.g. :func:`mean_over_seeds`) with a ``status`` column: '' where
-    the group's rows are stored, else why not (the part that computes them, :func:`qmia.parts.pending_text`)."""
+    the group's rows are stored, else why not (the part that computes them, :func:`qmia.estimates.pending_text`)."""
     if "pending" not in df.columns or not (df["pending"].fillna("") != "").any():
         return t
     status = (df.assign(pending=df["pending"].fillna("")).groupby(by, sort=False, dropna=False)["pending"]

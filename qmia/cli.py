@@ -175,7 +175,8 @@ def cmd_sweep(a: argparse.Namespace) -> int:
 def _sweep_jobs(profile, a: argparse.Namespace) -> int:
     """``sweep --executor local|slurm``: every missing part (or ``--part``) as a job; see :mod:`qmia.executor`."""
     from . import executor as ex
-    from .parts import missing_parts, needed_models_parts, part_table
+    from .part_runs import part_table
+    from .parts import missing_parts, needed_models_parts
 
     if a.executor == "local" and not a.dry_run:
         confirm_cpu_scale(profile.name, a.device, a.on_cpu)  # local jobs train here
@@ -216,7 +217,7 @@ def _sweep_jobs(profile, a: argparse.Namespace) -> int:
 def _sweep_parts(profile, a: argparse.Namespace) -> int:
     import pandas as pd
 
-    from .parts import part_table, run_part, verify_stored
+    from .part_runs import part_table, run_part, verify_stored
 
     if a.part:
         start = time.perf_counter()

@@ -17,7 +17,7 @@ from .uncertainty import AttackOutcome, Comparison, Estimate, compare, estimate
 
 class MissingRow(LookupError):
     """A configuration's row is not among the evidence. ``pending``: the plan computes it and this says where
-    (:func:`qmia.parts.pending_text`); '' when no plan holds it."""
+    (:func:`qmia.estimates.pending_text`); '' when no plan holds it."""
 
     def __init__(self, message: str, pending: str = "") -> None:
         super().__init__(message)

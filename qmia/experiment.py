@@ -330,7 +330,7 @@ def evaluate(target: TrainConfig, attacks: str | Sequence[str] = tuple(ATTACKS),
     n_boot: bootstrap resamples for each row's 95 % intervals (over its examples).
     params: the RMIA and label-only attacks' parameters (:class:`AttackParams`; default: the papers').
     stored_only: compute nothing: a row not stored is returned as a pending row (its identity, no numbers, and
-        ``pending``: which part of the plan computes it, :func:`qmia.parts.pending_text`); stored rows have
+        ``pending``: which part of the plan computes it, :func:`qmia.estimates.pending_text`); stored rows have
         ``pending`` empty.
     """
     remove_stale_parts_once()
@@ -341,7 +341,7 @@ def evaluate(target: TrainConfig, attacks: str | Sequence[str] = tuple(ATTACKS),
     rows = {v: load_row(k) for v, k in keys.items()}
     missing = [g for g in groups if any(rows[v] is None for v in ATTACKS[g].variants)]
     if missing and stored_only:
-        from .parts import pending_text
+        from .estimates import pending_text
 
         for g in missing:
             for v in ATTACKS[g].variants:

@@ -250,7 +250,7 @@ def train_many(configs: Sequence[TrainConfig], data_root: str | os.PathLike | No
     (default :func:`default_group_size`), and return every config's :class:`TrainedModel`.
 
     ``may_start(group)``, when given, is asked before each group (or defended model) starts to train; once it says
-    False no further model starts (a time budget: :func:`qmia.parts.run_part`), and the models cached by then are
+    False no further model starts (a time budget: :func:`qmia.part_runs.run_part`), and the models cached by then are
     returned."""
     dev = torch.device(device) if device is not None else default_device()
     size = group_size or default_group_size(dev)

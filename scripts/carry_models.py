@@ -66,15 +66,8 @@ def main() -> int:
     ap.add_argument("--max-mb", type=float, default=40)
     a = ap.parse_args()
     from qmia.config import get_profile
-    from qmia.parts import (
-        PART_NAMES,
-        carried_into,
-        measured_rates,
-        missing_parts,
-        needed_models,
-        needed_models_parts,
-        part_estimate,
-    )
+    from qmia.estimates import measured_rates, part_estimate
+    from qmia.parts import PART_NAMES, carried_into, missing_parts, needed_models, needed_models_parts
     from qmia.settings import use_stored_results
 
     use_stored_results(a.profile)

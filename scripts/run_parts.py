@@ -68,15 +68,14 @@ def main() -> int:
     ap.add_argument("parts", nargs="*", help="parts to run, in order (default: every missing part, in plan order)")
     a = ap.parse_args()
     from qmia.config import get_profile
+    from qmia.estimates import measured_rates, part_estimate
     from qmia.parts import (
         PART_NAMES,
         assign,
         available,
-        measured_rates,
         missing_parts,
         needed_models,
         needed_models_parts,
-        part_estimate,
         trained_for_later,
     )
     from qmia.settings import cache_root, results_root

@@ -11,20 +11,9 @@ import pytest
 import torch
 
 from qmia.config import get_profile
-from qmia.parts import (
-    LIMIT_SECONDS,
-    PART_NAMES,
-    assign,
-    carried_into,
-    entry_keys,
-    estimate_seconds,
-    missing_parts,
-    part_estimate,
-    part_models,
-    run_part,
-    trained_for_later,
-    verify_stored,
-)
+from qmia.estimates import LIMIT_SECONDS, estimate_seconds, part_estimate
+from qmia.part_runs import run_part, verify_stored
+from qmia.parts import PART_NAMES, assign, carried_into, entry_keys, missing_parts, part_models, trained_for_later
 from qmia.plan import book_plan
 from qmia.results import load_outcome, load_row, save_row
 from qmia.settings import results_root
@@ -282,7 +271,7 @@ def test_a_part_stopped_by_its_budget_resumes_elsewhere_with_the_same_rows(tmp_p
     """A part run cut off by its budget stores the rows of its finished targets and carries its trained weights in the
     results folder; resumed with a fresh cache (another machine) and that folder only, it stores the rows of one run
     straight through. A carried file that does not match its checksum is not used (its model is trained again)."""
-    from qmia import carry, parts
+    from qmia import carry, part_runs, parts
     from qmia.settings import cache_root
     from qmia.train import git_commit
 
@@ -302,7 +291,7 @@ def test_a_part_stopped_by_its_budget_resumes_elsewhere_with_the_same_rows(tmp_p
         started.append(m)
         return 1e9 if len(started) >= 3 else 0.0
 
-    monkeypatch.setattr(parts, "model_seconds", seconds)
+    monkeypatch.setattr(part_runs, "model_seconds", seconds)
     first = run_part(p, "table6-fig6", device="cpu", progress=False, budget=3600)
     assert not first["complete"] and len(first["models"]) == 2 and len(first["rows"]) < len(straight["rows"])
     assert "budget" in capfd.readouterr().out

@@ -63,7 +63,7 @@ def test_a_read_only_store_folder_is_named(variable, monkeypatch, capsys, _isola
 
 @pytest.mark.parametrize("target, message", [("missing/out.json", "does not exist"), (".", "is a folder")])
 def test_json_output_is_checked_before_the_work(target, message, capsys, _isolated, tmp_path):
-    _refused([*RUN, "--json", str(tmp_path / target)], f"--json", capsys, _isolated)
+    _refused([*RUN, "--json", str(tmp_path / target)], "--json", capsys, _isolated)
     _refused([*RUN, "--json", str(tmp_path / target)], message, capsys, _isolated)
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from qmia import claims, evidence, statements
+from qmia import beyond_noise, claims, evidence, statements
 from qmia.config import Profile
 from qmia.metrics import attack_metrics, roc_points
 from qmia.plan import reading_spec
@@ -52,7 +52,7 @@ def _evidence(q_shift: float, q_acc: float, fp_shift: float = 1.0, same_scores: 
 
 
 def _drop(ev, fp, q, metric="attack_acc"):
-    return statements._drop_rule(ev, [("4-bit", fp, q)], (metric,))
+    return beyond_noise.drop_rule(ev, [("4-bit", fp, q)], (metric,))
 
 
 @pytest.mark.parametrize("case, q_shift, q_acc, fp_shift, status, noise, words", [
@@ -89,11 +89,11 @@ def test_two_instances_of_one_key_are_never_paired():
 
 
 def test_accuracy_gaps_and_claims_of_no_difference():
-    g = statements.accuracy_gap(0.80, 0.79, 5000, 5000)
+    g = beyond_noise.accuracy_gap(0.80, 0.79, 5000, 5000)
     assert g.lo < 0.01 < g.hi and g.hi - g.lo == pytest.approx(2 * 1.959964 * (0.8 * 0.2 / 5000 + 0.79 * 0.21 / 5000) ** 0.5)
-    assert statements._sign(g) == "noise"  # 1 point on 5,000 examples is within noise
-    assert statements._sign(statements.accuracy_gap(0.80, 0.70, 5000, 5000)) == "yes"
-    assert statements._sign(statements.accuracy_gap(0.70, 0.80, 5000, 5000)) == "no"
+    assert beyond_noise.sign(g) == "noise"  # 1 point on 5,000 examples is within noise
+    assert beyond_noise.sign(beyond_noise.accuracy_gap(0.80, 0.70, 5000, 5000)) == "yes"
+    assert beyond_noise.sign(beyond_noise.accuracy_gap(0.70, 0.80, 5000, 5000)) == "no"
 
 
 def _table(nets: dict[str, list[str]]) -> pd.DataFrame:

@@ -98,7 +98,7 @@ def test_glued_numbers_are_formatted_and_pending_ones_say_so():
 
 
 def test_a_pending_cell_names_its_part_and_cost_or_how_to_compute_it():
-    from qmia.parts import pending_text
+    from qmia.estimates import pending_text
 
     p = get_profile("paper")
     assert pending_text(p, p.config("resnet50", "cifar10"), "shadow").startswith("not computed yet: part `resnet50-fp`, about")

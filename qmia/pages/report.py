@@ -20,7 +20,8 @@ def report_status(pg: Page):
     rows stored, the parts not computed yet with their costs, and the readings x statements table decided / pending."""
     from IPython.display import Markdown
 
-    from ..parts import assign, missing_parts, part_cost
+    from ..estimates import part_cost
+    from ..parts import assign, missing_parts
 
     p = pg.profile
     table = statements.readings_table(pg.evidence())

@@ -1,0 +1,179 @@
+"""How one comparison is decided beyond noise, for the statement rules (:mod:`qmia.statement_rules`).
+
+A rule returns one :class:`Cell`: agrees / disagrees when the comparison behind it is resolved (its 95 % interval
+on one side), not measurable when it is not (``noise``), or because of a utility collapse, a baseline at chance, two
+trainings of one key, or missing models. Comparisons of one attack on two targets are paired by seed and example
+(:func:`drop_rule`, through :meth:`qmia.evidence.Evidence.compare`); comparisons of accuracies use the normal
+interval of a difference of two proportions (:func:`accuracy_gap`). Ties never agree.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from .claims import (
+    AGREES,
+    CHANCE,
+    DISAGREES,
+    MAX_UTILITY_DROP,
+    PENDING,
+    UNMEASURABLE,
+    leaks,
+)
+from .evidence import Evidence
+from .plan import reading_bits, reading_spec
+from .uncertainty import Comparison
+
+MARK = {AGREES: "✓", DISAGREES: "✗", UNMEASURABLE: "–", PENDING: "…"}
+
+
+Z95 = 1.959964
+
+
+@dataclass(frozen=True)
+class Cell:
+    """A statement checked under one reading: its status, the numbers why, and whether it is undecided only because
+    of noise (``noise``: more data could decide it either way; :func:`choose_reading` counts such cells as open)."""
+
+    status: str
+    detail: str
+    noise: bool = False
+
+    @property
+    def mark(self) -> str:
+        return MARK[self.status]
+
+
+@dataclass(frozen=True)
+class Gap:
+    """A difference with its 95 % interval (fractions: 0.01 = 1 point)."""
+
+    value: float
+    lo: float
+    hi: float
+
+    def __str__(self) -> str:
+        return f"{100 * self.value:+.1f} points (95 % CI {100 * self.lo:+.1f} to {100 * self.hi:+.1f})"
+
+
+def accuracy_gap(a: float, b: float, n_a: int, n_b: int) -> Gap:
+    """a - b for two accuracies measured on n_a and n_b examples: the normal interval of a difference of two
+    independent proportions (the test examples' noise; two trainings of one key differ by ~0.3 points more)."""
+    se = math.sqrt(max(a * (1 - a), 0.0) / n_a + max(b * (1 - b), 0.0) / n_b)
+    return Gap(a - b, a - b - Z95 * se, a - b + Z95 * se)
+
+
+def drop_gap(c: Comparison) -> Gap:
+    """The drop before - after of a paired comparison, as a Gap."""
+    return Gap(c.reduction, c.reduction_lo, c.reduction_hi)
+
+
+def not_measurable(why: str, noise: bool = False) -> Cell:
+    return Cell(UNMEASURABLE, why, noise)
+
+
+def pct(x: float) -> str:
+    return f"{100 * x:.1f} %"
+
+
+def short_name(arch: str) -> str:
+    from .book import ARCH_NAMES
+
+    return ARCH_NAMES.get(arch, arch)
+
+
+def examples_per_split(ev: Evidence, arch: str, dataset: str) -> int:
+    return ev.config(arch, dataset).n_per_split  # each split (the test split included) has this many examples
+
+
+def bits_of(ev: Evidence, wanted: Sequence[int]) -> list[int]:
+    return [b for b in ev.p.bits if b in wanted]
+
+
+def sign(g: Gap, claimed_positive: bool = True) -> str:
+    """'yes' when the interval lies above zero (below, for claimed_positive=False), 'no' when it lies on the other
+    side, 'noise' when it holds zero (a tie included)."""
+    if (g.lo > 0) if claimed_positive else (g.hi < 0):
+        return "yes"
+    if (g.hi < 0) if claimed_positive else (g.lo > 0):
+        return "no"
+    return "noise"
+
+
+def decide(results: list[tuple[str, str]], collapsed: list[str] = ()) -> Cell:
+    """One cell from several comparisons, each ('yes' | 'no' | 'noise', its text): any resolved against the
+    statement disagrees; else a utility collapse makes it not measurable; else all resolved for it agrees; else it is
+    not measurable at this size."""
+    text = "; ".join(t for _, t in results)
+    if collapsed:
+        text = "; ".join([*(t for _, t in results), *(f"{c}: utility collapse" for c in collapsed)])
+    if any(s == "no" for s, _ in results):
+        return Cell(DISAGREES, text)
+    if collapsed:
+        return not_measurable("not measurable (utility collapse): " + text)
+    if results and all(s == "yes" for s, _ in results):
+        return Cell(AGREES, text)
+    if not results:
+        return not_measurable("nothing to compare")
+    return not_measurable("not measurable at this size: " + text, noise=True)
+
+
+def drop_rule(ev: Evidence, pairs: list[tuple[str, object, object]], metrics: Sequence[str], *,
+               baseline=None, attack_after: str = "shadow") -> Cell:
+    """"``metrics`` of the attack are lower after than before" for every (label, before config, after config): paired
+    comparisons, each credited only down to chance; the first before config's attack must leak (``baseline``: the
+    config whose AUC must; default the first before); an after target that lost more than the utility tolerance
+    against its before is a collapse."""
+    base = baseline if baseline is not None else pairs[0][1]
+    auc = ev.estimate([base])
+    if not leaks(auc):
+        return not_measurable(f"not measurable (the baseline attack is at chance: AUC {auc})")
+    results, collapsed = [], []
+    for label, before, after in pairs:
+        b_row, a_row = ev.paired_rows([(before, "shadow"), (after, attack_after)])
+        if b_row["target_test_acc"] - a_row["target_test_acc"] > MAX_UTILITY_DROP:
+            collapsed.append(f"{label} (test acc. {pct(a_row['target_test_acc'])} vs {pct(b_row['target_test_acc'])})")
+            continue
+        for m in metrics:
+            c = ev.compare(before, after, m, chance=CHANCE.get(m), attack_after=attack_after)
+            g = drop_gap(c)
+            text = f"{label} {m.replace('_', ' ')} {c.before.value:.3f} -> {c.after.value:.3f}, drop {g}"
+            results.append((sign(g), text))
+    return decide(results, collapsed)
+
+
+def fp_vs(ev: Evidence, reading: str, models, bits, layers: str = "all") -> list[tuple[str, object, object]]:
+    out = []
+    for a, d in models:
+        for b in [b for b in bits if b in reading_bits(ev.p, a)]:
+            out.append((f"{short_name(a)} {b}b", ev.config(a, d), ev.config(a, d, reading_spec(reading, b, layers=layers))))
+    return out
+
+
+def models_of(ev: Evidence, without_resnet50: bool = False) -> list[tuple[str, str]]:
+    return [m for m in ev.p.models if not (without_resnet50 and m[0] == "resnet50")]
+
+
+def combine(cells: Sequence[Cell]) -> Cell:
+    """Cells of one statement on several models: any disagreement disagrees; else any not measurable is not
+    measurable (at this size only when all of those are); else it agrees."""
+    text = "; ".join(c.detail for c in cells)
+    if any(c.status == DISAGREES for c in cells):
+        return Cell(DISAGREES, text)
+    open_ = [c for c in cells if c.status == UNMEASURABLE]
+    if open_:
+        return not_measurable(text, noise=all(c.noise for c in open_))
+    return Cell(AGREES, text) if cells else not_measurable("no models")
+
+
+def drop_per_model(ev: Evidence, reading: str, models, bits, metrics: Sequence[str]) -> Cell:
+    """:func:`drop_rule` for each model against its own full-precision baseline, combined."""
+    cells = []
+    for m in models:
+        pairs = fp_vs(ev, reading, [m], bits)
+        if pairs:
+            cell = drop_rule(ev, pairs, metrics)
+            cells.append(replace(cell, detail=f"{short_name(m[0])}: {cell.detail}"))
+    return combine(cells)
