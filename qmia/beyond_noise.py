@@ -18,16 +18,13 @@ from .claims import (
     CHANCE,
     DISAGREES,
     MAX_UTILITY_DROP,
-    PENDING,
     UNMEASURABLE,
     leaks,
 )
 from .evidence import Evidence
 from .plan import reading_bits, reading_spec
 from .uncertainty import Comparison
-
-MARK = {AGREES: "✓", DISAGREES: "✗", UNMEASURABLE: "–", PENDING: "…"}
-
+from .vocabulary import ARCH_NAMES, MARK
 
 Z95 = 1.959964
 
@@ -79,8 +76,6 @@ def pct(x: float) -> str:
 
 
 def short_name(arch: str) -> str:
-    from .book import ARCH_NAMES
-
     return ARCH_NAMES.get(arch, arch)
 
 

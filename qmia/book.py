@@ -27,33 +27,12 @@ from .settings import (
     use_stored_results,
 )
 from .settings import check as check_environment
+from .vocabulary import ARCH_NAMES, DATA_NAMES, FULL_PRECISION, LABELS, NOT_MEASURABLE_TEXT, READING_NAMES  # noqa: F401 (the pages import them from here)
 
 PCT = "{:.1%}"
 NUM = "{:.3f}"
 INT = "{:.0f}"
 
-LABELS = {
-    "target_train_acc": "target train acc.",
-    "target_test_acc": "target test acc.",
-    "shadow_train_acc": "shadow train acc.",
-    "shadow_test_acc": "shadow test acc.",
-    "attack_acc": "attack acc.",
-    "precision_member": "precision (members)",
-    "recall_member": "recall (members)",
-    "f1_member": "F1 (members)",
-    "precision_nonmember": "precision (non-members)",
-    "recall_nonmember": "recall (non-members)",
-    "f1_nonmember": "F1 (non-members)",
-    "auc": "AUC",
-    "advantage": "advantage (TPR − FPR)",
-    "tpr_at_0.1%fpr": "TPR @ 0.1 % FPR",
-    "tpr_at_1%fpr": "TPR @ 1 % FPR",
-}
-NOT_MEASURABLE_TEXT = "not measurable at this size"
-ARCH_NAMES = {"lenet": "LeNet-5", "resnet20": "ResNet-20", "resnet50": "ResNet-50"}
-DATA_NAMES = {"digits": "digits", "fashion_mnist": "Fashion-MNIST", "cifar10": "CIFAR-10"}
-READING_NAMES = {"literal": "literal (Alg. 1, z = 2)", "centred": "centred (z = 2^(b-1))",
-                 "min-anchored": "min-anchored (z = 2)", "printed": "printed (Eq. 2–4)"}
 
 
 # How the prose prints each glued number (Python format specs): the value is glued as this text, so that a number
@@ -90,7 +69,7 @@ def model_name(arch: str, dataset: str) -> str:
 
 def bitwidth(row) -> str:
     """'full precision' or 'b-bit' for a results row."""
-    return "full precision" if row["method"] == "none" else f"{int(row['bits'])}-bit"
+    return FULL_PRECISION if row["method"] == "none" else f"{int(row['bits'])}-bit"
 
 
 def as_list(value, name: str = "parameter") -> list | None:

@@ -33,6 +33,7 @@ from .evidence import Evidence, MissingRow
 from .plan import reading_spec
 from .quantizers import QuantSpec
 from .uncertainty import Comparison, Estimate
+from .vocabulary import AGREES, DISAGREES, PENDING, UNMEASURABLE  # noqa: F401 (the statuses, read as claims.AGREES ...)
 
 SOURCE = "https://www.mdpi.com/1424-8220/23/18/7722"
 DOI = "10.3390/s23187722"
@@ -268,9 +269,3 @@ def partial_verdict(ev: Evidence, reading: str, bits: int = 4, last: int = 5) ->
     cmp = ev.compare(fp_cfg, part, "auc", chance=0.5)
     drop = float(ev.row(fp_cfg)["target_test_acc"] - ev.row(part)["target_test_acc"])
     return ClaimResult(reduction_verdict(cmp, base, drop), cmp, cmp, drop, base, bits, reading)
-
-
-# ----------------------------------------------------------------------------- the statements' vocabulary
-
-# The status of a statement under a reading (:mod:`qmia.statements`) and of a verdict's row lookup.
-AGREES, DISAGREES, UNMEASURABLE, PENDING = "agrees", "disagrees", "not measurable", "pending"

@@ -28,6 +28,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize, prune
 
+from .vocabulary import NO_DEFENCE
+
 DEFENCE_KINDS = ("none", "prune", "dp", "ptq")
 PRUNE_SCOPES = ("global", "layer")
 PTQ_GRANULARITIES = ("tensor", "channel")
@@ -142,7 +144,7 @@ class Defence:
             return f"DP-SGD ε = {_num(self.epsilon)}" + (f", C = {_num(self.max_grad_norm)}" if self.max_grad_norm != 1.0 else "")
         if self.kind == "ptq":
             return f"PTQ {self.bits}-bit per-{self.granularity}"
-        return "no defence"
+        return NO_DEFENCE
 
 
 def finetune_epochs_for(defence: Defence, train_epochs: int) -> int:

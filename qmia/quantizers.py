@@ -446,16 +446,6 @@ def max_levels(bits: int, reading: str = "literal") -> int:
     return 2**bits if reading == "printed" else 2**bits + 2
 
 
-@dataclass(frozen=True)
-class Reading:
-    """One reading of the paper's quantizer, as the book describes it (:func:`reading_spec` builds its QuantSpec)."""
-
-    name: str
-    title: str
-    equations: str
-    clips: str
-
-
 def reading_spec(reading: str, bits: int, **kw) -> QuantSpec:
     """The MIA quantizer at ``bits`` under one of the book's readings ('literal', 'centred', ...)."""
     if reading not in PAPER_READINGS:
@@ -486,17 +476,3 @@ PAPER_READINGS: dict[str, dict] = {
     "printed": {"reading": "printed", "zero_point": 0},
 }
 
-READING_INFO: dict[str, Reading] = {
-    "literal": Reading("literal", "Algorithm 1 as printed (z = 2)",
-                       "W_C = clamp(round(W/s) + z, 0, 2^b + 1), W_Q = s (W_C - z)",
-                       "every weight below -2.5 s: most negative weights at 8 bits and more"),
-    "centred": Reading("centred", "Algorithm 1 with a centred zero point (z = 2^(b-1))",
-                       "W_C = clamp(round(W/s) + 2^(b-1), 0, 2^b + 1), W_Q = s (W_C - 2^(b-1))",
-                       "the tail beyond about half the range on the longer side of zero"),
-    "min-anchored": Reading("min-anchored", "codes counted from the minimum, offset by z = 2",
-                            "W_C = clamp(round((W - r0)/s) + z, 0, 2^b + 1), W_Q = s (W_C - z) + r0",
-                            "only the top bin: the weights within s/2 of the maximum"),
-    "printed": Reading("printed", "Eq. 2-4 as printed (unsigned codes, no zero point)",
-                       "W_C = clamp(round(W/s), 0, 2^b - 1), W_Q = s W_C",
-                       "every negative weight (to 0)"),
-}

@@ -34,6 +34,7 @@ from .claims import (
 from .evidence import Evidence
 from .plan import reading_bits, reading_spec
 from .quantizers import QuantSpec
+from .vocabulary import DOREFA
 
 SIMILAR_POINTS = 0.05  # "behaves similarly": test accuracy within 5 points (the utility tolerance; seed noise is ~2)
 
@@ -272,7 +273,7 @@ def table6(ev: Evidence, reading: str, b: int):
 
 def both_reduce(ev: Evidence, reading: str) -> Cell:
     fp = ev.config(*ev.p.resnet)
-    pairs = [(f"{b}-bit {name}", fp, cfg) for b in (4, 8) for name, cfg in zip(("DoReFa-Net", "ours"), table6(ev, reading, b))]
+    pairs = [(f"{b}-bit {name}", fp, cfg) for b in (4, 8) for name, cfg in zip((DOREFA, "ours"), table6(ev, reading, b))]
     return drop_rule(ev, pairs, ("f1_member",))
 
 

@@ -189,7 +189,8 @@ def test_constant_layer_is_left_exact():
 
 
 def test_reading_specs_labels_and_validation():
-    from qmia.quantizers import PAPER_READINGS, READING_INFO, reading_spec
+    from qmia.quantizers import PAPER_READINGS, reading_spec
+    from qmia.vocabulary import READING_INFO
 
     assert set(PAPER_READINGS) == set(READING_INFO) == {"literal", "centred", "min-anchored", "printed"}
     labels = {name: reading_spec(name, 4).label for name in PAPER_READINGS}

@@ -7,6 +7,7 @@ import pandas as pd
 from ..book import NUM, PCT, Page, labelled, mean_over_seeds, model_name, styled
 from ..plan import SWEEP_CURVES, lira_configs, paper_configs, sweep_configs
 from ..results import provenance
+from ..vocabulary import FULL_PRECISION
 from ._common import BY, _finish, _plt
 from .ranking import CURVE_NAMES, _ci, row_curve
 
@@ -40,7 +41,7 @@ def beyond_lira(pg: Page):
     show = pd.DataFrame({
         "model": lt["model"], "bitwidth": lt["bitwidth"], "reading": lt["reading"],
         "attack": [a.removesuffix("-adaptive").removesuffix("-reference") for a in lt["attack"]],
-        "reference models": ["quantized like the target" if a.endswith("-adaptive") else "full precision" for a in lt["attack"]],
+        "reference models": ["quantized like the target" if a.endswith("-adaptive") else FULL_PRECISION for a in lt["attack"]],
         "scoring": ["reference code" if a.endswith("-reference") else "qmia" for a in lt["attack"]],
         "AUC": lt["auc"],
         "TPR @ 0.1 % FPR (95 % CI)": [_ci(r, "tpr_at_0.1%fpr") for _, r in lt.iterrows()],
@@ -70,7 +71,7 @@ def beyond_sweep(pg: Page):
         for _, r in s.iterrows():
             ax.annotate(f"{int(r['bits'])}b", (r["auc"], r["target_test_acc"]), textcoords="offset points", xytext=(4, 3), fontsize=7)
     f = st[st["method"] == "none"].iloc[0]
-    ax.plot([f["auc"]], [f["target_test_acc"]], "k*", ms=12, label="full precision")
+    ax.plot([f["auc"]], [f["target_test_acc"]], "k*", ms=12, label=FULL_PRECISION)
     ax.axvline(0.5, color="k", ls="--", lw=0.8)
     ax.set_xlabel("attack AUC (shadow attack; 0.5 = chance)")
     ax.set_ylabel("target test accuracy")

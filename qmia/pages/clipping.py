@@ -17,8 +17,8 @@ from ..book import (
     styled,
 )
 from ..plan import paper_configs
-from ..quantizers import READING_INFO
 from ..results import clipped_table, provenance, weight_stats
+from ..vocabulary import READING_INFO
 from ._common import BY, _plt, _slug
 
 

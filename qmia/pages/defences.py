@@ -10,11 +10,9 @@ from ..plan import DEFENCE_ATTACKS, defence_configs
 from ..ranking import dominated_by
 from ..results import load_outcome, provenance, stored_part
 from ..uncertainty import estimate, lowest_measurable_fpr
+from ..vocabulary import FAMILIES, FULL_PRECISION
 from ._common import _finish, _pending_page, _plt
 from .ranking import USEFUL_SHARE, _quantizer_name
-
-FAMILIES = {"none": "no defence", "qat": "quantization-aware training", "prune": "pruning", "dp": "DP-SGD",
-            "ptq": "post-training quantization"}
 
 
 def _setting(c) -> tuple[str, str]:
@@ -22,7 +20,7 @@ def _setting(c) -> tuple[str, str]:
     if c.defence.kind != "none":
         return c.defence.kind, c.defence.name
     if c.quant.method == "none":
-        return "none", "full precision"
+        return "none", FULL_PRECISION
     return "qat", _quantizer_name(c.quant.curve, c.quant.bits)
 
 
@@ -31,7 +29,7 @@ def _short(setting: str) -> str:
     -> 'PTQ 4-bit ch.'."""
     for long, short in (("pruning ", "pruned "), (" (global)", ""), (" per-channel", " ch."),
                         (" per-tensor", " t."), ("proposed, literal (z = 2), ", "literal "), ("proposed, centred z, ", "centred "),
-                        ("DoReFa-Net, ", "DoReFa "), ("full precision", "full prec.")):
+                        ("DoReFa-Net, ", "DoReFa "), (FULL_PRECISION, "full prec.")):
         setting = setting.replace(long, short)
     return setting
 

@@ -23,6 +23,7 @@ from ..book import (
 from ..claims import ClaimResult
 from ..plan import claim_configs, dorefa_configs, partial_configs
 from ..results import load_roc, provenance
+from ..vocabulary import DOREFA, FULL_PRECISION
 from ._common import (
     BY,
     _decide,
@@ -113,7 +114,7 @@ def table6(pg: Page):
         frames.append(pg.run([c for c in dorefa_configs(pg.profile, pg.bits, pg.seeds, reading=r) if c.quant.method == "mia"]))
     df = pd.concat(frames, ignore_index=True)
     t = labelled(with_status(mean_over_seeds(df, BY), df, BY))
-    t.insert(2, "quantizer", t["method"].map({"none": "–", "mia": "proposed", "dorefa": "DoReFa-Net"}))
+    t.insert(2, "quantizer", t["method"].map({"none": "–", "mia": "proposed", "dorefa": DOREFA}))
     cols = ["target_train_acc", "target_test_acc", "attack_acc", "precision_member", "recall_member", "f1_member", "auc"]
     show = t[["model", "bitwidth", "quantizer", "reading"] + cols + _status(t)].rename(columns=LABELS)
     fmt = {LABELS[c]: (PCT if c.endswith("acc") else NUM) for c in cols}
@@ -153,7 +154,7 @@ def fig6(pg: Page):
     prov = provenance(df)
     t = labelled(with_status(mean_over_seeds(df, BY + ["layers"]), df, BY + ["layers"]))
     waiting = t[STATUS].fillna("") if STATUS in t.columns else pd.Series("", index=t.index)
-    t["setting"] = [("full precision" if m == "none" else f"{int(b)}-bit {r}, " + ("last 5 layers" if l == "last:5" else "all layers"))
+    t["setting"] = [(FULL_PRECISION if m == "none" else f"{int(b)}-bit {r}, " + ("last 5 layers" if l == "last:5" else "all layers"))
                     + (" (not computed yet)" if w else "")
                     for m, b, r, l, w in zip(t["method"], t["bits"], t["reading"], t["layers"], waiting)]
     metrics = {"target_test_acc": "target test acc.", "attack_acc": "attack acc.", "auc": "attack AUC",

@@ -26,14 +26,8 @@ from ..plan import (
 from ..ranking import attack_agreement, rank_quantizers
 from ..results import load_outcome, provenance, stored_part
 from ..uncertainty import lowest_measurable_fpr, point_value
+from ..vocabulary import ATTACK_NAMES, CURVE_NAMES, FULL_PRECISION
 from ._common import BY, _finish, _pending_lines, _pending_page, _plt
-
-CURVE_NAMES = {"literal": "proposed, literal (z = 2)", "centred": "proposed, centred z", "min-anchored": "proposed, min-anchored",
-               "printed": "proposed, printed", "dorefa": "DoReFa-Net", "none": "full precision"}
-ATTACK_NAMES = {"shadow": "shadow (the paper's)", "adaptive": "shadow, adaptive", "lira-online": "LiRA online",
-                "lira-offline": "LiRA offline", "rmia-online": "RMIA online", "rmia-offline": "RMIA offline",
-                "label-gap": "label-only: gap", "label-augment": "label-only: augmentation",
-                **{f"metric-{m}": f"metric: {m}" for m in ("confidence", "loss", "entropy", "mentropy")}}
 
 
 def attack_name(variant: str) -> str:
@@ -51,7 +45,7 @@ def row_curve(row) -> str:
 
 
 def _quantizer_name(curve: str, bits) -> str:
-    return "full precision" if curve == "none" else f"{CURVE_NAMES.get(curve, curve)}, {int(bits)}-bit"
+    return FULL_PRECISION if curve == "none" else f"{CURVE_NAMES.get(curve, curve)}, {int(bits)}-bit"
 
 
 def quantizer_name(row) -> str:
@@ -169,7 +163,7 @@ def _keep_first(pg: Page, ranked: pd.DataFrame, prefix: str) -> None:
     pg.keep(f"{prefix}_first", first["quantizer"])
     pg.keep(f"{prefix}_first_share", float(first["best_share"]))
     pg.keep(f"{prefix}_first_acc", float(first["test_acc"]))
-    floor = USEFUL_SHARE * float(ranked.loc[ranked["quantizer"] == "full precision", "test_acc"].iloc[0])
+    floor = USEFUL_SHARE * float(ranked.loc[ranked["quantizer"] == FULL_PRECISION, "test_acc"].iloc[0])
     useful = ranked[ranked["test_acc"] >= floor]
     best = useful.iloc[0]
     pg.keep(f"{prefix}_useful", best["quantizer"])
@@ -235,7 +229,7 @@ def ranking_sweep(pg: Page, n_boot: int = 1000):
         v = by_name.loc[names]
         ax.errorbar(s["bits"], v["value"], yerr=[v["value"] - v["value_lo"], v["value_hi"] - v["value"]], marker=marker,
                     capsize=3, label=CURVE_NAMES[curve])
-    fp = by_name.loc["full precision"]
+    fp = by_name.loc[FULL_PRECISION]
     ax.axhspan(fp["value_lo"], fp["value_hi"], color="k", alpha=0.1)
     ax.axhline(fp["value"], color="k", lw=1, label="full precision (95 % CI shaded)")
     ax.set_xscale("log", base=2)

@@ -17,8 +17,8 @@ from ..book import (
     styled,
 )
 from ..plan import paper_configs, precision_configs, runs_reading
-from ..quantizers import READING_INFO
 from ..results import clipped_table, load_outcome, provenance, weight_stats
+from ..vocabulary import FULL_PRECISION, READING_INFO
 from ._common import _status
 from .clipping import _overall_shares
 
@@ -121,7 +121,7 @@ def readings_precision(pg: Page, n_boot: int = 1000):
     rows = []
     for a, b in zip(mine, others):
         ra, rb = df[df["target_key"] == a.key].iloc[0], df[df["target_key"] == b.key].iloc[0]
-        row = {"model": model_name(a.arch, a.dataset), "bitwidth": "full precision" if a.quant.method == "none"
+        row = {"model": model_name(a.arch, a.dataset), "bitwidth": FULL_PRECISION if a.quant.method == "none"
                else f"{a.quant.bits}-bit", "reading": READING_NAMES.get(a.quant.curve, "–"),
                f"test acc. ({a.precision})": ra.get("target_test_acc"), f"test acc. ({b.precision})": rb.get("target_test_acc"),
                f"attack acc. ({a.precision})": ra.get("attack_acc"), f"attack acc. ({b.precision})": rb.get("attack_acc"),

@@ -12,6 +12,7 @@ from ..plan import reading_bits, reading_spec
 from ..quantizers import QuantSpec
 from ..results import provenance
 from ..uncertainty import estimate, lowest_measurable_fpr
+from ..vocabulary import FULL_PRECISION
 from ._common import _decide, _finish, _plt, _slug, _why, _word
 
 
@@ -100,11 +101,11 @@ def answer_figure(pg: Page):
     ev = pg.evidence()
     p = pg.profile
     b = min(p.bits)
-    groups = {"full precision": [ev.config(*p.resnet, seed=s) for s in p.claim_seeds]}
+    groups = {FULL_PRECISION: [ev.config(*p.resnet, seed=s) for s in p.claim_seeds]}
     for r in p.readings:
         groups[READING_NAMES[r]] = [ev.config(*p.resnet, reading_spec(r, b), seed=s) for s in p.claim_seeds]
     groups[f"DoReFa-Net ({b}-bit)"] = [ev.config(*p.resnet, QuantSpec("dorefa", b))]
-    n_non = int(ev.row(groups["full precision"][0])["n_nonmembers"])
+    n_non = int(ev.row(groups[FULL_PRECISION][0])["n_nonmembers"])
     alpha = lowest_measurable_fpr(n_non)
     fig, ax = plt.subplots(figsize=(8.4, 4.6))
     waiting = []
@@ -120,7 +121,7 @@ def answer_figure(pg: Page):
         acc = [ev.row(c)["target_test_acc"] for c in cfgs]
         ax.errorbar(np.mean(acc), tpr.value, yerr=[[tpr.value - tpr.lo], [tpr.hi - tpr.value]],
                     xerr=np.std(acc) if len(acc) > 1 else None, fmt=marker, ms=10 if marker == "*" else 7, capsize=3,
-                    label=name if name == "full precision" or name.startswith("DoReFa") else f"{name}, {b}-bit")
+                    label=name if name == FULL_PRECISION or name.startswith("DoReFa") else f"{name}, {b}-bit")
     ax.axhline(alpha, color="k", ls="--", lw=0.8, label=f"chance (TPR = FPR = {alpha:.1%})")
     ax.set_xlabel("target test accuracy (utility)")
     ax.set_ylabel(f"shadow attack TPR at {alpha:.1%} FPR")

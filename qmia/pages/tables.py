@@ -21,6 +21,7 @@ from ..book import (
 from ..claims import ABSTRACT_CLAIMS
 from ..plan import claim_configs
 from ..results import provenance
+from ..vocabulary import FULL_PRECISION
 from ._common import BY, _decide, _measure_name, _shown_rows, _slug, _table, _why, _word
 
 
@@ -42,7 +43,7 @@ def claim_table(pg: Page, key: str, prefix: str):
         rows.append({
             "reading": READING_NAMES[r], "bits": res.bits,
             "our measure": _measure_name(key),
-            "full precision": o.before.value, "quantized": o.after.value,
+            FULL_PRECISION: o.before.value, "quantized": o.after.value,
             "reduction (our measure)": f"{o.relative:.1f} % (drop {o.reduction_lo:+.3f} to {o.reduction_hi:+.3f})",
             "p": o.p_value,
             f"paper's quantity ({claim.metric.replace('_', ' ')})": f"{pq.before.value:.3f} → {pq.after.value:.3f} "
@@ -63,7 +64,7 @@ def claim_table(pg: Page, key: str, prefix: str):
     pg.keep(f"{prefix}_model", model_name(*pg.profile.resnet))
     return styled(df, f"{prefix}-claim", f"The abstract's claim — {claim.quote!r} — on {model_name(*pg.profile.resnet)}, "
                   f"full precision against {min(pg.profile.bits)} bits, seeds {seeds} (paired bootstrap over seeds and "
-                  "examples; one-sided test)", prov, {"full precision": NUM, "quantized": NUM, "p": "{:.3f}", "test acc. lost": PCT})
+                  "examples; one-sided test)", prov, {FULL_PRECISION: NUM, "quantized": NUM, "p": "{:.3f}", "test acc. lost": PCT})
 
 
 
