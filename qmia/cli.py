@@ -6,11 +6,11 @@ import argparse
 import sys
 import time
 
+from .attack_registry import ATTACKS
 from .attacks import RMIA_GAMMA, RMIA_OFFLINE_A
 from .config import PRECISIONS, PROFILES, get_profile
 from .data import DATASETS, DatasetUnavailable
 from .executor import EXECUTORS, MARGIN_MIN
-from .experiment import ATTACKS
 from .models import ARCHS
 from .parts import PART_NAMES
 from .preflight import (
@@ -117,7 +117,8 @@ def cmd_run(a: argparse.Namespace) -> int:
 
     import pandas as pd
 
-    from .experiment import AttackParams, evaluate
+    from .attack_registry import AttackParams
+    from .experiment import evaluate
 
     config = config_from_args(a)
     check_size(a.label_queries, "--label-queries", 1, MAX_LABEL_QUERIES, " (each query holds ~1 MB of draws per 60,000 images)")

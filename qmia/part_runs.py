@@ -152,7 +152,8 @@ def run_part(p: Profile, name: str, data_root=None, device=None, progress: bool 
     import torch
 
     from . import carry
-    from .experiment import evaluate, models_needed
+    from .attack_registry import models_needed
+    from .experiment import evaluate
     from .multitrain import train_many
     from .train import TrainedModel, default_device, git_commit
 

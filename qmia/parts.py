@@ -101,7 +101,7 @@ def _dp_models(half: int):
     """The DP-SGD models of the frontier's DP-SGD targets: the first half of their reference models (``half`` 0), or
     the second half with the targets themselves (1), so that each half trains as one group."""
     def make(p: Profile) -> list[TrainConfig]:
-        from .experiment import models_needed
+        from .attack_registry import models_needed
 
         targets = [c for c in defence_configs(p) if c.defence.kind == "dp"]
         refs = [r for c in targets for r in models_needed(c, DEFENCE_ATTACKS, p.lira_refs)["refs_adaptive"]]
@@ -257,7 +257,7 @@ def _by_target(entries: list[Entry]) -> dict[TrainConfig, tuple[str, ...]]:
 def part_models(p: Profile, entries: list[Entry]) -> list[TrainConfig]:
     """The distinct models (targets, shadows, reference models) a part trains, in plan order, with the undefended
     models that pruned and post-training-quantized ones start from."""
-    from .experiment import models_needed
+    from .attack_registry import models_needed
     from .train import starting_model
 
     models = [m for c, gs in _by_target(entries).items() for ms in models_needed(c, gs, p.lira_refs).values() for m in ms]

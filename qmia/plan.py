@@ -179,14 +179,15 @@ def book_plan(p: Profile) -> list[tuple[TrainConfig, tuple[str, ...]]]:
     add(sweep_configs(p), ("shadow",) + RANKING_ATTACKS)
     add(defence_configs(p), DEFENCE_ATTACKS)
     add(precision_configs(p), ("shadow",))
-    from .experiment import ATTACKS
+    from .attack_registry import ATTACKS
 
     return [(c, tuple(a for a in ATTACKS if a in attacks)) for c, attacks in plan.items()]
 
 
 def run_plan(p: Profile, data_root=None, device=None, progress: bool | None = None) -> pd.DataFrame:
     """Evaluate the whole book plan; returns all rows. Cached models and rows are reused."""
-    from .experiment import evaluate, models_needed
+    from .attack_registry import models_needed
+    from .experiment import evaluate
     from .multitrain import train_many
 
     plan = book_plan(p)
@@ -204,7 +205,7 @@ def run_plan(p: Profile, data_root=None, device=None, progress: bool | None = No
 
 def count_models(p: Profile) -> dict[str, int]:
     """Distinct models the plan trains, by architecture (targets, shadows and reference models)."""
-    from .experiment import models_needed
+    from .attack_registry import models_needed
 
     models = {c for config, attacks in book_plan(p) for cs in models_needed(config, attacks, p.lira_refs).values() for c in cs}
     out: dict[str, int] = {}

@@ -3,6 +3,7 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
+from qmia.attack_registry import attack_variants
 from qmia.attacks import (
     augmentation_attack,
     gap_attack,
@@ -17,7 +18,7 @@ from qmia.attacks import (
 )
 from qmia.config import TrainConfig
 from qmia.data import dataset_info, load_dataset
-from qmia.experiment import attack_variants, evaluate
+from qmia.experiment import evaluate
 from qmia.metrics import auc_score, best_threshold, tpr_at_fpr
 from qmia.models import build_model
 from qmia.train import predict

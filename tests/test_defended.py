@@ -4,9 +4,10 @@ import pytest
 import torch
 
 from qmia import QuantSpec, get_profile
+from qmia.attack_registry import models_needed
 from qmia.config import PROFILES
 from qmia.defences import Defence, sparsity_of
-from qmia.experiment import evaluate, models_needed
+from qmia.experiment import evaluate
 from qmia.parts import assign
 from qmia.plan import DEFENCE_ATTACKS, book_plan, defence_configs
 from qmia.train import TrainedModel, train

@@ -41,9 +41,10 @@ import pytest
 import torch
 
 from qmia import QuantSpec, get_profile
+from qmia.attack_registry import attack_variants
 from qmia.cli import main
 from qmia.data import DatasetUnavailable, load_dataset
-from qmia.experiment import attack_variants, evaluate
+from qmia.experiment import evaluate
 from qmia.results import load_row, row_path, scores_path
 from qmia.train import has_weights, is_cached, model_dir, train
 

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from qmia import QuantSpec, get_profile
-from qmia.experiment import ATTACKS, AttackParams, evaluate, row_keys
+from qmia.attack_registry import ATTACKS, AttackParams
+from qmia.experiment import evaluate, row_keys
 from qmia.queries import augmented_labels
 from qmia.results import load_outcome
 from qmia.train import TrainedModel, train
