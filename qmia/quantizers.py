@@ -56,7 +56,6 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn.utils import parametrize
@@ -272,62 +271,6 @@ class MIAQuantizer(nn.Module):
         return f"bits={self.bits}, zero_point={self.zero_point}, reading={self.reading}"
 
 
-# ----------------------------------------------------------------------------- DoReFa-Net
-
-
-def _quantize_unit(x: torch.Tensor, n) -> torch.Tensor:
-    """k-bit uniform quantization of x in [0, 1] with a straight-through gradient (DoReFa Eq. 5); n = 2^k - 1
-    (a number, or a 0-dim tensor, so that models of different bitwidths can share one vmapped step)."""
-    return x + (torch.round(x * n) / n - x).detach()
-
-
-class DoReFaWeight(nn.Module):
-    """DoReFa-Net weights (Zhou et al. 2016, Eq. 9): tanh, normalise to [0, 1], k-bit, map to [-1, 1].
-
-    Gives at most 2^b values in [-1, 1], times a constant ``gain``. For b = 1 DoReFa uses
-    sign(W) * E|W|, as in the paper; that is already on the weights' own scale, so the gain
-    is not applied there.
-
-    ``gain``: :func:`quantize_model` sets it to sqrt(6 / fan_in), so that weights spread over
-    [-gain, gain] have He initialisation's variance 2 / fan_in. Under the BatchNorm that follows
-    every quantized layer of the ResNets a constant gain changes nothing; LeNet-5 has no
-    normalisation, and with weights of magnitude 1 its pre-activations saturate DoReFa's [0, 1]
-    activation clip and it does not learn (``tests/test_quantizers.py`` trains it both ways).
-    """
-
-    def __init__(self, bits: int, gain: float = 1.0) -> None:
-        super().__init__()
-        self.bits = _check_bits("bits", bits)
-        self.gain = float(gain)
-        self.register_buffer("steps", torch.tensor(float(2**bits - 1)), persistent=False)  # 2^b - 1, per model
-
-    def forward(self, w: torch.Tensor) -> torch.Tensor:
-        if self.bits == 1:
-            e = w.detach().abs().mean()
-            return w + (torch.sign(w) * e - w).detach()
-        t = torch.tanh(w)
-        x = t / (2 * t.detach().abs().max().clamp_min(1e-12)) + 0.5
-        return self.gain * (2 * _quantize_unit(x, self.steps) - 1)
-
-    def extra_repr(self) -> str:
-        return f"bits={self.bits}, gain={self.gain:.4g}" + (" (unused at 1 bit)" if self.bits == 1 else "")
-
-
-class DoReFaActivation(nn.Module):
-    """DoReFa-Net activation: clip to [0, 1], then k-bit uniform (straight-through). Replaces ReLU."""
-
-    def __init__(self, bits: int) -> None:
-        super().__init__()
-        self.bits = _check_bits("act_bits", bits)
-        self.register_buffer("steps", torch.tensor(float(2**bits - 1)), persistent=False)  # 2^b - 1, per model
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _quantize_unit(torch.clamp(x, 0, 1), self.steps)
-
-    def extra_repr(self) -> str:
-        return f"bits={self.bits}"
-
-
 # ----------------------------------------------------------------------------- attaching to models
 
 WEIGHT_LAYERS = (nn.Conv2d, nn.Linear)
@@ -354,6 +297,8 @@ def selected_layers(model: nn.Module, spec: QuantSpec) -> list[tuple[str, nn.Mod
 
 
 def _weight_parametrization(spec: QuantSpec, layer: nn.Module) -> nn.Module:
+    from .dorefa import DoReFaWeight  # here, not at the top: dorefa checks bits with this module's rule
+
     if spec.method == "mia":
         return MIAQuantizer(spec.bits, spec.resolved_zero_point, spec.reading)
     fan_in = layer.weight[0].numel()  # in_channels/groups x kernel area, or in_features
@@ -362,6 +307,8 @@ def _weight_parametrization(spec: QuantSpec, layer: nn.Module) -> nn.Module:
 
 def _replace_relus(model: nn.Module, after: str, bits: int) -> int:
     """Replace nn.ReLU modules registered after the module named ``after`` by DoReFa activations."""
+    from .dorefa import DoReFaActivation  # here, not at the top: dorefa checks bits with this module's rule
+
     names = [n for n, _ in model.named_modules()]
     start = names.index(after)
     count = 0
@@ -430,22 +377,6 @@ def export_quantized(model: nn.Module, spec: QuantSpec) -> nn.Module:
     return model
 
 
-def clipped_fraction(w: torch.Tensor, bits: int, zero_point: int = 2, reading: str = "literal") -> float:
-    """Share of a tensor's weights that the clamp moves (codes outside its range), under ``reading``."""
-    levels, zero, anchored, top = mia_constants(bits, zero_point, reading)
-    s = (w.max() - w.min()) / levels
-    if s <= 0:
-        return 0.0
-    codes = torch.round((w - w.min() * anchored) / s) + zero
-    return float(((codes < 0) | (codes > top)).float().mean())
-
-
-def max_levels(bits: int, reading: str = "literal") -> int:
-    """Most distinct values a layer can hold: the codes 0..nbins (2^b + 2) under Algorithm 1's
-    clamp ('literal', 'min-anchored'), 0..2^b - 1 (2^b) under Eq. 2-4 as printed."""
-    return 2**bits if reading == "printed" else 2**bits + 2
-
-
 def reading_spec(reading: str, bits: int, **kw) -> QuantSpec:
     """The MIA quantizer at ``bits`` under one of the book's readings ('literal', 'centred', ...)."""
     if reading not in PAPER_READINGS:
@@ -456,16 +387,6 @@ def reading_spec(reading: str, bits: int, **kw) -> QuantSpec:
 def curve_spec(curve: str, bits: int) -> QuantSpec:
     """The quantizer of a curve (:attr:`QuantSpec.curve`: 'dorefa' or one of the book's readings) at ``bits``."""
     return QuantSpec("dorefa", bits) if curve == "dorefa" else reading_spec(curve, bits)
-
-
-def clipped_shares(layers: list[tuple[str, nn.Module]], readings: list[str], bits: list[int]) -> dict[str, np.ndarray]:
-    """{reading: layers x bits array}: the share of each layer's weights each reading's clamp moves at each bitwidth."""
-    out = {}
-    for r in readings:
-        specs = [reading_spec(r, b) for b in bits]
-        out[r] = np.array([[clipped_fraction(m.weight.detach(), s.bits, s.resolved_zero_point, s.reading) for s in specs]
-                           for _, m in layers])
-    return out
 
 
 # The book's readings of Section 3.3 (QuantSpec keyword arguments for method 'mia').

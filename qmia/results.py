@@ -262,7 +262,8 @@ def weight_stats(config, data_root=None) -> dict:
     share of each layer's weights the reading's clamp moves}, bits: the bitwidths 1..32}. Read when stored, else
     computed from the trained model (trained or read from the cache) and stored, sealed (an edited or unsealed file
     is moved aside and computed again)."""
-    from .quantizers import PAPER_READINGS, clipped_shares, weight_layers
+    from .clipping import clipped_shares
+    from .quantizers import PAPER_READINGS, weight_layers
     from .train import train
 
     path = weight_stats_path(config.key)

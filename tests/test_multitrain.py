@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from qmia import QuantSpec, get_profile
+from qmia.clipping import max_levels
 from qmia.multitrain import fit_many, group_key, train_many
-from qmia.quantizers import export_quantized, max_levels, reading_spec, selected_layers
+from qmia.quantizers import export_quantized, reading_spec, selected_layers
 from qmia.train import fit, is_cached, model_dir, prepare
 
 

@@ -3,16 +3,15 @@ import torch
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from qmia.clipping import clipped_fraction, max_levels
+from qmia.dorefa import DoReFaWeight
 from qmia.models import build_model
 from qmia.quantizers import (
     PAPER_READINGS,
-    DoReFaWeight,
     MIAQuantizer,
     QuantSpec,
-    clipped_fraction,
     curve_spec,
     export_quantized,
-    max_levels,
     mia_quantize,
     quantize_model,
     selected_layers,

@@ -5,9 +5,10 @@ import sys
 import pytest
 import torch
 
+from qmia.clipping import max_levels
 from qmia.config import TrainConfig, get_profile
 from qmia.data import SPLITS
-from qmia.quantizers import QuantSpec, max_levels, selected_layers
+from qmia.quantizers import QuantSpec, selected_layers
 from qmia.train import model_dir, train
 
 

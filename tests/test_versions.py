@@ -62,14 +62,8 @@ def _same(recorded: dict, computed: dict) -> bool:
 
 
 def _quantizers() -> tuple[dict, str]:
-    from qmia.quantizers import (
-        PAPER_READINGS,
-        QUANTIZER_VERSIONS,
-        DoReFaActivation,
-        DoReFaWeight,
-        QuantSpec,
-        mia_quantize,
-    )
+    from qmia.dorefa import DoReFaActivation, DoReFaWeight
+    from qmia.quantizers import PAPER_READINGS, QUANTIZER_VERSIONS, QuantSpec, mia_quantize
 
     w = torch.linspace(-1.3, 0.9, 211).reshape(1, 211) * torch.linspace(0.5, 1.5, 3).reshape(3, 1)
     out = []
