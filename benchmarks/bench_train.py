@@ -44,8 +44,9 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from qmia import QuantSpec  # noqa: E402
+from qmia.augment import apply_augment, augment_draws, standardize
 from qmia.config import TrainConfig  # noqa: E402
-from qmia.data import apply_augment, augment_draws, dataset_info, standardize  # noqa: E402
+from qmia.data import dataset_info
 from qmia.models import build_model  # noqa: E402
 from qmia.multitrain import fit_many  # noqa: E402
 from qmia.quantizers import quantize_model, reading_spec  # noqa: E402

@@ -29,8 +29,9 @@ from torch.func import functional_call, grad_and_value, stack_module_state, vmap
 from tqdm.auto import tqdm
 
 from . import defences
+from .augment import augment_draws
 from .config import TrainConfig
-from .data import augment_draws, dataset_info
+from .data import dataset_info
 from .quantizers import module_shape
 from .settings import group_size_override
 from .store import lock

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import torch
 
-from .data import SPLITS, augment_draws, dataset_info, load_dataset
+from .augment import augment_draws
+from .data import SPLITS, dataset_info, load_dataset
 from .store import DamagedEntry, atomic_save, move_aside
 from .train import TrainedModel, default_device, model_instance, predict
 

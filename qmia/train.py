@@ -26,18 +26,9 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import defences
+from .augment import apply_augment, augment_draws, normalize, standardize
 from .config import TRAIN_VERSION, TrainConfig
-from .data import (
-    SPLITS,
-    apply_augment,
-    augment_draws,
-    dataset_info,
-    half_subset,
-    load_dataset,
-    make_splits,
-    normalize,
-    standardize,
-)
+from .data import SPLITS, dataset_info, half_subset, load_dataset, make_splits
 from .models import build_model
 from .quantizers import export_quantized, project_weights, quantize_model
 from .settings import cache_root, commit_override, cuda_graphs_default, progress_default

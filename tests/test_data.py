@@ -10,12 +10,12 @@ import pytest
 import torch
 from PIL import Image
 
+from qmia.augment import augment
 from qmia.data import (
     CIFAR10_CLASSES,
     DATA_VERSION,
     SPLITS,
     DatasetUnavailable,
-    augment,
     data_checksum,
     data_source,
     dataset_info,

@@ -120,7 +120,8 @@ def test_grouped_dp_sgd_takes_opacus_steps_model_by_model(monkeypatch):
     from opacus.optimizers import DPOptimizer
 
     from qmia import defences
-    from qmia.data import augment_draws, dataset_info
+    from qmia.augment import augment_draws
+    from qmia.data import dataset_info
     from qmia.defences import Defence
     from qmia.multitrain import fit_many_dp
     from qmia.train import make_batch

@@ -97,15 +97,9 @@ def _attacks() -> tuple[dict, str]:
 
 
 def _training() -> tuple[dict, str]:
+    from qmia.augment import apply_augment, augment_draws
     from qmia.config import TRAIN_VERSION, TrainConfig
-    from qmia.data import (
-        DATA_VERSION,
-        apply_augment,
-        augment_draws,
-        dataset_info,
-        half_subset,
-        make_splits,
-    )
+    from qmia.data import DATA_VERSION, dataset_info, half_subset, make_splits
     from qmia.models import build_model
     from qmia.train import epoch_plan, make_optimizer
 
