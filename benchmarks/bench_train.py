@@ -59,7 +59,7 @@ PROFILE_SECONDS = 60
 
 def cpu_name() -> str:
     """The CPU's model name (/proc/cpuinfo) and whether it has native bf16."""
-    from qmia.train import cpu_native_bf16
+    from qmia.compute import cpu_native_bf16
 
     try:
         name = next(ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()

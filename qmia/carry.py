@@ -66,7 +66,7 @@ def _intact(folder: Path) -> dict | None:
 def seed(configs: list[TrainConfig]) -> list[TrainConfig]:
     """Put the carried weights of ``configs`` that the cache lacks into it (weights only, checked by checksum);
     returns the configs seeded."""
-    from .train import is_cached, model_dir
+    from .model_entries import is_cached, model_dir
 
     seeded = []
     for c in configs:
@@ -93,8 +93,8 @@ def keep(p: Profile, max_bytes: int = MAX_BYTES) -> tuple[list[str], int]:
 
 
 def _keep(p: Profile, max_bytes: int) -> tuple[list[str], int]:
+    from .model_entries import has_weights, is_cached, model_dir
     from .parts import needed_models
-    from .train import has_weights, is_cached, model_dir
 
     needed = needed_models(p)
     wanted = {c.key for c in needed}

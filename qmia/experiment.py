@@ -26,18 +26,14 @@ import pandas as pd
 import torch
 
 from .attack_registry import ATTACKS, REFERENCE_GROUPS, AttackParams, Models, attack_groups, models_needed
+from .compute import device_label
 from .config import Profile, TrainConfig
 from .metrics import attack_metrics, bootstrap_intervals, roc_points
+from .model_entries import instances_digest, model_instance
 from .multitrain import train_many
 from .results import legacy_precision, load_row, save_row
 from .store import remove_stale_parts_once, stable_hash
-from .train import (
-    TrainedModel,
-    device_label,
-    git_commit,
-    instances_digest,
-    model_instance,
-)
+from .train import TrainedModel, git_commit
 
 # Rows change when this does: bump it when a change to qmia.attacks, qmia.metrics or the row
 # fields below changes stored rows (cheap to recompute: models are cached separately).

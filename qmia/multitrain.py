@@ -30,20 +30,18 @@ from tqdm.auto import tqdm
 
 from . import defences
 from .augment import augment_draws
+from .compute import autocast, default_device, graphed
 from .config import TrainConfig
 from .data import dataset_info
+from .model_entries import is_cached
 from .quantizers import module_shape
 from .settings import group_size_override
 from .store import lock
 from .train import (
     TrainedModel,
-    _autocast,
     _progress_enabled,
-    default_device,
     epoch_plan,
     finish,
-    graphed,
-    is_cached,
     make_batch,
     make_optimizer,
     prepare,
@@ -137,7 +135,7 @@ def fit_many(models: Sequence[nn.Module], configs: Sequence[TrainConfig], xs: Se
             flat_draws = None if draws is None else {k: v[:, sl].reshape(-1) for k, v in draws.items()}
             xb = make_batch(x_flat, (rows * n + idx).reshape(-1), flat_draws, info)
             xb = xb.view(count, -1, *xb.shape[1:])
-            with _autocast(dev, config.precision):
+            with autocast(dev, config.precision):
                 losses = step(xb, y_all[rows, idx], *params.values())
             opt.zero_grad(set_to_none=True)
             losses.sum().backward()  # model j's loss depends only on model j's parameters

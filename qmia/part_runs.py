@@ -132,7 +132,7 @@ def _machine(device) -> dict:
     native."""
     import torch
 
-    from .train import cpu_native_bf16
+    from .compute import cpu_native_bf16
 
     out = {"gpu": _gpu_name(device), "threads": torch.get_num_threads()}
     if out["gpu"].startswith("CPU"):
@@ -153,9 +153,10 @@ def run_part(p: Profile, name: str, data_root=None, device=None, progress: bool 
 
     from . import carry
     from .attack_registry import models_needed
+    from .compute import default_device
     from .experiment import evaluate
     from .multitrain import train_many
-    from .train import TrainedModel, default_device, git_commit
+    from .train import TrainedModel, git_commit
 
     entries = assign(p)[get_part(name).name]
     later = trained_for_later(p, name)

@@ -274,7 +274,7 @@ def entry_keys(p: Profile, entries: list[Entry]) -> list[tuple[TrainConfig, str]
 
 def available(config: TrainConfig) -> bool:
     """Whether a model needs no training here: cached, or carried weights whose outputs are computed at once."""
-    from .train import has_weights, is_cached
+    from .model_entries import has_weights, is_cached
 
     return is_cached(config) or has_weights(config)
 

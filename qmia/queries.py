@@ -21,9 +21,11 @@ from pathlib import Path
 import torch
 
 from .augment import augment_draws
+from .compute import default_device
 from .data import SPLITS, dataset_info, load_dataset
+from .model_entries import model_instance
 from .store import DamagedEntry, atomic_save, move_aside
-from .train import TrainedModel, default_device, model_instance, predict
+from .train import TrainedModel, predict
 
 QUERY_SEED = 7_000  # the draws of query j come from torch.Generator().manual_seed(QUERY_SEED + j)
 

@@ -12,7 +12,6 @@ moved aside and retrained (:func:`is_cached`); two processes asked for one model
 
 from __future__ import annotations
 
-import contextlib
 import os
 import subprocess
 import time
@@ -27,31 +26,25 @@ from tqdm.auto import tqdm
 
 from . import defences
 from .augment import apply_augment, augment_draws, normalize, standardize
+from .compute import autocast, compute_record, default_device, graphed, layout
 from .config import TRAIN_VERSION, TrainConfig
 from .data import SPLITS, dataset_info, half_subset, load_dataset, make_splits
+from .model_entries import ENTRY_FILES, edited, has_weights, is_cached, model_dir, split_accuracy
 from .models import build_model
 from .quantizers import export_quantized, project_weights, quantize_model
-from .settings import cache_root, commit_override, cuda_graphs_default, progress_default
-from .store import SEAL as SEAL_FIELD
+from .settings import commit_override, progress_default
 from .store import (
     DamagedEntry,
     atomic_save,
     atomic_write_json,
     checksums,
-    damage,
     lock,
-    move_aside,
     read_json,
     remove_stale_parts_once,
     seal,
     seal_damage,
-    stable_hash,
     unsealed,
 )
-
-
-def default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 @lru_cache(maxsize=1)
@@ -69,27 +62,6 @@ def git_commit() -> str:
                          else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
-
-
-def device_label(device: str) -> str:
-    """A device as results name it: 'cuda (NVIDIA H200)' where this process sees the card, else as given."""
-    if device.startswith("cuda") and "(" not in device and torch.cuda.is_available():
-        return f"{device} ({torch.cuda.get_device_name(torch.device(device))})"
-    return device
-
-
-def compute_record(config: TrainConfig, dev: torch.device) -> str:
-    """What a model's forward pass computed, as its meta.json and rows record it: 'bf16 autocast' (with ', emulated'
-    on a CPU without native bf16) or 'fp32'; DP-SGD steps are float32 whatever the config says."""
-    if config.precision != "bf16":
-        return config.precision
-    if config.defence.kind == "dp":
-        return "fp32 training (DP-SGD), bf16 autocast outputs"
-    return "bf16 autocast" + (", emulated" if dev.type == "cpu" and not cpu_native_bf16() else "")
-
-
-def model_dir(config: TrainConfig) -> Path:
-    return cache_root() / "models" / config.key
 
 
 def training_indices(config: TrainConfig, splits: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -122,7 +94,7 @@ class TrainedModel:
     def __init__(self, config: TrainConfig) -> None:
         self.config, self.path = config, model_dir(config)
         meta = read_json(self.path / "meta.json")
-        if _edited(meta):
+        if edited(meta):
             raise DamagedEntry(f"{self.path / 'meta.json'}: {seal_damage(meta)}")
         self.meta = unsealed(meta)
         self.trained_here = False  # set by train() when this call trained it
@@ -167,45 +139,9 @@ def predict(model: nn.Module, x_u8: torch.Tensor, info, batch_size: int | None =
             xb = standardize(apply_augment(xb, info, {k: v[i : i + batch_size].to(dev) for k, v in draws.items()}), info)
         if flip:
             xb = xb.flip(-1)
-        with _autocast(dev, precision):
-            out.append(model(_layout(xb, dev, precision)).float().cpu())
+        with autocast(dev, precision):
+            out.append(model(layout(xb, dev, precision)).float().cpu())
     return torch.cat(out)
-
-
-def _autocast(dev: torch.device, precision: str, cache_enabled: bool | None = None):
-    """bf16 autocast on ``dev`` (CUDA or CPU) for precision 'bf16'; nothing for 'fp32'."""
-    if precision != "bf16":
-        return contextlib.nullcontext()
-    if cache_enabled is None:  # graphed steps need the cast cache off, at capture and at replay
-        cache_enabled = not cuda_graphs_enabled(dev)
-    if dev.type == "cpu":
-        warn_if_emulated_bf16()
-    return torch.autocast(dev.type, dtype=torch.bfloat16, cache_enabled=cache_enabled)
-
-
-def _layout(x: torch.Tensor, dev: torch.device, precision: str) -> torch.Tensor:
-    """channels_last on CUDA and wherever bf16 computes (faster there), else as it is."""
-    return x.contiguous(memory_format=torch.channels_last) if dev.type == "cuda" or precision == "bf16" else x
-
-
-@lru_cache(maxsize=1)
-def cpu_native_bf16() -> bool:
-    """Whether this CPU computes bf16 natively (AMX or AVX-512 BF16 in /proc/cpuinfo's flags): where it does not, a
-    bf16 model still trains in bf16 (its numbers are the config's), through slower emulated kernels."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text().split()
-    except OSError:
-        return False
-    return "amx_bf16" in flags or "avx512_bf16" in flags
-
-
-@lru_cache(maxsize=1)
-def warn_if_emulated_bf16() -> None:
-    if not cpu_native_bf16():
-        import warnings
-
-        warnings.warn("this CPU has no native bf16 (AMX or AVX-512 BF16): bf16 models train with emulated kernels, "
-                      "several times slower; --precision fp32 trains (different) fp32 models instead")
 
 
 def make_optimizer(params, config: TrainConfig, total_steps: int, dev: torch.device):
@@ -235,31 +171,6 @@ def make_batch(x_u8: torch.Tensor, idx: torch.Tensor, draws: dict | None, info) 
     return standardize(xb, info)
 
 
-def cuda_graphs_enabled(dev: torch.device) -> bool:
-    """CUDA graphs for the training step: on CUDA unless ``QMIA_CUDA_GRAPHS=0``."""
-    return dev.type == "cuda" and cuda_graphs_default()
-
-
-def graphed(fn, sample_args: tuple, dev: torch.device, precision: str):
-    """``fn`` (a module or a function of tensors) with its forward and backward captured as CUDA
-    graphs (``torch.cuda.make_graphed_callables``), so a step replays hundreds of small kernels
-    without Python or launch overhead; ``fn`` itself where graphs are off or capture fails.
-    Call the result under :func:`_autocast` at the same ``precision``, with inputs of the sample's shapes."""
-    if not cuda_graphs_enabled(dev):
-        return fn
-    quiet = getattr(torch.autograd.graph, "set_warn_on_accumulate_grad_stream_mismatch", None)
-    if quiet is not None:  # capture runs its warm-up on a side stream; the replays are on the main one
-        quiet(False)
-    try:
-        with _autocast(dev, precision, cache_enabled=False):
-            return torch.cuda.make_graphed_callables(fn, sample_args)
-    except Exception as e:  # an op that cannot be captured: run eagerly, and say so once
-        import warnings
-
-        warnings.warn(f"CUDA graph capture failed ({type(e).__name__}: {e}); training eagerly")
-        return fn
-
-
 def fit(model: nn.Module, config: TrainConfig, x_u8: torch.Tensor, y: torch.Tensor, progress: bool = True) -> float:
     """Train ``model`` in place on uint8 images ``x_u8`` (N x C x H x W, on the model's device).
 
@@ -279,7 +190,7 @@ def fit(model: nn.Module, config: TrainConfig, x_u8: torch.Tensor, y: torch.Tens
     last = float("nan")
     model.train()
     precision = config.precision
-    sample = _layout(make_batch(x_u8, torch.arange(bs, device=dev), None, info), dev, precision)
+    sample = layout(make_batch(x_u8, torch.arange(bs, device=dev), None, info), dev, precision)
     forward = graphed(model, (sample,), dev, precision)
     try:
         for _ in bar:
@@ -288,9 +199,9 @@ def fit(model: nn.Module, config: TrainConfig, x_u8: torch.Tensor, y: torch.Tens
             for i in range(steps):
                 sl = slice(i * bs, (i + 1) * bs)
                 idx = perm[sl]
-                xb = _layout(make_batch(x_u8, idx, None if draws is None else {k: v[sl] for k, v in draws.items()}, info),
+                xb = layout(make_batch(x_u8, idx, None if draws is None else {k: v[sl] for k, v in draws.items()}, info),
                              dev, precision)
-                with _autocast(dev, precision):
+                with autocast(dev, precision):
                     loss = F.cross_entropy(forward(xb), y[idx])
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -365,7 +276,7 @@ def train_defended(config: TrainConfig, data_root: str | os.PathLike | None = No
             def prepare_batch(xb: torch.Tensor) -> torch.Tensor:
                 if config.augment:
                     xb = apply_augment(xb, info, augment_draws(len(xb), info, gen, xb.device))
-                return _layout(standardize(xb, info), job.dev, config.precision)
+                return layout(standardize(xb, info), job.dev, config.precision)
 
             job.model, eps = defences.dp_fit(job.model, job.x_train.float() / 255, job.y_train, epochs=config.epochs,
                                              batch_size=config.batch_size, lr=config.lr, epsilon=d.epsilon,
@@ -384,81 +295,6 @@ def train_job(job: "TrainingJob", progress: bool | None = None) -> TrainedModel:
     m = finish(job, loss, time.perf_counter() - start)
     m.trained_here = True
     return m
-
-
-ENTRY_FILES = ("model.pt", "outputs.pt")
-
-
-def model_instance(model: TrainedModel) -> str:
-    """Which trained instance of its configuration a model is: the first 16 hex digits of its weights' sha256, or,
-    where meta.json recorded no weights, ``outputs:`` and those of its outputs' (two trainings of one key
-    differ here: on other machines, or in other training groups, :mod:`qmia.multitrain`); '' where meta.json
-    recorded neither."""
-    files = model.meta.get("files")
-    files = files if isinstance(files, dict) else {}
-    for name, prefix in (("model.pt", ""), ("outputs.pt", "outputs:")):
-        entry = files.get(name)
-        if isinstance(entry, dict) and entry.get("sha256"):
-            return prefix + str(entry["sha256"])[:16]
-    return ""
-
-
-def instances_digest(models: list[TrainedModel]) -> str:
-    """One 16-hex-digit name for the instances of several models (LiRA's reference models), '' for none."""
-    if not models:
-        return ""
-    return stable_hash(sorted(model_instance(m) for m in models))
-
-
-def split_accuracy(outputs: dict) -> dict[str, float]:
-    """{split: top-1 accuracy} of a model's stored outputs (what meta.json records as ``accuracy``)."""
-    return {s: float((outputs["logits"][s].argmax(1) == outputs["labels"][s]).float().mean()) for s in SPLITS}
-
-
-def _edited(meta) -> bool:
-    """Whether a meta.json is not an object, or sealed and changed since (one written before seals is not edited:
-    :func:`is_cached` checks it against its files and seals it)."""
-    reason = seal_damage(meta)
-    return reason is not None and not reason.startswith("no seal")
-
-
-def is_cached(config: TrainConfig) -> bool:
-    """Whether ``config`` has a complete, intact cache entry. A damaged one (meta.json unreadable or edited since it
-    was written, a file missing, truncated or changed) is reported on stderr with its path and moved aside, and this
-    returns False so that it is trained again. An entry written before checksums were recorded is trained again,
-    not blessed; one written before meta.json was sealed is checked (its files against their checksums, its recorded
-    accuracies against its outputs, or, where its outputs were restored from carried weights, its accuracies taken
-    from them) and sealed then. An entry carried with its outputs only (meta.json says
-    ``"carried": "outputs"``: a model too large to carry between GPU leases) is complete without weights; one
-    carried with its weights only is not yet (:func:`has_weights`)."""
-    path = model_dir(config)
-    if not (path / "meta.json").exists() or has_weights(config):  # weights only: restore_outputs completes it
-        return False
-    files = {name: path / name for name in ENTRY_FILES}
-    try:
-        meta = read_json(path / "meta.json")
-        if not isinstance(meta, dict) or meta.get("key") != config.key:
-            raise DamagedEntry("meta.json does not describe this configuration")
-        if _edited(meta):
-            raise DamagedEntry(f"meta.json {seal_damage(meta)}")
-        if meta.get("carried") == "outputs":  # only the outputs were carried here (a model too large to carry)
-            files = {"outputs.pt": path / "outputs.pt"}
-        if "files" not in meta:
-            raise DamagedEntry("written before checksums were recorded, so its files cannot be checked; trained again")
-        reason = damage(files, meta["files"])
-        if reason:
-            raise DamagedEntry(reason)
-        if SEAL_FIELD not in meta:  # written before meta.json was sealed: check what rows read from it, then seal it
-            outputs = torch.load(path / "outputs.pt", map_location="cpu", weights_only=True)
-            if "outputs_restored" in meta:  # outputs recomputed from carried weights: their accuracies are the record
-                meta = {**meta, "accuracy": split_accuracy(outputs)}
-            elif meta.get("accuracy") != split_accuracy(outputs):
-                raise DamagedEntry("meta.json's accuracies are not those of its outputs")
-            atomic_write_json(seal(meta), path / "meta.json")
-    except DamagedEntry as e:
-        move_aside(path, str(e))
-        return False
-    return True
 
 
 class TrainingJob:
@@ -503,24 +339,6 @@ def model_outputs(model: nn.Module, config: TrainConfig, x: torch.Tensor, y: tor
         "labels": {s: y[splits[s]] for s in SPLITS},
         "train_indices": train_idx,
     }
-
-
-def has_weights(config: TrainConfig) -> bool:
-    """Whether ``config``'s cache entry holds intact weights but no outputs: a model trained on another machine
-    whose ``model.pt`` and ``meta.json`` were carried here (``scripts/carry_models.py``) to save its training.
-    :func:`restore_outputs` completes it."""
-    path = model_dir(config)
-    if (path / "outputs.pt").exists() or not (path / "model.pt").is_file() or not (path / "meta.json").is_file():
-        return False
-    try:
-        meta = read_json(path / "meta.json")
-    except Exception:
-        return False
-    if not isinstance(meta, dict) or _edited(meta):  # is_cached reports it as damaged
-        return False
-    recorded = meta.get("files")
-    return (meta.get("key") == config.key and isinstance(recorded, dict)
-            and damage({"model.pt": path / "model.pt"}, {"model.pt": recorded.get("model.pt")}) is None)
 
 
 def restore_outputs(config: TrainConfig, data_root: str | os.PathLike | None = None,

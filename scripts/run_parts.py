@@ -69,6 +69,7 @@ def main() -> int:
     a = ap.parse_args()
     from qmia.config import get_profile
     from qmia.estimates import measured_rates, part_estimate
+    from qmia.model_entries import model_dir
     from qmia.parts import (
         PART_NAMES,
         assign,
@@ -79,7 +80,6 @@ def main() -> int:
         trained_for_later,
     )
     from qmia.settings import cache_root, results_root
-    from qmia.train import model_dir
 
     start = time.monotonic()
     a.out.mkdir(parents=True, exist_ok=True)

@@ -7,9 +7,10 @@ import torch
 
 from qmia import QuantSpec, get_profile
 from qmia.clipping import max_levels
+from qmia.model_entries import is_cached, model_dir
 from qmia.multitrain import fit_many, group_key, train_many
 from qmia.quantizers import export_quantized, reading_spec, selected_layers
-from qmia.train import fit, is_cached, model_dir, prepare
+from qmia.train import fit, prepare
 
 
 def _configs(arch, quant, **kw):

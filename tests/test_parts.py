@@ -195,10 +195,11 @@ def _script(name: str):
 
 
 def test_weights_carried_from_one_lease_to_the_next_are_not_trained_again(tmp_path, monkeypatch):
+    from qmia.model_entries import is_cached, model_dir
     from qmia.multitrain import train_many
     from qmia.parts import available
     from qmia.settings import cache_root
-    from qmia.train import TrainedModel, is_cached, model_dir
+    from qmia.train import TrainedModel
 
     run_parts, carry_models = _script("run_parts"), _script("carry_models")
     p = get_profile("smoke")
@@ -238,9 +239,10 @@ def test_a_models_only_part_trains_its_models_and_stores_no_rows():
 
 
 def test_a_model_too_large_to_carry_travels_as_its_outputs(tmp_path, monkeypatch, capfd):
+    from qmia.model_entries import is_cached, model_dir
     from qmia.multitrain import train_many
     from qmia.settings import cache_root
-    from qmia.train import TrainedModel, is_cached, model_dir
+    from qmia.train import TrainedModel
 
     run_parts, carry_models = _script("run_parts"), _script("carry_models")
     p = get_profile("smoke")

@@ -45,8 +45,9 @@ from qmia.attack_registry import attack_variants
 from qmia.cli import main
 from qmia.data import DatasetUnavailable, load_dataset
 from qmia.experiment import evaluate
+from qmia.model_entries import has_weights, is_cached, model_dir
 from qmia.results import load_row, row_path, scores_path
-from qmia.train import has_weights, is_cached, model_dir, train
+from qmia.train import train
 
 ROOT = Path(__file__).resolve().parent.parent
 METRICS = ("attack_acc", "auc", "tp", "fp", "f1_member", "advantage", "auc_lo", "auc_hi", "target_test_acc", "shadow_test_acc")

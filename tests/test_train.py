@@ -5,11 +5,13 @@ import sys
 import pytest
 import torch
 
+from qmia import compute
 from qmia.clipping import max_levels
 from qmia.config import TrainConfig, get_profile
 from qmia.data import SPLITS
+from qmia.model_entries import model_dir
 from qmia.quantizers import QuantSpec, selected_layers
-from qmia.train import model_dir, train
+from qmia.train import train
 
 
 def _config(quant=QuantSpec(), epochs=6, **kw):
@@ -131,8 +133,8 @@ def test_compute_precision_is_a_recorded_setting_of_the_config(monkeypatch):
         hook.remove()
     assert seen["bf16"] == (torch.bfloat16, True) and seen["fp32"][0] == torch.float32
     m = train(_config(epochs=1, precision="bf16"))
-    assert m.meta["precision"] == ("bf16 autocast" if train_mod.cpu_native_bf16() else "bf16 autocast, emulated")
+    assert m.meta["precision"] == ("bf16 autocast" if compute.cpu_native_bf16() else "bf16 autocast, emulated")
     assert train(_config(epochs=1)).meta["precision"] == "fp32"
-    monkeypatch.setattr(train_mod, "cpu_native_bf16", lambda: False)
-    assert train_mod.compute_record(_config(precision="bf16"), torch.device("cpu")) == "bf16 autocast, emulated"
-    assert train_mod.compute_record(_config(precision="bf16"), torch.device("cuda")) == "bf16 autocast"
+    monkeypatch.setattr(compute, "cpu_native_bf16", lambda: False)
+    assert compute.compute_record(_config(precision="bf16"), torch.device("cpu")) == "bf16 autocast, emulated"
+    assert compute.compute_record(_config(precision="bf16"), torch.device("cuda")) == "bf16 autocast"

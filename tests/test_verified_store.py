@@ -25,10 +25,11 @@ import torch
 
 from qmia import QuantSpec, get_profile
 from qmia.experiment import evaluate
+from qmia.model_entries import is_cached, model_dir
 from qmia.queries import augmented_labels
 from qmia.results import load_row, row_path
 from qmia.store import SEAL, remove_stale_parts
-from qmia.train import TrainedModel, is_cached, model_dir, train
+from qmia.train import TrainedModel, train
 
 ROOT = Path(__file__).resolve().parent.parent
 
