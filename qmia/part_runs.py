@@ -194,7 +194,7 @@ def run_part(p: Profile, name: str, data_root=None, device=None, progress: bool 
     train_many(models, data_root, device, progress, may_start=may_start if (budget is not None or on_cpu) else None)
     clip_model = p.config(*p.resnet, seed=0)
     if clip_model in models and available(clip_model):  # the clipping pages read these weights' statistics
-        from .results import weight_stats
+        from .clipping import weight_stats
 
         weight_stats(clip_model, data_root)
     attacked = 0

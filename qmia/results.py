@@ -254,39 +254,3 @@ WEIGHT_STATS_BITS = tuple(range(1, 33))
 
 def weight_stats_path(model_key: str) -> Path:
     return results_root() / "weights" / f"{model_key}.json"
-
-
-def weight_stats(config, data_root=None) -> dict:
-    """What the book reads of a trained model's weights, stored beside the results so that a build needs no
-    weights: {label, key, commit, layers: [names], sizes: [weights per layer], clipped: {reading: layers x bits
-    share of each layer's weights the reading's clamp moves}, bits: the bitwidths 1..32}. Read when stored, else
-    computed from the trained model (trained or read from the cache) and stored, sealed (an edited or unsealed file
-    is moved aside and computed again)."""
-    from .clipping import clipped_shares
-    from .quantizers import PAPER_READINGS, weight_layers
-    from .train import train
-
-    path = weight_stats_path(config.key)
-    if path.exists():
-        try:
-            return read_sealed(path)
-        except DamagedEntry as e:
-            move_aside(path, str(e))
-    model = train(config, data_root=data_root)
-    layers = weight_layers(model.load())
-    shares = clipped_shares(layers, list(PAPER_READINGS), list(WEIGHT_STATS_BITS))
-    stats = {"label": config.label, "key": config.key, "commit": model.meta.get("commit", ""),
-             "device": model.meta.get("device", ""), "layers": [n for n, _ in layers],
-             "sizes": [int(m.weight.numel()) for _, m in layers], "bits": list(WEIGHT_STATS_BITS),
-             "clipped": {r: np.round(s, 7).tolist() for r, s in shares.items()}}
-    atomic_write_json(seal(stats), path)
-    return stats
-
-
-def clipped_table(stats: dict, readings, bits) -> dict[str, np.ndarray]:
-    """{reading: layers x bits array} of the stored shares at ``bits`` (each in 1..32)."""
-    bad = [b for b in bits if b not in stats["bits"]]
-    if bad:
-        raise ValueError(f"weight statistics are stored for bitwidths 1 to 32; got {bad}")
-    cols = [stats["bits"].index(b) for b in bits]
-    return {r: np.asarray(stats["clipped"][r])[:, cols] for r in readings}

@@ -16,8 +16,9 @@ from ..book import (
     model_name,
     styled,
 )
+from ..clipping import clipped_table, weight_stats
 from ..plan import paper_configs
-from ..results import clipped_table, provenance, weight_stats
+from ..results import provenance
 from ..vocabulary import READING_INFO
 from ._common import BY, _plt, _slug
 

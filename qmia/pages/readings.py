@@ -16,8 +16,9 @@ from ..book import (
     model_name,
     styled,
 )
+from ..clipping import clipped_table, weight_stats
 from ..plan import paper_configs, precision_configs, runs_reading
-from ..results import clipped_table, load_outcome, provenance, weight_stats
+from ..results import load_outcome, provenance
 from ..vocabulary import FULL_PRECISION, READING_INFO
 from ._common import _status
 from .clipping import _overall_shares
