@@ -75,7 +75,8 @@ def _on_cpu(manifest: dict) -> bool:
 def measured_rates(cpu: bool = False) -> tuple[dict[str, float], str]:
     """{architecture: measured training seconds / the benchmark rates' seconds for the same models (each at the
     group size it trained in)}, from the stored manifests of parts run on a GPU (``cpu``: on a CPU, against
-    :data:`CPU_RATES`), and the card(s) measured on; empty when no such part has run."""
+    :data:`CPU_RATES`, a float32 model's against them times :data:`CPU_FP32_SLOWDOWN`), and the card(s) measured
+    on; empty when no such part has run."""
     per: dict[str, list[tuple[float, float]]] = {}
     cards = set()
     for name in PART_NAMES:
@@ -89,6 +90,8 @@ def measured_rates(cpu: bool = False) -> tuple[dict[str, float], str]:
             size = model.get("trained_with", 1)
             bench = _benchmark_seconds(model["arch"], size, model["epochs"] * model["n_train"],
                                        CPU_RATES if cpu else None) / size
+            if cpu and str(model.get("precision", "")).startswith("fp32"):  # the benchmark rates are bf16's
+                bench *= CPU_FP32_SLOWDOWN.get(model["arch"], 2.0)
             per.setdefault(model["arch"], []).append((model["seconds"], bench))
     return {a: sum(s for s, _ in v) / sum(b for _, b in v) for a, v in per.items()}, ", ".join(sorted(cards))
 
