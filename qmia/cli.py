@@ -10,7 +10,7 @@ from .attack_registry import ATTACKS
 from .attacks import RMIA_GAMMA, RMIA_OFFLINE_A
 from .config import PRECISIONS, PROFILES, get_profile
 from .data import DATASETS, DatasetUnavailable
-from .executor import EXECUTORS, MARGIN_MIN
+from .executor import EXECUTORS, MARGIN_MIN, Resources, job_status, jobs_folder
 from .models import ARCHS
 from .parts import PART_NAMES
 from .preflight import (
@@ -47,6 +47,7 @@ def _zero_point(text: str) -> int | str:
         raise argparse.ArgumentTypeError(f"zero point must be an integer or 'centred'; got {text!r}") from None
 
 
+JOB_OPTIONS = ("jobs", "partition", "gpus", "cpus", "mem_gb", "timeout_min", "array_parallelism")  # sweep's job options
 ON_CPU_HELP = "train the paper profile's paper-scale models on a CPU (hours; refused without this option)"
 
 
@@ -152,8 +153,9 @@ def cmd_sweep(a: argparse.Namespace) -> int:
     profile = get_profile(a.profile)
     if a.executor != "serial" and not a.parts:
         return _sweep_jobs(profile, a)
-    if a.executor_options:
-        raise ValueError(f"{', '.join(a.executor_options)} need --executor local or --executor slurm")
+    given = [f"--{name.replace('_', '-')}" for name in JOB_OPTIONS if getattr(a, name) is not None]
+    if given:
+        raise ValueError(f"{', '.join(given)} need --executor local or --executor slurm")
     if not (a.parts or a.dry_run):
         confirm_cpu_scale(profile.name, a.device, a.on_cpu)
     if a.parts or a.part:
@@ -181,32 +183,32 @@ def _sweep_jobs(profile, a: argparse.Namespace) -> int:
 
     if a.executor == "local" and not a.dry_run:
         confirm_cpu_scale(profile.name, a.device, a.on_cpu)  # local jobs train here
-    default_timeout = 60 if a.executor == "slurm" else 7 * 24 * 60
-    r = ex.Resources(partition=a.partition, gpus=a.gpus, cpus=a.cpus, mem_gb=a.mem_gb,
-                     timeout_min=a.timeout_min or default_timeout, array_parallelism=a.array_parallelism, jobs=a.jobs)
+    given = {name: getattr(a, name) for name in JOB_OPTIONS if getattr(a, name) is not None}
+    r = ex.Resources(**{"timeout_min": 60 if a.executor == "slurm" else 7 * 24 * 60, **given})
     missing = needed_models_parts(profile) + missing_parts(profile)
-    wanted = a.part or [n for n in missing]
+    wanted = a.part or missing
     table = part_table(profile).set_index("part")
     submit = ex.to_submit(profile, wanted, missing)
     for n in wanted:
         if n not in submit:
             print(f"part {n}: {'done' if n not in missing else ex.job_status(profile, n)}; not submitted")
-    passthrough = [*(["--data-root", a.data_root] if a.data_root else []), *(["--device", a.device] if a.device else []),
-                   *(["--on-cpu"] if a.on_cpu else [])]
-    print(f"{len(submit)} part(s) to submit as {a.executor} jobs ({ex.describe(r, a.executor)}); records in {ex.jobs_folder(profile)}")
+    passthrough = [*(["--data-root", a.data_root] if a.data_root else []),
+                   *(["--device", a.device] if a.device else []), *(["--on-cpu"] if a.on_cpu else [])]
+    print(f"{len(submit)} part(s) to submit as {a.executor} jobs ({ex.describe(r, a.executor)}); "
+          f"records in {ex.jobs_folder(profile)}")
     budget = ex.slurm_budget(r) if a.executor == "slurm" else None
     for n in submit:
-        est = table.loc[n] if n in table.index else None
-        print(f"  {n}: " + (f"about {est['estimated GPU min']} GPU min, {est['estimated CPU h']} CPU h; " if est is not None
-                            else "") + " ".join(ex.part_command(profile, n, budget, passthrough)[2:]))
+        est = (f"about {table.loc[n, 'estimated GPU min']} GPU min, {table.loc[n, 'estimated CPU h']} CPU h; "
+               if n in table.index else "")
+        print(f"  {n}: {est}" + " ".join(ex.part_command(profile, n, budget, passthrough)[2:]))
     if a.dry_run or not submit:
         if a.dry_run and a.executor == "slurm" and submit:
             print(ex.sbatch_text(profile, r, len(submit)))
         return 0
     ids = ex.submit(profile, submit, a.executor, r, passthrough)
     if a.executor == "slurm":
-        print(f"submitted job array {next(iter(ids.values())).split('_')[0]}: {len(ids)} parts; see where they stand with "
-              f"python -m qmia sweep --profile {profile.name} --parts")
+        print(f"submitted job array {next(iter(ids.values())).split('_')[0]}: {len(ids)} parts; see where they stand "
+              f"with python -m qmia sweep --profile {profile.name} --parts")
         return 0
     states = {n: ex.job_status(profile, n) for n in submit}
     bad = {n: s for n, s in states.items() if s != "done"}
@@ -233,8 +235,6 @@ def _sweep_parts(profile, a: argparse.Namespace) -> int:
                 return 3
         return 0
     df = part_table(profile)
-    from .executor import job_status, jobs_folder
-
     if jobs_folder(profile).is_dir():  # parts submitted as jobs: where each stands
         df["job"] = [job_status(profile, n) if s != "done" else "" for n, s in zip(df["part"], df["status"])]
     with pd.option_context("display.width", 250, "display.max_columns", 20, "display.max_colwidth", 60):
@@ -287,14 +287,16 @@ def build_parser() -> argparse.ArgumentParser:
     j.add_argument("--executor", choices=EXECUTORS, default="serial",
                    help="serial: one process, here (default); local: each part a local process, --jobs at a time; "
                         "slurm: each missing part one task of a Slurm job array")
-    j.add_argument("--jobs", type=int, default=2, help="local: parts running at once (default %(default)s)")
+    d = Resources()  # the defaults live there; an option left out is None here, so that a given one can be told
+    j.add_argument("--jobs", type=int, help=f"local: parts running at once (default {d.jobs})")
     j.add_argument("--partition", help="slurm: the partition")
-    j.add_argument("--gpus", type=int, default=1, help="slurm: GPUs per job (default %(default)s)")
-    j.add_argument("--cpus", type=int, default=8, help="slurm: CPUs per job (default %(default)s)")
-    j.add_argument("--mem-gb", type=int, default=32, help="slurm: memory per job in GB (default %(default)s)")
+    j.add_argument("--gpus", type=int, help=f"slurm: GPUs per job (default {d.gpus})")
+    j.add_argument("--cpus", type=int, help=f"slurm: CPUs per job (default {d.cpus})")
+    j.add_argument("--mem-gb", type=int, help=f"slurm: memory per job in GB (default {d.mem_gb})")
     j.add_argument("--timeout-min", type=int, help="each job's time limit in minutes; its part stops cleanly "
                    f"{MARGIN_MIN} min before and is requeued (default: slurm 60, local 7 days)")
-    j.add_argument("--array-parallelism", type=int, default=32, help="slurm: array tasks at once (default %(default)s)")
+    j.add_argument("--array-parallelism", type=int,
+                   help=f"slurm: array tasks at once (default {d.array_parallelism})")
     w.set_defaults(func=cmd_sweep)
     return p
 
@@ -302,10 +304,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command == "sweep":  # the executor's options given explicitly (their defaults are not errors)
-        given = {o.split("=")[0] for o in (argv if argv is not None else sys.argv[1:])}
-        args.executor_options = sorted(given & {"--jobs", "--partition", "--gpus", "--cpus", "--mem-gb",
-                                                "--timeout-min", "--array-parallelism"})
     try:
         check_environment()
         if getattr(args, "profile", None):

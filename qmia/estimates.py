@@ -55,8 +55,10 @@ DP_SLOWDOWN = 6.0
 # step has not, so 4x is assumed until benchmarks/bench_train.py measures it there.
 DP_GROUP_SLOWDOWN = 4.0
 
+
 def manifest_path(name: str):
     return results_root() / "parts" / f"{name}.json"
+
 
 def read_manifest(name: str) -> dict | None:
     """A part's stored manifest (None when there is none); :class:`DamagedEntry` naming it when it fails its seal
@@ -69,8 +71,10 @@ def read_manifest(name: str) -> dict | None:
     except DamagedEntry as e:
         raise DamagedEntry(f"{path}: {e}; restore it (git checkout -- {path.name}) or run the part again") from None
 
+
 def _on_cpu(manifest: dict) -> bool:
     return str(manifest.get("gpu", "")).startswith("CPU")
+
 
 def measured_rates(cpu: bool = False) -> tuple[dict[str, float], str]:
     """{architecture: measured training seconds / the benchmark rates' seconds for the same models (each at the
@@ -90,13 +94,16 @@ def measured_rates(cpu: bool = False) -> tuple[dict[str, float], str]:
             size = model.get("trained_with", 1)
             bench = _benchmark_seconds(model["arch"], size, model["epochs"] * model["n_train"],
                                        CPU_RATES if cpu else None) / size
-            if cpu and str(model.get("precision", "")).startswith("fp32"):  # the benchmark rates are bf16's
-                bench *= CPU_FP32_SLOWDOWN.get(model["arch"], 2.0)
+            bench *= _precision_factor(model["arch"], str(model.get("precision", "")), cpu)
             per.setdefault(model["arch"], []).append((model["seconds"], bench))
     return {a: sum(s for s, _ in v) / sum(b for _, b in v) for a, v in per.items()}, ", ".join(sorted(cards))
 
-def _precision_factor(m: TrainConfig, cpu: bool) -> float:
-    return CPU_FP32_SLOWDOWN.get(m.arch, 2.0) if cpu and m.precision == "fp32" else 1.0
+
+def _precision_factor(arch: str, precision: str, cpu: bool) -> float:
+    """How much longer a model of ``precision`` ('fp32', 'bf16', or a manifest's record of it) trains than the
+    benchmark rates (bf16) say: :data:`CPU_FP32_SLOWDOWN` for float32 on a CPU, else 1."""
+    return CPU_FP32_SLOWDOWN.get(arch, 2.0) if cpu and precision.startswith("fp32") else 1.0
+
 
 def _benchmark_seconds(arch: str, group: int, images: int, table: dict | None = None) -> float:
     """Seconds to train ``group`` models of ``arch`` together, each on ``images`` training images, at the benchmark
@@ -104,6 +111,7 @@ def _benchmark_seconds(arch: str, group: int, images: int, table: dict | None = 
     rates = (table or BENCHMARK_RATES)[arch]
     size = max(g for g in rates if g <= group)
     return group * images / rates[size]
+
 
 def estimate_seconds(p: Profile, entries: list[Entry], rates: dict[str, float] | None = None,
                      have: Callable[[TrainConfig], bool] | None = None, models: list[TrainConfig] | None = None,
@@ -136,7 +144,8 @@ def estimate_seconds(p: Profile, entries: list[Entry], rates: dict[str, float] |
         step = group_size_for(m.arch, 1 if cpu else 16)
         for start in range(0, len(members), step):
             size = len(members[start:start + step])
-            train += _benchmark_seconds(m.arch, size, images, table) * rates.get(m.arch, 1.0) * _precision_factor(m, cpu)
+            train += (_benchmark_seconds(m.arch, size, images, table) * rates.get(m.arch, 1.0)
+                      * _precision_factor(m.arch, m.precision, cpu))
     for members in dp_groups.values():  # in even groups (qmia.multitrain.dp_chunks); alone, Opacus itself
         m = members[0]
         for chunk in dp_chunks(len(members), group_size_for(m.arch, 1 if cpu else 16)):
@@ -147,15 +156,17 @@ def estimate_seconds(p: Profile, entries: list[Entry], rates: dict[str, float] |
     rows = sum(per_row.get(c.arch, 2.0) for c, _ in entry_keys(p, entries))
     return (CPU_STARTUP_SECONDS if cpu else STARTUP_SECONDS) + train + rows
 
+
 def model_seconds(m: TrainConfig, cpu: bool) -> float:
     """Estimated seconds to train one model alone (:data:`CPU_RATES` or the GPU's :data:`BENCHMARK_RATES`)."""
     seconds = (_benchmark_seconds(m.arch, 1, m.epochs * m.n_per_split, CPU_RATES if cpu else BENCHMARK_RATES)
-               * _precision_factor(m, cpu))
+               * _precision_factor(m.arch, m.precision, cpu))
     if m.defence.kind == "dp":
         return seconds * DP_SLOWDOWN
     if m.defence.kind == "prune":
         return seconds * finetune_epochs_for(m.defence, m.epochs) / m.epochs
     return 0.0 if m.defence.kind == "ptq" else seconds
+
 
 def part_estimate(p: Profile, name: str, rates: dict[str, float] | None = None,
                   have: Callable[[TrainConfig], bool] | None = None, cpu: bool = False) -> float:
@@ -163,7 +174,9 @@ def part_estimate(p: Profile, name: str, rates: dict[str, float] | None = None,
     its models."""
     return estimate_seconds(p, assign(p)[name], rates, have, models=trained_for_later(p, name) or None, cpu=cpu)
 
+
 _PART_COST: dict[tuple[str, str], str] = {}
+
 
 def part_cost(p: Profile, name: str) -> str:
     """A part's estimated cost in words: 'about 4.8 GPU-min or 1.2 CPU-h' (models carried into it counted as done)."""
@@ -174,6 +187,7 @@ def part_cost(p: Profile, name: str) -> str:
         cpu_text = "" if any(m.arch == "resnet50" for m in part_models(p, assign(p)[name])) else f" or {cpu:.1f} CPU-h"
         _PART_COST[(p.name, name)] = f"about {gpu:.1f} GPU-min{cpu_text}"
     return _PART_COST[(p.name, name)]
+
 
 def pending_text(p: Profile | None, config: TrainConfig, group: str) -> str:
     """Why a row has no numbers yet, for a table cell: 'not computed yet: part `resnet50-fp`, about 4.8 GPU-min'; for

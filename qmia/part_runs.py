@@ -79,10 +79,13 @@ def part_table(p: Profile) -> pd.DataFrame:
     df.attrs["cpu_rates_from"] = f"measured parts ({cpus})" if cpu_rates else CPU_CARD
     return df
 
+
 MANIFEST_FIELDS = ("part", "profile", "gpu", "torch", "commit", "date", "wall_seconds", "models", "rows")
+
 
 def _clean(commit: str) -> bool:
     return commit not in ("", "unknown") and not commit.endswith("-dirty")
+
 
 def verify_stored(p: Profile) -> list[str]:
     """Problems with the stored parts of profile ``p`` (empty when every manifest is complete and true): each
@@ -119,6 +122,7 @@ def verify_stored(p: Profile) -> list[str]:
                 problems.append(f"{name}: row {key} is of profile {row.get('profile')!r}, commit {row.get('commit')!r}")
     return problems
 
+
 def _gpu_name(device) -> str:
     import torch
 
@@ -126,6 +130,7 @@ def _gpu_name(device) -> str:
     if torch.cuda.is_available() and (dev is None or dev.type == "cuda"):
         return torch.cuda.get_device_name(dev if dev is not None and dev.index is not None else 0)
     return f"CPU ({platform.processor() or platform.machine()})"
+
 
 def _machine(device) -> dict:
     """Where a part runs, as its manifest records it: the GPU or CPU, torch's threads, and on a CPU whether bf16 is
@@ -138,6 +143,7 @@ def _machine(device) -> dict:
     if out["gpu"].startswith("CPU"):
         out["cpu_native_bf16"] = cpu_native_bf16()
     return out
+
 
 def run_part(p: Profile, name: str, data_root=None, device=None, progress: bool | None = None,
              budget: float | None = None) -> dict:
