@@ -20,7 +20,7 @@ SITE := book/_build/html
 NB_ARGS = --profile $(PROFILE) $(if $(QMIA_DATA),--data-root "$(QMIA_DATA)")
 export QMIA_PROGRESS ?= 0
 
-.PHONY: setup test pytest clean book notebooks site check-site notebook book-smoke book-rerun book-paper help
+.PHONY: setup lint test pytest clean book notebooks site check-site notebook book-smoke book-rerun book-paper help
 .DEFAULT_GOAL := setup
 
 help:
@@ -28,7 +28,7 @@ help:
 	@echo "          (paper: from results/paper/, nothing trained; TRAIN=1 computes what is missing)"
 	@echo "make notebook NB=<name> [BITS=2,3,6] [SEEDS=0,1]      rerun one notebook, rebuild the site"
 	@echo "make site                                              build the site from book/generated/ and check it"
-	@echo "make test                                              pytest, the smoke book, a rerun, the paper book from results/paper/"
+	@echo "make test                                              ruff, pytest, the smoke book, a rerun, the paper book from results/paper/"
 	@echo "make clean                                             remove caches, executed notebooks and the site"
 
 setup: $(VENV)/.installed
@@ -40,12 +40,17 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e ".[book,test]"
 	touch $@
 
+# ruff: lint and format, configured in pyproject.toml (line length 120); `ruff format .` fixes the format
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
 pytest: setup
 	$(PY) -m pytest -q
 
-# pytest; the whole book under the smoke profile (offline, minutes on a CPU) and a rerun of one notebook with other
+# lint; pytest; the whole book under the smoke profile (offline, minutes on a CPU) and a rerun of one notebook with other
 # bitwidths, computed; then the paper book from the stored rows and the same rerun there (its new cells pending)
-test: pytest book-smoke book-rerun book-paper
+test: lint pytest book-smoke book-rerun book-paper
 
 book-smoke:
 	$(MAKE) book PROFILE=smoke

@@ -21,9 +21,9 @@ For each architecture it prints images/s of
 and the ratios to the plain loop. Data are synthetic (random uint8 images) of the real shapes;
 ``--accuracy`` trains LeNet-5 on Fashion-MNIST and ResNet-20 on CIFAR-10 with both loops (same
 recipe: SGD, one-cycle, augmentation) and reports their test accuracy. ``--json FILE`` writes every
-measurement; ``--profile-steps K`` also profiles K steps of each architecture as the plan trains it (ResNet-50 alone, the
-others in groups), eager and with CUDA graphs: where the step's time goes. The run stops starting new throughput
-measurements after ``--budget`` seconds, and new profiles 60 s later.
+measurement; ``--profile-steps K`` also profiles K steps of each architecture as the plan trains it
+(ResNet-50 alone, the others in groups), eager and with CUDA graphs: where the step's time goes. The
+run stops starting new throughput measurements after ``--budget`` seconds, and new profiles 60 s later.
 """
 
 from __future__ import annotations
@@ -62,8 +62,11 @@ def cpu_name() -> str:
     from qmia.compute import cpu_native_bf16
 
     try:
-        name = next(ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                    if ln.startswith("model name"))
+        name = next(
+            ln.split(":", 1)[1].strip()
+            for ln in Path("/proc/cpuinfo").read_text().splitlines()
+            if ln.startswith("model name")
+        )
     except (OSError, StopIteration):
         name = platform.processor() or platform.machine() or "cpu"
     return f"{name} ({'native' if cpu_native_bf16() else 'no native'} bf16)"
@@ -82,14 +85,28 @@ def synthetic(arch: str, n: int, dev: torch.device, seed: int = 0) -> tuple[torc
     return x.to(dev), y.to(dev)
 
 
-def plain_loop(model, x_u8, y, info, epochs: int, bs: int, lr: float = 0.05, augment: bool = False,
-               onecycle: bool = False, seed: int = 0) -> float:
+def plain_loop(
+    model,
+    x_u8,
+    y,
+    info,
+    epochs: int,
+    bs: int,
+    lr: float = 0.05,
+    augment: bool = False,
+    onecycle: bool = False,
+    seed: int = 0,
+) -> float:
     """The textbook loop; returns seconds. With ``augment``/``onecycle`` it follows qmia's recipe
     (for the accuracy comparison), drawing augmentations per step as plain code does."""
     dev = x_u8.device
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=5e-4)
     steps = len(x_u8) // bs
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps, pct_start=0.15) if onecycle else None
+    sched = (
+        torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps, pct_start=0.15)
+        if onecycle
+        else None
+    )
     gen = torch.Generator().manual_seed(seed)
     model.train()
     sync(dev)
@@ -120,10 +137,12 @@ def bench_plain(arch: str, n: int, bs: int, epochs: int, dev: torch.device) -> f
     return epochs * n / plain_loop(model, x, y, info, epochs, bs)
 
 
-def _config(arch: str, n: int, bs: int, epochs: int, quant: QuantSpec, seed: int = 0,
-            precision: str = "bf16") -> TrainConfig:
-    return TrainConfig(DATASET[arch], arch, n_per_split=n, epochs=epochs, quant=quant, batch_size=bs, seed=seed,
-                       precision=precision)
+def _config(
+    arch: str, n: int, bs: int, epochs: int, quant: QuantSpec, seed: int = 0, precision: str = "bf16"
+) -> TrainConfig:
+    return TrainConfig(
+        DATASET[arch], arch, n_per_split=n, epochs=epochs, quant=quant, batch_size=bs, seed=seed, precision=precision
+    )
 
 
 def _model(arch: str, quant: QuantSpec, dev: torch.device, precision: str = "bf16"):
@@ -132,11 +151,17 @@ def _model(arch: str, quant: QuantSpec, dev: torch.device, precision: str = "bf1
     return model.to(memory_format=torch.channels_last) if dev.type == "cuda" or precision == "bf16" else model
 
 
-def bench_qmia(arch: str, n: int, bs: int, epochs: int, dev: torch.device, quant: QuantSpec,
-               precision: str = "bf16") -> float:
+def bench_qmia(
+    arch: str, n: int, bs: int, epochs: int, dev: torch.device, quant: QuantSpec, precision: str = "bf16"
+) -> float:
     x, y = synthetic(arch, n, dev)
-    fit(_model(arch, quant, dev, precision), _config(arch, 4 * bs, bs, 1, quant, precision=precision), x[: 4 * bs],
-        y[: 4 * bs], progress=False)
+    fit(
+        _model(arch, quant, dev, precision),
+        _config(arch, 4 * bs, bs, 1, quant, precision=precision),
+        x[: 4 * bs],
+        y[: 4 * bs],
+        progress=False,
+    )
     model = _model(arch, quant, dev, precision)
     sync(dev)
     start = time.perf_counter()
@@ -145,15 +170,21 @@ def bench_qmia(arch: str, n: int, bs: int, epochs: int, dev: torch.device, quant
     return epochs * n / (time.perf_counter() - start)
 
 
-def bench_many(arch: str, n: int, bs: int, epochs: int, dev: torch.device, quant: QuantSpec | list[QuantSpec],
-               count: int) -> float:
+def bench_many(
+    arch: str, n: int, bs: int, epochs: int, dev: torch.device, quant: QuantSpec | list[QuantSpec], count: int
+) -> float:
     """Images/s of ``count`` models trained together, all with ``quant`` or model j with ``quant[j % len(quant)]``."""
     quants = [quant[j % len(quant)] if isinstance(quant, list) else quant for j in range(count)]
     data = [synthetic(arch, n, dev, seed=j) for j in range(count)]
     configs = [_config(arch, n, bs, epochs, q, seed=j) for j, q in enumerate(quants)]
     warm = [_config(arch, 4 * bs, bs, 1, q, seed=j) for j, q in enumerate(quants)]
-    fit_many([_model(arch, q, dev) for q in quants], warm, [x[: 4 * bs] for x, _ in data],
-             [y[: 4 * bs] for _, y in data], progress=False)
+    fit_many(
+        [_model(arch, q, dev) for q in quants],
+        warm,
+        [x[: 4 * bs] for x, _ in data],
+        [y[: 4 * bs] for _, y in data],
+        progress=False,
+    )
     models = [_model(arch, q, dev) for q in quants]
     sync(dev)
     start = time.perf_counter()
@@ -171,8 +202,9 @@ def bench_dp(arch: str, n: int, bs: int, epochs: int, dev: torch.device) -> floa
     x, y = synthetic(arch, n, dev)
     model = build_model(arch, info.channels, info.num_classes, info.image_size).to(dev)
     augment = lambda xb: standardize(apply_augment(xb, info, augment_draws(len(xb), info, None, dev)), info)  # noqa: E731
-    dp_fit(model, x[: 4 * bs].float() / 255, y[: 4 * bs], epochs=1, batch_size=bs, lr=0.05, epsilon=8.0,
-           augment_fn=augment)  # warm-up
+    dp_fit(
+        model, x[: 4 * bs].float() / 255, y[: 4 * bs], epochs=1, batch_size=bs, lr=0.05, epsilon=8.0, augment_fn=augment
+    )  # warm-up
     sync(dev)
     start = time.perf_counter()
     dp_fit(model, x.float() / 255, y, epochs=epochs, batch_size=bs, lr=0.05, epsilon=8.0, augment_fn=augment)
@@ -191,8 +223,10 @@ def bench_dp_many(arch: str, n: int, bs: int, epochs: int, dev: torch.device, co
 
     def run(images: int, rounds: int) -> None:
         configs = [_config(arch, images, bs, rounds, QuantSpec(), seed=j).with_(defence=dp) for j in range(count)]
-        models = [dp_compatible(build_model(arch, info.channels, info.num_classes, info.image_size)).to(dev)
-                  for _ in range(count)]
+        models = [
+            dp_compatible(build_model(arch, info.channels, info.num_classes, info.image_size)).to(dev)
+            for _ in range(count)
+        ]
         fit_many_dp(models, configs, [x[:images] for x, _ in data], [y[:images] for _, y in data], progress=False)
 
     run(4 * bs, 1)  # warm-up
@@ -212,8 +246,13 @@ def profile_step(arch: str, count: int, bs: int, steps: int, dev: torch.device, 
 
     data = [synthetic(arch, bs * steps, dev, seed=j) for j in range(count)]
     warm = [_config(arch, 4 * bs, bs, 1, quant, seed=j) for j in range(count)]
-    fit_many([_model(arch, quant, dev) for _ in range(count)], warm, [x[: 4 * bs] for x, _ in data],
-             [y[: 4 * bs] for _, y in data], progress=False)
+    fit_many(
+        [_model(arch, quant, dev) for _ in range(count)],
+        warm,
+        [x[: 4 * bs] for x, _ in data],
+        [y[: 4 * bs] for _, y in data],
+        progress=False,
+    )
     models = [_model(arch, quant, dev) for _ in range(count)]
     configs = [_config(arch, bs * steps, bs, 1, quant, seed=j) for j in range(count)]
     cuda = dev.type == "cuda"
@@ -227,8 +266,15 @@ def profile_step(arch: str, count: int, bs: int, steps: int, dev: torch.device, 
     ops = sorted(prof.key_averages(), key=lambda e: getattr(e, attr), reverse=True)
     busy = sum(getattr(e, attr) for e in ops) / 1e6
     top = [{"op": e.key[:80], "self_ms": getattr(e, attr) / 1e3, "calls": e.count} for e in ops[:15]]
-    return {"arch": arch, "models": count, "quant": str(quant), "steps": steps, "wall_s": wall,
-            "busy_share": busy / wall, "top": top}
+    return {
+        "arch": arch,
+        "models": count,
+        "quant": str(quant),
+        "steps": steps,
+        "wall_s": wall,
+        "busy_share": busy / wall,
+        "top": top,
+    }
 
 
 def accuracy(model, x_u8, y, info) -> float:
@@ -263,20 +309,31 @@ def bench_accuracy(arch: str, n: int, epochs: int, bs: int, dev: torch.device, d
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--archs", default=None, help="comma-separated (default: lenet,resnet20 on CPU; + resnet50 on CUDA)")
+    ap.add_argument(
+        "--archs", default=None, help="comma-separated (default: lenet,resnet20 on CPU; + resnet50 on CUDA)"
+    )
     ap.add_argument("--batch", type=int, default=128, help="batch size (the profiles' is 128)")
     ap.add_argument("--images", type=int, default=None, help="images per timed epoch (default: 1024 CPU, 15000 CUDA)")
     ap.add_argument("--epochs", type=int, default=None, help="timed epochs (default: 1 CPU, 2 CUDA)")
     ap.add_argument("--group", type=int, default=None, help="models trained together (default: 4 CPU, 16 CUDA)")
-    ap.add_argument("--group50", default=None, help="comma-separated ResNet-50 group sizes (default: 2,4 on CUDA, none on CPU)")
+    ap.add_argument(
+        "--group50", default=None, help="comma-separated ResNet-50 group sizes (default: 2,4 on CUDA, none on CPU)"
+    )
     ap.add_argument("--accuracy", action="store_true", help="also compare test accuracy on real data")
     ap.add_argument("--data-root", default=None)
     ap.add_argument("--budget", type=float, default=1e9, help="seconds after which no new measurement starts")
     ap.add_argument("--json", type=Path, default=None)
-    ap.add_argument("--cpu-table", action="store_true",
-                    help="only the single-model rows (plain, qmia at bf16 and fp32, 4-bit): the CPU table")
-    ap.add_argument("--profile-steps", type=int, default=0,
-                    help="then profile this many steps of each architecture, eager and with CUDA graphs (0: none)")
+    ap.add_argument(
+        "--cpu-table",
+        action="store_true",
+        help="only the single-model rows (plain, qmia at bf16 and fp32, 4-bit): the CPU table",
+    )
+    ap.add_argument(
+        "--profile-steps",
+        type=int,
+        default=0,
+        help="then profile this many steps of each architecture, eager and with CUDA graphs (0: none)",
+    )
     a = ap.parse_args(argv)
     dev = torch.device(a.device)
     cuda = dev.type == "cuda"
@@ -287,10 +344,19 @@ def main(argv: list[str] | None = None) -> int:
     if cuda:
         torch.backends.cudnn.benchmark = True
     t0 = time.perf_counter()
-    report = {"device": torch.cuda.get_device_name(dev) if cuda else cpu_name(),
-              "threads": torch.get_num_threads(),
-              "torch": torch.__version__, "batch_size": a.batch, "images": n, "epochs": epochs, "group": group,
-              "rows": [], "accuracy": [], "profiles": [], "errors": []}
+    report = {
+        "device": torch.cuda.get_device_name(dev) if cuda else cpu_name(),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "batch_size": a.batch,
+        "images": n,
+        "epochs": epochs,
+        "group": group,
+        "rows": [],
+        "accuracy": [],
+        "profiles": [],
+        "errors": [],
+    }
 
     def save() -> None:
         if a.json:
@@ -320,8 +386,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {arch:9s} {name:22s} {ips:10.0f} img/s" + (f"   x{ips / base:.2f} plain" if base else ""), flush=True)
         save()
 
-    print(f"bench_train: {report['device']}, torch {torch.__version__}, batch {a.batch}, {n} images x {epochs} epochs",
-          flush=True)
+    print(
+        f"bench_train: {report['device']}, torch {torch.__version__}, batch {a.batch}, {n} images x {epochs} epochs",
+        flush=True,
+    )
     mia4 = QuantSpec("mia", 4)
     mixed = [reading_spec(r, b) for b in (2, 3, 4, 6) for r in ("literal", "centred", "min-anchored")]
     groups50 = [int(g) for g in (a.group50 or ("2,4" if cuda else "")).split(",") if g]
@@ -329,10 +397,14 @@ def main(argv: list[str] | None = None) -> int:
         arch_n = n if arch != "resnet50" else max(n // 5, 4 * a.batch)
         measure("plain", arch, lambda: bench_plain(arch, arch_n, a.batch, epochs, dev))
         if cuda:  # qmia's loop without CUDA graphs, to show what they bring
-            measure("qmia fp32 eager", arch, lambda: bench_qmia(arch, arch_n, a.batch, epochs, dev, QuantSpec()), eager=True)
+            measure(
+                "qmia fp32 eager", arch, lambda: bench_qmia(arch, arch_n, a.batch, epochs, dev, QuantSpec()), eager=True
+            )
         measure("qmia fp32", arch, lambda: bench_qmia(arch, arch_n, a.batch, epochs, dev, QuantSpec()))
         if not cuda:  # the CPU loop before bf16 (CUDA runs were always bf16)
-            measure("qmia fp32 @fp32", arch, lambda: bench_qmia(arch, arch_n, a.batch, epochs, dev, QuantSpec(), "fp32"))
+            measure(
+                "qmia fp32 @fp32", arch, lambda: bench_qmia(arch, arch_n, a.batch, epochs, dev, QuantSpec(), "fp32")
+            )
         measure("qmia mia-4b", arch, lambda: bench_qmia(arch, arch_n, a.batch, epochs, dev, mia4))
         if a.cpu_table:
             continue
@@ -340,18 +412,26 @@ def main(argv: list[str] | None = None) -> int:
             for g in groups50:
                 measure(f"qmia x{g} mia-4b", arch, lambda: bench_many(arch, arch_n, a.batch, epochs, dev, mia4, g))
         else:
-            measure(f"qmia x{group} fp32", arch, lambda: bench_many(arch, arch_n, a.batch, epochs, dev, QuantSpec(), group))
+            measure(
+                f"qmia x{group} fp32", arch, lambda: bench_many(arch, arch_n, a.batch, epochs, dev, QuantSpec(), group)
+            )
             measure(f"qmia x{group} mia-4b", arch, lambda: bench_many(arch, arch_n, a.batch, epochs, dev, mia4, group))
             measure(f"qmia x{group} mixed", arch, lambda: bench_many(arch, arch_n, a.batch, epochs, dev, mixed, group))
             if importlib.util.find_spec("opacus"):
                 dp_epochs = max(1, epochs // 2)  # DP-SGD is the slowest: one timed epoch where the others take two
                 measure("qmia dp-sgd", arch, lambda: bench_dp(arch, arch_n, a.batch, dp_epochs, dev))
-                measure(f"qmia x{group} dp-sgd", arch, lambda: bench_dp_many(arch, arch_n, a.batch, dp_epochs, dev, group))
+                measure(
+                    f"qmia x{group} dp-sgd", arch, lambda: bench_dp_many(arch, arch_n, a.batch, dp_epochs, dev, group)
+                )
             else:
                 report["errors"].append(f"{arch} dp-sgd: skipped (opacus is not installed)")
             if cuda:
-                measure(f"qmia x{group} mia-4b eager", arch,
-                        lambda: bench_many(arch, arch_n, a.batch, epochs, dev, mia4, group), eager=True)
+                measure(
+                    f"qmia x{group} mia-4b eager",
+                    arch,
+                    lambda: bench_many(arch, arch_n, a.batch, epochs, dev, mia4, group),
+                    eager=True,
+                )
     for arch in archs if a.profile_steps else []:
         for count in (1,) if arch == "resnet50" else (group,):  # as the plan trains them
             for eager in (True, False) if cuda else (True,):
@@ -368,11 +448,17 @@ def main(argv: list[str] | None = None) -> int:
                     continue
                 r["eager"] = eager
                 report["profiles"].append(r)
-                print(f"  {name}: {r['steps']} steps in {r['wall_s']:.2f} s, busy {r['busy_share']:.0%}; top: "
-                      + "; ".join(f"{t['op']} {t['self_ms']:.0f} ms" for t in r["top"][:6]), flush=True)
+                print(
+                    f"  {name}: {r['steps']} steps in {r['wall_s']:.2f} s, busy {r['busy_share']:.0%}; top: "
+                    + "; ".join(f"{t['op']} {t['self_ms']:.0f} ms" for t in r["top"][:6]),
+                    flush=True,
+                )
                 save()
     if a.accuracy:
-        settings = [("lenet", 15000 if cuda else 2000, 15 if cuda else 5), ("resnet20", 15000 if cuda else 1000, 15 if cuda else 3)]
+        settings = [
+            ("lenet", 15000 if cuda else 2000, 15 if cuda else 5),
+            ("resnet20", 15000 if cuda else 1000, 15 if cuda else 3),
+        ]
         for arch, acc_n, acc_epochs in settings:
             if time.perf_counter() - t0 > a.budget:
                 report["errors"].append(f"{arch} accuracy: skipped (budget)")
@@ -384,8 +470,12 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {arch} accuracy FAILED: {e}", flush=True)
                 continue
             report["accuracy"].append(r)
-            print(f"  {arch:9s} accuracy ({r['dataset']}, {acc_n} images, {acc_epochs} epochs): plain {r['plain_test_acc']:.3f}"
-                  f" in {r['plain_seconds']:.1f} s, qmia {r['qmia_test_acc']:.3f} in {r['qmia_seconds']:.1f} s", flush=True)
+            print(
+                f"  {arch:9s} accuracy ({r['dataset']}, {acc_n} images, {acc_epochs} epochs): "
+                f"plain {r['plain_test_acc']:.3f} in {r['plain_seconds']:.1f} s, "
+                f"qmia {r['qmia_test_acc']:.3f} in {r['qmia_seconds']:.1f} s",
+                flush=True,
+            )
             save()
     report["seconds"] = time.perf_counter() - t0
     save()

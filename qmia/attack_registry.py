@@ -73,7 +73,9 @@ class AttackParams:
         if not 0 <= self.rmia_offline_a <= 1:
             raise ValueError(f"rmia_offline_a must be in [0, 1]; got {self.rmia_offline_a}")
         if self.rmia_population is not None and (isinstance(self.rmia_population, bool) or self.rmia_population < 1):
-            raise ValueError(f"rmia_population must be a positive number of examples or None (all); got {self.rmia_population!r}")
+            raise ValueError(
+                f"rmia_population must be a positive number of examples or None (all); got {self.rmia_population!r}"
+            )
         if isinstance(self.label_queries, bool) or not isinstance(self.label_queries, int) or self.label_queries < 1:
             raise ValueError(f"label_queries must be a positive integer; got {self.label_queries!r}")
 
@@ -101,14 +103,26 @@ def _shadow_scores(m: Models, variant: str, settings: dict) -> tuple[np.ndarray,
     shadow = m.shadow_adaptive if variant == "adaptive" else m.shadow_fp
     s_in, s_out = _split(shadow, "shadow_in"), _split(shadow, "shadow_out")
     t_in, t_out = _split(m.target, "target_in"), _split(m.target, "target_out")
-    return shadow_attack(s_in[0], s_out[0], t_in[0], t_out[0], top_k=settings["top_k"], per_class=settings["per_class"],
-                         shadow_labels=(s_in[1], s_out[1]), target_labels=(t_in[1], t_out[1]), seed=m.target.config.seed)
+    return shadow_attack(
+        s_in[0],
+        s_out[0],
+        t_in[0],
+        t_out[0],
+        top_k=settings["top_k"],
+        per_class=settings["per_class"],
+        shadow_labels=(s_in[1], s_out[1]),
+        target_labels=(t_in[1], t_out[1]),
+        seed=m.target.config.seed,
+    )
 
 
 def _metric_scores(m: Models, variant: str, settings: dict) -> tuple[np.ndarray, np.ndarray]:
     s = m.shadow_fp
-    scores, preds, _ = metric_attack(variant.removeprefix("metric-"), (*_split(s, "shadow_in"), *_split(s, "shadow_out")),
-                                     (*_split(m.target, "target_in"), *_split(m.target, "target_out")))
+    scores, preds, _ = metric_attack(
+        variant.removeprefix("metric-"),
+        (*_split(s, "shadow_in"), *_split(s, "shadow_out")),
+        (*_split(m.target, "target_in"), *_split(m.target, "target_out")),
+    )
     return scores, preds
 
 
@@ -116,8 +130,13 @@ def _signal(m: TrainedModel, splits: tuple[str, ...], signal: Callable) -> np.nd
     """n x q: ``signal(logits, labels)`` of ``m`` on the examples of ``splits`` in order, one column per query
     (the image, and its mirror image where the dataset's augmentation flips)."""
     labels = torch.cat([_split(m, s)[1] for s in splits])
-    return np.stack([signal(torch.cat([_split(m, s, flip)[0] for s in splits]), labels)
-                     for flip in ((False, True) if m.outputs["logits_flip"] else (False,))], 1)
+    return np.stack(
+        [
+            signal(torch.cat([_split(m, s, flip)[0] for s in splits]), labels)
+            for flip in ((False, True) if m.outputs["logits_flip"] else (False,))
+        ],
+        1,
+    )
 
 
 CANDIDATES = ("target_in", "target_out")
@@ -135,8 +154,11 @@ def _ref_in(target: TrainedModel, refs: list[TrainedModel]) -> np.ndarray:
 def _lira_observations(target: TrainedModel, refs: list[TrainedModel]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """phi of the target and of each reference on target_in + target_out (queries: original, and flipped
     where the dataset's augmentation flips), and which references trained on which example."""
-    return (_signal(target, CANDIDATES, scaled_confidence), np.stack([_signal(r, CANDIDATES, scaled_confidence) for r in refs]),
-            _ref_in(target, refs))
+    return (
+        _signal(target, CANDIDATES, scaled_confidence),
+        np.stack([_signal(r, CANDIDATES, scaled_confidence) for r in refs]),
+        _ref_in(target, refs),
+    )
 
 
 def _lira_scores(m: Models, variant: str, settings: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -161,10 +183,16 @@ def _rmia_scores(m: Models, variant: str, settings: dict) -> tuple[np.ndarray, n
     if k is not None and k < len(pop_t):
         keep = np.random.default_rng(m.target.config.seed).permutation(len(pop_t))[:k]
         pop_t, pop_r = pop_t[keep], pop_r[:, keep]
-    scores = rmia(_signal(m.target, CANDIDATES, true_class_probability),
-                  np.stack([_signal(r, CANDIDATES, true_class_probability) for r in refs]), _ref_in(m.target, refs),
-                  pop_t, pop_r, online=variant.startswith("rmia-online"), gamma=settings["rmia_gamma"],
-                  offline_a=settings["rmia_offline_a"])
+    scores = rmia(
+        _signal(m.target, CANDIDATES, true_class_probability),
+        np.stack([_signal(r, CANDIDATES, true_class_probability) for r in refs]),
+        _ref_in(m.target, refs),
+        pop_t,
+        pop_r,
+        online=variant.startswith("rmia-online"),
+        gamma=settings["rmia_gamma"],
+        offline_a=settings["rmia_offline_a"],
+    )
     return scores, (scores >= np.median(scores)).astype(int)
 
 
@@ -199,24 +227,62 @@ class AttackGroup:
     params: tuple[str, ...] = ()
 
 
-ATTACKS: dict[str, AttackGroup] = {g.name: g for g in (
-    AttackGroup("shadow", ("shadow_fp",), ("shadow",), _shadow_scores,
-                "Shokri et al.'s shadow-model attack, shadow in full precision (the paper's)"),
-    AttackGroup("adaptive", ("shadow_fp", "shadow_adaptive"), ("adaptive",), _shadow_scores,
-                "the shadow attack with the shadow quantized like the target"),
-    AttackGroup("metric", ("shadow_fp",), tuple(f"metric-{m}" for m in METRICS), _metric_scores,
-                "threshold attacks on confidence, loss, entropy, modified entropy"),
-    AttackGroup("lira", ("shadow_fp", "refs_fp", "refs_adaptive"),
-                ("lira-online", "lira-offline", "lira-online-adaptive", "lira-offline-adaptive",
-                 "lira-online-reference", "lira-offline-reference"), _lira_scores,
-                "LiRA (Carlini et al. 2022), online and offline"),
-    AttackGroup("rmia", ("shadow_fp", "refs_fp", "refs_adaptive"),
-                ("rmia-online", "rmia-offline", "rmia-online-adaptive", "rmia-offline-adaptive"), _rmia_scores,
-                "RMIA (Zarifzadeh et al. 2024), online and offline, on LiRA's reference models",
-                ("rmia_gamma", "rmia_offline_a", "rmia_population")),
-    AttackGroup("label", ("shadow_fp",), ("label-gap", "label-augment"), _label_scores,
-                "label-only attacks (Choquette-Choo et al. 2021): gap and augmentation robustness", ("label_queries",)),
-)}
+ATTACKS: dict[str, AttackGroup] = {
+    g.name: g
+    for g in (
+        AttackGroup(
+            "shadow",
+            ("shadow_fp",),
+            ("shadow",),
+            _shadow_scores,
+            "Shokri et al.'s shadow-model attack, shadow in full precision (the paper's)",
+        ),
+        AttackGroup(
+            "adaptive",
+            ("shadow_fp", "shadow_adaptive"),
+            ("adaptive",),
+            _shadow_scores,
+            "the shadow attack with the shadow quantized like the target",
+        ),
+        AttackGroup(
+            "metric",
+            ("shadow_fp",),
+            tuple(f"metric-{m}" for m in METRICS),
+            _metric_scores,
+            "threshold attacks on confidence, loss, entropy, modified entropy",
+        ),
+        AttackGroup(
+            "lira",
+            ("shadow_fp", "refs_fp", "refs_adaptive"),
+            (
+                "lira-online",
+                "lira-offline",
+                "lira-online-adaptive",
+                "lira-offline-adaptive",
+                "lira-online-reference",
+                "lira-offline-reference",
+            ),
+            _lira_scores,
+            "LiRA (Carlini et al. 2022), online and offline",
+        ),
+        AttackGroup(
+            "rmia",
+            ("shadow_fp", "refs_fp", "refs_adaptive"),
+            ("rmia-online", "rmia-offline", "rmia-online-adaptive", "rmia-offline-adaptive"),
+            _rmia_scores,
+            "RMIA (Zarifzadeh et al. 2024), online and offline, on LiRA's reference models",
+            ("rmia_gamma", "rmia_offline_a", "rmia_population"),
+        ),
+        AttackGroup(
+            "label",
+            ("shadow_fp",),
+            ("label-gap", "label-augment"),
+            _label_scores,
+            "label-only attacks (Choquette-Choo et al. 2021): gap and augmentation robustness",
+            ("label_queries",),
+        ),
+    )
+}
 
 
 REFERENCE_GROUPS = ("lira", "rmia")  # the groups that use LiRA's reference models
@@ -250,6 +316,11 @@ def models_needed(target: TrainConfig, attacks: str | Sequence[str], lira_refs: 
         "shadow_fp": [target.with_(role="shadow", **plain)],
         "shadow_adaptive": [target.with_(role="shadow")] if "shadow_adaptive" in needs else [],
         "refs_fp": fp_refs if "refs_fp" in needs else [],
-        "refs_adaptive": ([] if "refs_adaptive" not in needs else fp_refs if undefended else
-                          [target.with_(role="ref", ref_index=i, ref_count=lira_refs) for i in range(lira_refs)]),
+        "refs_adaptive": (
+            []
+            if "refs_adaptive" not in needs
+            else fp_refs
+            if undefended
+            else [target.with_(role="ref", ref_index=i, ref_count=lira_refs) for i in range(lira_refs)]
+        ),
     }

@@ -42,9 +42,18 @@ def attack_features(logits: torch.Tensor, top_k: int | None = 3) -> np.ndarray:
     return p[:, :top_k] if top_k else p
 
 
-def shadow_attack(shadow_in: torch.Tensor, shadow_out: torch.Tensor, target_in: torch.Tensor, target_out: torch.Tensor,
-                  top_k: int | None = 3, per_class: bool = False, shadow_labels: tuple[torch.Tensor, torch.Tensor] | None = None,
-                  target_labels: tuple[torch.Tensor, torch.Tensor] | None = None, hidden: int = 64, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def shadow_attack(
+    shadow_in: torch.Tensor,
+    shadow_out: torch.Tensor,
+    target_in: torch.Tensor,
+    target_out: torch.Tensor,
+    top_k: int | None = 3,
+    per_class: bool = False,
+    shadow_labels: tuple[torch.Tensor, torch.Tensor] | None = None,
+    target_labels: tuple[torch.Tensor, torch.Tensor] | None = None,
+    hidden: int = 64,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
     """Shokri et al.'s attack: an MLP with one hidden layer learns member/non-member from the
     shadow model's confidence vectors on its own training (in) and held-out (out) data, then
     labels the target's confidence vectors.
@@ -54,11 +63,17 @@ def shadow_attack(shadow_in: torch.Tensor, shadow_out: torch.Tensor, target_in: 
     true class on the full (unsorted) vectors, as Shokri et al.; it needs the labels.
     Inputs are logits, n x classes. Returns scores and predictions for target_in + target_out.
     """
-    x_train = np.concatenate([_probs(shadow_in), _probs(shadow_out)]) if per_class else \
-        np.concatenate([attack_features(shadow_in, top_k), attack_features(shadow_out, top_k)])
+    x_train = (
+        np.concatenate([_probs(shadow_in), _probs(shadow_out)])
+        if per_class
+        else np.concatenate([attack_features(shadow_in, top_k), attack_features(shadow_out, top_k)])
+    )
     y_train = np.concatenate([np.ones(len(shadow_in)), np.zeros(len(shadow_out))]).astype(int)
-    x_test = np.concatenate([_probs(target_in), _probs(target_out)]) if per_class else \
-        np.concatenate([attack_features(target_in, top_k), attack_features(target_out, top_k)])
+    x_test = (
+        np.concatenate([_probs(target_in), _probs(target_out)])
+        if per_class
+        else np.concatenate([attack_features(target_in, top_k), attack_features(target_out, top_k)])
+    )
 
     def mlp() -> MLPClassifier:
         return MLPClassifier(hidden_layer_sizes=(hidden,), max_iter=500, random_state=seed)
@@ -107,9 +122,12 @@ def metric_scores(logits: torch.Tensor, labels: torch.Tensor, metric: str) -> np
     return s.numpy()
 
 
-def metric_attack(metric: str, shadow: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor],
-                  target: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor],
-                  class_wise: bool = False) -> tuple[np.ndarray, np.ndarray, float | np.ndarray]:
+def metric_attack(
+    metric: str,
+    shadow: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor],
+    target: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor],
+    class_wise: bool = False,
+) -> tuple[np.ndarray, np.ndarray, float | np.ndarray]:
     """Threshold attack on one metric. ``shadow`` and ``target`` are (logits_in, labels_in,
     logits_out, labels_out). The threshold maximises balanced accuracy on the shadow's in/out;
     the target's membership is never used. Returns scores, predictions, threshold.
@@ -152,8 +170,14 @@ def scaled_confidence(logits: torch.Tensor, labels: torch.Tensor) -> np.ndarray:
     return (z_y - torch.logsumexp(others, dim=-1)).numpy()
 
 
-def lira(target_obs: np.ndarray, ref_obs: np.ndarray, ref_in: np.ndarray, online: bool = True,
-         fix_variance: bool = True, scoring: str = "qmia") -> np.ndarray:
+def lira(
+    target_obs: np.ndarray,
+    ref_obs: np.ndarray,
+    ref_in: np.ndarray,
+    online: bool = True,
+    fix_variance: bool = True,
+    scoring: str = "qmia",
+) -> np.ndarray:
     """Likelihood-ratio attack (Carlini et al. 2022) on logit-scaled confidences.
 
     target_obs: n x q (the target's phi for n examples and q queries, e.g. original and flipped).
@@ -222,8 +246,9 @@ def lira(target_obs: np.ndarray, ref_obs: np.ndarray, ref_in: np.ndarray, online
     return (norm.logpdf(target_obs, mu_in, sd_in) - norm.logpdf(target_obs, mu_out, sd_out)).mean(1)
 
 
-def _lira_reference(target_obs: np.ndarray, ref_obs: np.ndarray, ref_in: np.ndarray, online: bool,
-                    fix_variance: bool) -> np.ndarray:
+def _lira_reference(
+    target_obs: np.ndarray, ref_obs: np.ndarray, ref_in: np.ndarray, online: bool, fix_variance: bool
+) -> np.ndarray:
     """LiRA scored as Carlini et al.'s released code (see :func:`lira`); n x q obs, r x n x q refs."""
 
     def first_k(mask: np.ndarray, side: str) -> np.ndarray:
@@ -267,8 +292,10 @@ def true_class_probability(logits: torch.Tensor, labels: torch.Tensor) -> np.nda
     """
     z = logits.double()
     if z.dim() not in (2, 3) or labels.shape != z.shape[:1]:
-        raise ValueError(f"logits must be n x classes or n x queries x classes with n labels; got logits "
-                         f"{tuple(z.shape)}, labels {tuple(labels.shape)}")
+        raise ValueError(
+            f"logits must be n x classes or n x queries x classes with n labels; got logits "
+            f"{tuple(z.shape)}, labels {tuple(labels.shape)}"
+        )
     y = labels.long().view(-1, *([1] * (z.dim() - 1))).expand(*z.shape[:-1], 1)
     return torch.log_softmax(z, dim=-1).gather(-1, y).squeeze(-1).exp().numpy()
 
@@ -285,8 +312,16 @@ def _marginal(mean_ref: np.ndarray, online: bool, offline_a: float) -> np.ndarra
     return np.maximum(pr, _FLOOR)
 
 
-def rmia(target_p: np.ndarray, ref_p: np.ndarray, ref_in: np.ndarray, pop_target_p: np.ndarray, pop_ref_p: np.ndarray,
-         online: bool = True, gamma: float = RMIA_GAMMA, offline_a: float = RMIA_OFFLINE_A) -> np.ndarray:
+def rmia(
+    target_p: np.ndarray,
+    ref_p: np.ndarray,
+    ref_in: np.ndarray,
+    pop_target_p: np.ndarray,
+    pop_ref_p: np.ndarray,
+    online: bool = True,
+    gamma: float = RMIA_GAMMA,
+    offline_a: float = RMIA_OFFLINE_A,
+) -> np.ndarray:
     """RMIA (Zarifzadeh et al., "Low-Cost High-Power Membership Inference Attacks", ICML 2024),
     the attack ML Privacy Meter ships, on probabilities of the true label
     (:func:`true_class_probability`).
@@ -308,16 +343,27 @@ def rmia(target_p: np.ndarray, ref_p: np.ndarray, ref_in: np.ndarray, pop_target
     sorted ratio_z (ratio_z < ratio_x / gamma), O((n + m) log m), no n x m matrix.
     Returns n scores in [0, 1], higher = member.
     """
-    target_p, ref_p, pop_target_p, pop_ref_p = (np.asarray(a, dtype=np.float64) for a in (target_p, ref_p, pop_target_p, pop_ref_p))
+    target_p, ref_p, pop_target_p, pop_ref_p = (
+        np.asarray(a, dtype=np.float64) for a in (target_p, ref_p, pop_target_p, pop_ref_p)
+    )
     ref_in = np.asarray(ref_in)
-    shapes = (f"target {target_p.shape}, refs {ref_p.shape}, in-mask {ref_in.shape}, "
-              f"population target {pop_target_p.shape}, population refs {pop_ref_p.shape}")
+    shapes = (
+        f"target {target_p.shape}, refs {ref_p.shape}, in-mask {ref_in.shape}, "
+        f"population target {pop_target_p.shape}, population refs {pop_ref_p.shape}"
+    )
     if target_p.ndim not in (1, 2) or pop_target_p.ndim != target_p.ndim:
         raise ValueError(f"target and population probabilities must both be n (m) or n x q (m x q); got {shapes}")
-    if ref_p.shape[1:] != target_p.shape or pop_ref_p.shape[1:] != pop_target_p.shape or ref_in.shape != ref_p.shape[:2] \
-            or pop_ref_p.shape[0] != ref_p.shape[0] or target_p.shape[1:] != pop_target_p.shape[1:]:
-        raise ValueError(f"shapes disagree (want target n (x q), refs r x n (x q), in-mask r x n, population target "
-                         f"m (x q), population refs r x m (x q)): {shapes}")
+    if (
+        ref_p.shape[1:] != target_p.shape
+        or pop_ref_p.shape[1:] != pop_target_p.shape
+        or ref_in.shape != ref_p.shape[:2]
+        or pop_ref_p.shape[0] != ref_p.shape[0]
+        or target_p.shape[1:] != pop_target_p.shape[1:]
+    ):
+        raise ValueError(
+            f"shapes disagree (want target n (x q), refs r x n (x q), in-mask r x n, population target "
+            f"m (x q), population refs r x m (x q)): {shapes}"
+        )
     if ref_in.dtype != bool:
         raise ValueError(f"ref_in must be booleans, got dtype {ref_in.dtype}")
     if ref_p.shape[0] < 1:
@@ -332,14 +378,21 @@ def rmia(target_p: np.ndarray, ref_p: np.ndarray, ref_in: np.ndarray, pop_target
         if not (np.isfinite(a).all() and (a >= 0).all()):
             raise ValueError(f"{name} must hold finite probabilities >= 0")
     if target_p.ndim == 2:  # average the queries first
-        target_p, ref_p, pop_target_p, pop_ref_p = target_p.mean(-1), ref_p.mean(-1), pop_target_p.mean(-1), pop_ref_p.mean(-1)
+        target_p, ref_p, pop_target_p, pop_ref_p = (
+            target_p.mean(-1),
+            ref_p.mean(-1),
+            pop_target_p.mean(-1),
+            pop_ref_p.mean(-1),
+        )
     if online:
         mean_x = ref_p.mean(0)
     else:
         n_out = (~ref_in).sum(0)
         if (n_out == 0).any():
-            raise ValueError(f"{int((n_out == 0).sum())} of {len(n_out)} candidates have no OUT reference model; "
-                             "offline RMIA needs one for each")
+            raise ValueError(
+                f"{int((n_out == 0).sum())} of {len(n_out)} candidates have no OUT reference model; "
+                "offline RMIA needs one for each"
+            )
         mean_x = (ref_p * ~ref_in).sum(0) / n_out
     ratio_x = target_p / _marginal(mean_x, online, offline_a)
     ratio_z = np.sort(pop_target_p / _marginal(pop_ref_p.mean(0), online, offline_a))
@@ -353,14 +406,17 @@ def gap_attack(logits: torch.Tensor, labels: torch.Tensor) -> tuple[np.ndarray, 
     logits: n x classes; labels: n. Returns scores (1.0 / 0.0, float64) and predictions (0/1 int).
     """
     if logits.dim() != 2 or labels.shape != logits.shape[:1]:
-        raise ValueError(f"gap attack needs logits n x classes and n labels; got logits {tuple(logits.shape)}, "
-                         f"labels {tuple(labels.shape)}")
+        raise ValueError(
+            f"gap attack needs logits n x classes and n labels; got logits {tuple(logits.shape)}, "
+            f"labels {tuple(labels.shape)}"
+        )
     correct = (logits.argmax(1) == labels.long()).numpy()
     return correct.astype(np.float64), correct.astype(int)
 
 
-def augmentation_attack(shadow_in_correct: np.ndarray, shadow_out_correct: np.ndarray,
-                        target_correct: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+def augmentation_attack(
+    shadow_in_correct: np.ndarray, shadow_out_correct: np.ndarray, target_correct: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, float]:
     """Data-augmentation label-only attack (Choquette-Choo et al., ICML 2021).
 
     Each argument is n x q booleans: whether the model's predicted label is correct on each of
@@ -370,7 +426,11 @@ def augmentation_attack(shadow_in_correct: np.ndarray, shadow_out_correct: np.nd
     accuracy on the shadow's in/out scores (the target's membership is never used);
     predictions = score >= threshold. Returns scores, predictions, threshold.
     """
-    args = {"shadow_in_correct": shadow_in_correct, "shadow_out_correct": shadow_out_correct, "target_correct": target_correct}
+    args = {
+        "shadow_in_correct": shadow_in_correct,
+        "shadow_out_correct": shadow_out_correct,
+        "target_correct": target_correct,
+    }
     arrays = {k: np.asarray(v) for k, v in args.items()}
     for k, a in arrays.items():
         if a.ndim != 2 or a.size == 0:

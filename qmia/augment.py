@@ -24,8 +24,9 @@ def normalize(x: torch.Tensor, info: DatasetInfo) -> torch.Tensor:
     return standardize(x.float() / 255, info)
 
 
-def augment_draws(n: int, info: DatasetInfo, generator: torch.Generator | None = None,
-                  device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
+def augment_draws(
+    n: int, info: DatasetInfo, generator: torch.Generator | None = None, device: torch.device | str = "cpu"
+) -> dict[str, torch.Tensor]:
     """The random choices of :func:`apply_augment` for ``n`` images, drawn on the CPU from
     ``generator`` (so runs are reproducible on any device) and moved to ``device`` at once.
 
@@ -55,7 +56,9 @@ def apply_augment(x: torch.Tensor, info: DatasetInfo, draws: dict[str, torch.Ten
     padded = F.pad(x, (p, p, p, p))
     rows = (torch.arange(h, device=dev)[None] + draws["dy"][:, None])[:, None, :, None]
     cols = (torch.arange(w, device=dev)[None] + draws["dx"][:, None])[:, None, None, :]
-    out = padded[torch.arange(n, device=dev)[:, None, None, None], torch.arange(c, device=dev)[None, :, None, None], rows, cols]
+    out = padded[
+        torch.arange(n, device=dev)[:, None, None, None], torch.arange(c, device=dev)[None, :, None, None], rows, cols
+    ]
     if "flip" in draws:
         return torch.where(draws["flip"][:, None, None, None], out.flip(-1), out)
     angle = draws["angle"]

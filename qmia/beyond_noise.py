@@ -115,9 +115,15 @@ def decide(results: list[tuple[str, str]], collapsed: list[str] = ()) -> Cell:
     return not_measurable("not measurable at this size: " + text, noise=True)
 
 
-def drop_rule(ev: Evidence, pairs: list[tuple[str, object, object]], metrics: Sequence[str], *,
-               baseline=None, attack_after: str = "shadow") -> Cell:
-    """"``metrics`` of the attack are lower after than before" for every (label, before config, after config): paired
+def drop_rule(
+    ev: Evidence,
+    pairs: list[tuple[str, object, object]],
+    metrics: Sequence[str],
+    *,
+    baseline=None,
+    attack_after: str = "shadow",
+) -> Cell:
+    """ "``metrics`` of the attack are lower after than before" for every (label, before config, after config): paired
     comparisons, each credited only down to chance; the first before config's attack must leak (``baseline``: the
     config whose AUC must; default the first before); an after target that lost more than the utility tolerance
     against its before is a collapse."""
@@ -143,7 +149,9 @@ def fp_vs(ev: Evidence, reading: str, models, bits, layers: str = "all") -> list
     out = []
     for a, d in models:
         for b in [b for b in bits if b in reading_bits(ev.p, a)]:
-            out.append((f"{short_name(a)} {b}b", ev.config(a, d), ev.config(a, d, reading_spec(reading, b, layers=layers))))
+            out.append(
+                (f"{short_name(a)} {b}b", ev.config(a, d), ev.config(a, d, reading_spec(reading, b, layers=layers)))
+            )
     return out
 
 

@@ -34,20 +34,47 @@ NUM = "{:.3f}"
 INT = "{:.0f}"
 
 
-
 # How the prose prints each glued number (Python format specs): the value is glued as this text, so that a number
 # not computed yet reads "pending" in the sentence instead of breaking the build.
 GLUE_FORMATS = {
-    "adaptive_gain": "+.3f", "answer_alpha": ".1%", "clip_centred_test_acc": ".1%", "clip_literal_test_acc": ".1%",
-    "clip_min_anchored_test_acc": ".1%", "clip_share_hi": ".1%", "clip_share_lo": ".1%", "def_alpha": ".1%",
-    "def_best_acc": ".1%", "def_best_tpr": ".2%", "def_fp_acc": ".1%", "def_fp_tpr": ".2%", "def_useful_share": ".0%",
-    "lira_offline_auc": ".3f", "lira_offline_tpr": ".2%", "lira_online_auc": ".3f", "lira_online_tpr": ".2%",
-    "lira_ours_auc": ".3f", "lira_ref_auc": ".3f", "rank_lira_first_acc": ".1%", "rank_lira_useful_mis": ".3f",
-    "rank_sweep_first_acc": ".1%", "rank_sweep_first_share": ".0%", "rank_sweep_useful_acc": ".1%",
-    "rank_sweep_useful_mis": ".3f", "rank_sweep_w": ".2f", "rd_fp_lenet_auc": ".3f", "rd_fp_lenet_test": ".1%",
-    "rd_fp_lenet_train": ".1%", "rd_fp_resnet20_auc": ".3f", "rd_fp_resnet20_test": ".1%",
-    "rd_fp_resnet20_train": ".1%", "rmia_offline_auc": ".3f", "rmia_offline_tpr": ".2%", "rmia_online_auc": ".3f",
-    "rmia_online_tpr": ".2%", "stronger_alpha": ".1%", "useful_share": ".0%",
+    "adaptive_gain": "+.3f",
+    "answer_alpha": ".1%",
+    "clip_centred_test_acc": ".1%",
+    "clip_literal_test_acc": ".1%",
+    "clip_min_anchored_test_acc": ".1%",
+    "clip_share_hi": ".1%",
+    "clip_share_lo": ".1%",
+    "def_alpha": ".1%",
+    "def_best_acc": ".1%",
+    "def_best_tpr": ".2%",
+    "def_fp_acc": ".1%",
+    "def_fp_tpr": ".2%",
+    "def_useful_share": ".0%",
+    "lira_offline_auc": ".3f",
+    "lira_offline_tpr": ".2%",
+    "lira_online_auc": ".3f",
+    "lira_online_tpr": ".2%",
+    "lira_ours_auc": ".3f",
+    "lira_ref_auc": ".3f",
+    "rank_lira_first_acc": ".1%",
+    "rank_lira_useful_mis": ".3f",
+    "rank_sweep_first_acc": ".1%",
+    "rank_sweep_first_share": ".0%",
+    "rank_sweep_useful_acc": ".1%",
+    "rank_sweep_useful_mis": ".3f",
+    "rank_sweep_w": ".2f",
+    "rd_fp_lenet_auc": ".3f",
+    "rd_fp_lenet_test": ".1%",
+    "rd_fp_lenet_train": ".1%",
+    "rd_fp_resnet20_auc": ".3f",
+    "rd_fp_resnet20_test": ".1%",
+    "rd_fp_resnet20_train": ".1%",
+    "rmia_offline_auc": ".3f",
+    "rmia_offline_tpr": ".2%",
+    "rmia_online_auc": ".3f",
+    "rmia_online_tpr": ".2%",
+    "stronger_alpha": ".1%",
+    "useful_share": ".0%",
 }
 PENDING_TEXT = "pending"  # a glued value whose rows are not computed yet
 
@@ -105,8 +132,10 @@ def _models(value, p: Profile) -> list[tuple[str, str]]:
     pairs = []
     for m in items:
         if not (isinstance(m, (list, tuple)) and len(m) == 2 and m[0] in ARCHS and m[1] in DATASETS):
-            raise ValueError(f"models must be [arch, dataset] pairs with arch in {', '.join(ARCHS)} and dataset in "
-                             f"{', '.join(DATASETS)}; got {m!r}")
+            raise ValueError(
+                f"models must be [arch, dataset] pairs with arch in {', '.join(ARCHS)} and dataset in "
+                f"{', '.join(DATASETS)}; got {m!r}"
+            )
         if m[1] not in p.n_per_split:
             raise ValueError(f"profile {p.name!r} has no dataset {m[1]!r}; it uses {', '.join(p.n_per_split)}")
         pairs.append((m[0], m[1]))
@@ -135,8 +164,13 @@ class Page:
 
         if not configs:
             return pd.DataFrame({"pending": pd.Series(dtype=str)})
-        return pd.concat([evaluate(c, attacks, profile=self.profile, data_root=self.data_root,
-                                   stored_only=self.stored_only) for c in configs], ignore_index=True)
+        return pd.concat(
+            [
+                evaluate(c, attacks, profile=self.profile, data_root=self.data_root, stored_only=self.stored_only)
+                for c in configs
+            ],
+            ignore_index=True,
+        )
 
     def evidence(self):
         """The readings plan's rows (:func:`qmia.evidence.collect`), computed once per page."""
@@ -174,23 +208,37 @@ class Page:
         from IPython.display import Markdown
 
         p = self.profile
-        text = (f"Profile **{p.name}**: {p.description}. Models: " + ", ".join(model_name(a, d) for a, d in self.models)
-                + f"; bitwidths {self.bits}; seeds {self.seeds}; the abstract's claims over seeds {list(p.claim_seeds)}; "
-                f"training recipe *{p.recipe}*.")
+        text = (
+            f"Profile **{p.name}**: {p.description}. Models: "
+            + ", ".join(model_name(a, d) for a, d in self.models)
+            + f"; bitwidths {self.bits}; seeds {self.seeds}; the abstract's claims over seeds {list(p.claim_seeds)}; "
+            f"training recipe *{p.recipe}*."
+        )
         if self.stored_only:
-            text += (f" Built from the results stored in `results/{p.name}/` (computed at the paper's scale, nothing "
-                     "trained here); a cell marked *not computed yet* names the part of the plan that computes it and "
-                     "its estimated cost.")
+            text += (
+                f" Built from the results stored in `results/{p.name}/` (computed at the paper's scale, nothing "
+                "trained here); a cell marked *not computed yet* names the part of the plan that computes it and "
+                "its estimated cost."
+            )
         if self.changed:
             what = "; ".join(f"{k} = {v} (the profile's: {d})" for k, (v, d) in self.changed.items())
-            text += ('\n\n<div class="admonition warning"><p class="admonition-title">Rerun with other parameters</p>'
-                     f"<p>This page was executed with {what}. Other pages and the report use the profile's values.</p>"
-                     "</div>")
+            text += (
+                '\n\n<div class="admonition warning"><p class="admonition-title">Rerun with other parameters</p>'
+                f"<p>This page was executed with {what}. Other pages and the report use the profile's values.</p>"
+                "</div>"
+            )
         return Markdown(text)
 
 
-def setup(name: str, profile: str = "smoke", models=None, bits=None, seeds=None, data_root=None,
-          default_bits: list[int] | None = None):
+def setup(
+    name: str,
+    profile: str = "smoke",
+    models=None,
+    bits=None,
+    seeds=None,
+    data_root=None,
+    default_bits: list[int] | None = None,
+):
     """Validate a notebook's parameters and return its :class:`Page` (display its :meth:`Page.header`).
 
     name: the notebook's name (prefix of its glued keys); default_bits: the notebook's own default
@@ -236,8 +284,18 @@ def plain(value):
     return value
 
 
-SEED_STD_COLUMNS = ("target_train_acc", "target_test_acc", "shadow_test_acc", "attack_acc", "auc", "f1_member",
-                    "tpr", "tpr_at_1%fpr", "tpr_at_0.1%fpr", "advantage")
+SEED_STD_COLUMNS = (
+    "target_train_acc",
+    "target_test_acc",
+    "shadow_test_acc",
+    "attack_acc",
+    "auc",
+    "f1_member",
+    "tpr",
+    "tpr_at_1%fpr",
+    "tpr_at_0.1%fpr",
+    "advantage",
+)
 
 
 def mean_over_seeds(df: pd.DataFrame, by: list[str]) -> pd.DataFrame:
@@ -248,7 +306,9 @@ def mean_over_seeds(df: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     cols = [c for c in SEED_STD_COLUMNS if c in df.columns]
     std = groups[cols].std(ddof=1).reset_index().rename(columns={c: f"{c}_std" for c in cols})
     n = groups.size().reset_index(name="n_seeds")
-    return out.drop(columns=[c for c in std.columns if c in out.columns and c not in by]).merge(std, on=by).merge(n, on=by)
+    return (
+        out.drop(columns=[c for c in std.columns if c in out.columns and c not in by]).merge(std, on=by).merge(n, on=by)
+    )
 
 
 STATUS = "status"
@@ -259,8 +319,13 @@ def with_status(t: pd.DataFrame, df: pd.DataFrame, by: list[str]) -> pd.DataFram
     the group's rows are stored, else why not (the part that computes them, :func:`qmia.estimates.pending_text`)."""
     if "pending" not in df.columns or not (df["pending"].fillna("") != "").any():
         return t
-    status = (df.assign(pending=df["pending"].fillna("")).groupby(by, sort=False, dropna=False)["pending"]
-              .agg(lambda s: next((x for x in s if x), "")).reset_index().rename(columns={"pending": STATUS}))
+    status = (
+        df.assign(pending=df["pending"].fillna(""))
+        .groupby(by, sort=False, dropna=False)["pending"]
+        .agg(lambda s: next((x for x in s if x), ""))
+        .reset_index()
+        .rename(columns={"pending": STATUS})
+    )
     return t.merge(status, on=by, how="left")
 
 
@@ -275,14 +340,22 @@ def labelled(df: pd.DataFrame) -> pd.DataFrame:
     df.insert(0, "model", [model_name(a, d) for a, d in zip(df["arch"], df["dataset"])])
     df.insert(1, "bitwidth", [bitwidth(r) for _, r in df.iterrows()])
     if "reading" in df.columns:
-        readings = ["–" if m != "mia" else READING_NAMES.get(r, r) for m, r in zip(df["method"], df["reading"].fillna(""))]
+        readings = [
+            "–" if m != "mia" else READING_NAMES.get(r, r) for m, r in zip(df["method"], df["reading"].fillna(""))
+        ]
         df = df.drop(columns=["reading"])
         df.insert(2, "reading", readings)
     return df
 
 
-def styled(df: pd.DataFrame, table_id: str, title: str, caption: str, formats: dict[str, str] | None = None,
-           not_measurable: tuple[str, ...] = ()):
+def styled(
+    df: pd.DataFrame,
+    table_id: str,
+    title: str,
+    caption: str,
+    formats: dict[str, str] | None = None,
+    not_measurable: tuple[str, ...] = (),
+):
     """A pandas Styler with a stable HTML id (``T_<table_id>``) and a caption of title + provenance line.
 
     ``not_measurable``: columns whose missing values mean "too few examples to measure" (low-FPR TPR).
@@ -295,11 +368,23 @@ def styled(df: pd.DataFrame, table_id: str, title: str, caption: str, formats: d
     for c in (c for c in not_measurable if c in df.columns):
         st = st.format(lambda v, f=fmt.get(c, "{}"): NOT_MEASURABLE_TEXT if pd.isna(v) else f.format(v), subset=[c])
     st = st.set_uuid(table_id).set_caption(f"<b>{title}</b><br><small>{caption}</small>")
-    wrapped = [{"selector": f"td.col{i}, th.col_heading.col{i}", "props": "white-space: normal; text-align: left; "
-                "min-width: 12em; font-style: italic;"} for i, c in enumerate(df.columns) if c == STATUS]
+    wrapped = [
+        {
+            "selector": f"td.col{i}, th.col_heading.col{i}",
+            "props": "white-space: normal; text-align: left; min-width: 12em; font-style: italic;",
+        }
+        for i, c in enumerate(df.columns)
+        if c == STATUS
+    ]
     return st.set_table_attributes('class="qmia-table"').set_table_styles(
-        [{"selector": "", "props": "font-size: 0.85em; border-collapse: collapse;"},
-         {"selector": "caption", "props": "caption-side: top; text-align: left; padding-bottom: .4em; white-space: normal;"},
-         {"selector": "td, th", "props": "padding: .2em .6em; text-align: right; white-space: nowrap;"},
-         {"selector": "td:first-child, th:first-child", "props": "text-align: left;"}] + wrapped
+        [
+            {"selector": "", "props": "font-size: 0.85em; border-collapse: collapse;"},
+            {
+                "selector": "caption",
+                "props": "caption-side: top; text-align: left; padding-bottom: .4em; white-space: normal;",
+            },
+            {"selector": "td, th", "props": "padding: .2em .6em; text-align: right; white-space: nowrap;"},
+            {"selector": "td:first-child, th:first-child", "props": "text-align: left;"},
+        ]
+        + wrapped
     )

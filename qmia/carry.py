@@ -112,13 +112,17 @@ def _keep(p: Profile, max_bytes: int) -> tuple[list[str], int]:
             continue
         size = (src / "model.pt").stat().st_size
         if total + size > max_bytes:
-            print(f"carry: {c.label} not carried ({(total + size) / 2**20:.1f} MB would pass the "
-                  f"{max_bytes / 2**20:.0f} MB limit)", file=sys.stderr)
+            print(
+                f"carry: {c.label} not carried ({(total + size) / 2**20:.1f} MB would pass the "
+                f"{max_bytes / 2**20:.0f} MB limit)",
+                file=sys.stderr,
+            )
             continue
         meta = unsealed(read_json(src / "meta.json"))
         folder.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(src / "model.pt", folder / "model.pt")
-        atomic_write_json(seal({k: v for k, v in meta.items() if k not in ("carried", "outputs_restored")}),
-                          folder / "meta.json")
+        atomic_write_json(
+            seal({k: v for k, v in meta.items() if k not in ("carried", "outputs_restored")}), folder / "meta.json"
+        )
         total += size
     return carried_keys(), total

@@ -59,8 +59,9 @@ class Claim:
 # attack accuracy of MIA by 14%, the true positive rate by 37%, and F1-score of members by 39% compared
 # to the full bitwidth network."  (read at SOURCE)
 ABSTRACT_CLAIMS: dict[str, Claim] = {
-    "attack_acc": Claim("attack_acc", "attack_acc", 14.0, "Abstract", "ResNet on Cifar10",
-                        "reduce the attack accuracy of MIA by 14%"),
+    "attack_acc": Claim(
+        "attack_acc", "attack_acc", 14.0, "Abstract", "ResNet on Cifar10", "reduce the attack accuracy of MIA by 14%"
+    ),
     "tpr": Claim("tpr", "tpr", 37.0, "Abstract", "ResNet on Cifar10", "the true positive rate by 37%"),
     "f1_member": Claim("f1_member", "f1_member", 39.0, "Abstract", "ResNet on Cifar10", "F1-score of members by 39%"),
 }
@@ -77,9 +78,11 @@ NOT_RECOVERED: dict[str, str] = {
 
 def not_recovered_note(item: str) -> str:
     """One sentence for the book where ``item`` (e.g. 'Table 3') would stand beside ours."""
-    return (f"The paper's {item} ({NOT_RECOVERED[item]}) could not be read from the stored copy of the article "
-            f"({SOURCE}): its cells are missing there, so they are not shown here; the paper's statements about it "
-            f"are checked on the readings page and its claims in the reproduction report.")
+    return (
+        f"The paper's {item} ({NOT_RECOVERED[item]}) could not be read from the stored copy of the article "
+        f"({SOURCE}): its cells are missing there, so they are not shown here; the paper's statements about it "
+        f"are checked on the readings page and its claims in the reproduction report."
+    )
 
 
 # ----------------------------------------------------------------------------- verdicts
@@ -116,12 +119,21 @@ def leaks(auc: Estimate, margin: float = LEAK_MARGIN) -> bool:
 
 
 def _leak_reason(auc: Estimate) -> str:
-    return (f"the full-precision attack does not leak beyond chance (AUC {auc}; a baseline needs AUC >= "
-            f"{0.5 + LEAK_MARGIN:.2f} with its interval above 0.5)")
+    return (
+        f"the full-precision attack does not leak beyond chance (AUC {auc}; a baseline needs AUC >= "
+        f"{0.5 + LEAK_MARGIN:.2f} with its interval above 0.5)"
+    )
 
 
-def reduction_verdict(cmp: Comparison, baseline_auc: Estimate, utility_drop: float, claimed: float | None = None,
-                      *, alpha: float = ALPHA, max_utility_drop: float = MAX_UTILITY_DROP) -> Verdict:
+def reduction_verdict(
+    cmp: Comparison,
+    baseline_auc: Estimate,
+    utility_drop: float,
+    claimed: float | None = None,
+    *,
+    alpha: float = ALPHA,
+    max_utility_drop: float = MAX_UTILITY_DROP,
+) -> Verdict:
     """Verdict on "quantization lowers this metric" (by ``claimed`` % of the full-precision value, if given).
 
     1. not measurable: the full-precision attack does not leak (:func:`leaks` on ``baseline_auc``);
@@ -133,8 +145,10 @@ def reduction_verdict(cmp: Comparison, baseline_auc: Estimate, utility_drop: flo
     """
     if not leaks(baseline_auc):
         return Verdict(NOT_MEASURABLE, _leak_reason(baseline_auc))
-    what = (f"{cmp.before.value:.3f} -> {cmp.after.value:.3f}, reduction {cmp.relative:.1f} % "
-            f"(95 % CI of the drop {cmp.reduction_lo:+.3f} to {cmp.reduction_hi:+.3f}, p = {cmp.p_value:.3f})")
+    what = (
+        f"{cmp.before.value:.3f} -> {cmp.after.value:.3f}, reduction {cmp.relative:.1f} % "
+        f"(95 % CI of the drop {cmp.reduction_lo:+.3f} to {cmp.reduction_hi:+.3f}, p = {cmp.p_value:.3f})"
+    )
     if claimed is not None:
         what += f" vs claimed {claimed:.0f} %"
     if not (cmp.reduction > 0 and cmp.significant(alpha)):
@@ -148,7 +162,8 @@ def reduction_verdict(cmp: Comparison, baseline_auc: Estimate, utility_drop: flo
 
 @dataclass(frozen=True)
 class ClaimResult:
-    """A verdict with what it was decided from (``ours``) and the paper's own quantity beside it (``paper_quantity``)."""
+    """A verdict with what it was decided from (``ours``) and the paper's own quantity beside it
+    (``paper_quantity``)."""
 
     verdict: Verdict
     ours: Comparison | None
@@ -182,8 +197,11 @@ def claim_seeds(ev: Evidence, reading: str, bits: int) -> tuple[list[int], str]:
             first = first or e
     if not have:
         raise first
-    note = (f"over {len(have)} of {len(ev.p.claim_seeds)} claim seeds (seed {', '.join(map(str, waiting))} "
-            f"{first.pending})" if waiting else "")
+    note = (
+        f"over {len(have)} of {len(ev.p.claim_seeds)} claim seeds (seed {', '.join(map(str, waiting))} {first.pending})"
+        if waiting
+        else ""
+    )
     return have, note
 
 
@@ -244,7 +262,10 @@ def dorefa_verdict(ev: Evidence, reading: str, bits: Sequence[int] = (4, 8)) -> 
     the utility; then all bitwidths reproduced: reproduced; some: partly; none: the most common verdict."""
     results = []
     for b in bits:
-        d_cfg, m_cfg = ev.config(*ev.p.resnet, QuantSpec("dorefa", b)), ev.config(*ev.p.resnet, reading_spec(reading, b))
+        d_cfg, m_cfg = (
+            ev.config(*ev.p.resnet, QuantSpec("dorefa", b)),
+            ev.config(*ev.p.resnet, reading_spec(reading, b)),
+        )
         base = ev.estimate([d_cfg])
         cmp = ev.compare(d_cfg, m_cfg, "auc", chance=0.5)
         drop = float(ev.row(d_cfg)["target_test_acc"] - ev.row(m_cfg)["target_test_acc"])

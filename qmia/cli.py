@@ -55,20 +55,34 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model")
     g.add_argument("--dataset", choices=DATASETS, help="default: the profile's dataset for --arch")
     g.add_argument("--arch", choices=tuple(ARCHS), default="lenet")
-    g.add_argument("--quant", choices=QUANTIZERS, default="none", help="none = full precision; mia = the paper's quantizer")
+    g.add_argument(
+        "--quant", choices=QUANTIZERS, default="none", help="none = full precision; mia = the paper's quantizer"
+    )
     g.add_argument("--bits", type=int, help="weight bitwidth, 1..32 (the paper: 4, 8, 16)")
     g.add_argument("--act-bits", type=int, help="DoReFa activation bitwidth (default: --bits)")
     g.add_argument("--layers", default="all", help="'all' or 'last:K' (e.g. last:5)")
-    g.add_argument("--reading", choices=tuple(PAPER_READINGS), default="literal",
-                   help="which reading of the paper's quantizer (see the book's 'Which quantizer?' page)")
-    g.add_argument("--zero-point", type=_zero_point, default=None,
-                   help="MIA zero point z: an integer or 'centred' (2^(b-1)); default: the reading's (literal: 2)")
+    g.add_argument(
+        "--reading",
+        choices=tuple(PAPER_READINGS),
+        default="literal",
+        help="which reading of the paper's quantizer (see the book's 'Which quantizer?' page)",
+    )
+    g.add_argument(
+        "--zero-point",
+        type=_zero_point,
+        default=None,
+        help="MIA zero point z: an integer or 'centred' (2^(b-1)); default: the reading's (literal: 2)",
+    )
     g.add_argument("--mode", choices=MODES, default="ste", help="MIA training: ste (latent weights), project, ptq")
     g.add_argument("--profile", choices=tuple(PROFILES), default="smoke")
     g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--precision", choices=PRECISIONS, default=None,
-                   help="compute precision of training and outputs: bf16 (autocast) or fp32 (default: the profile's; "
-                        "paper: bf16, as its stored rows)")
+    g.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default=None,
+        help="compute precision of training and outputs: bf16 (autocast) or fp32 (default: the profile's; "
+        "paper: bf16, as its stored rows)",
+    )
     g.add_argument("--data-root", help="where datasets are (default: $QMIA_DATA or data/)")
     g.add_argument("--device", help="cpu or cuda (default: cuda when present)")
     g.add_argument("--on-cpu", action="store_true", help=ON_CPU_HELP)
@@ -110,7 +124,17 @@ def cmd_train(a: argparse.Namespace) -> int:
     return 0
 
 
-SUMMARY_COLUMNS = ["attack", "attack_acc", "auc", "auc_lo", "auc_hi", "tpr_at_0.1%fpr", "tpr_at_1%fpr", "f1_member", "advantage"]
+SUMMARY_COLUMNS = [
+    "attack",
+    "attack_acc",
+    "auc",
+    "auc_lo",
+    "auc_hi",
+    "tpr_at_0.1%fpr",
+    "tpr_at_1%fpr",
+    "f1_member",
+    "advantage",
+]
 
 
 def cmd_run(a: argparse.Namespace) -> int:
@@ -122,20 +146,36 @@ def cmd_run(a: argparse.Namespace) -> int:
     from .experiment import evaluate
 
     config = config_from_args(a)
-    check_size(a.label_queries, "--label-queries", 1, MAX_LABEL_QUERIES, " (each query holds ~1 MB of draws per 60,000 images)")
+    check_size(
+        a.label_queries, "--label-queries", 1, MAX_LABEL_QUERIES, " (each query holds ~1 MB of draws per 60,000 images)"
+    )
     check_size(a.lira_refs, "--lira-refs", 2, MAX_LIRA_REFS, " (each is a model to train)")
     check_size(a.rmia_population, "--rmia-population", 1, 10**7)
     if a.json:
         check_output_file(a.json, "--json")
     confirm_cpu_scale(a.profile, a.device, a.on_cpu)
-    params = AttackParams(rmia_gamma=a.rmia_gamma, rmia_offline_a=a.rmia_offline_a, rmia_population=a.rmia_population,
-                          label_queries=a.label_queries)
+    params = AttackParams(
+        rmia_gamma=a.rmia_gamma,
+        rmia_offline_a=a.rmia_offline_a,
+        rmia_population=a.rmia_population,
+        label_queries=a.label_queries,
+    )
     start = time.perf_counter()
-    df = evaluate(config, a.attack, profile=get_profile(a.profile), lira_refs=a.lira_refs, params=params,
-                  data_root=a.data_root, device=a.device, progress=not a.no_progress)
+    df = evaluate(
+        config,
+        a.attack,
+        profile=get_profile(a.profile),
+        lira_refs=a.lira_refs,
+        params=params,
+        data_root=a.data_root,
+        device=a.device,
+        progress=not a.no_progress,
+    )
     first = df.iloc[0]
-    print(f"{config.label}: target train acc {first.target_train_acc:.3f}, test acc {first.target_test_acc:.3f}; "
-          f"shadow test acc {first.shadow_test_acc:.3f}; {time.perf_counter() - start:.1f} s")
+    print(
+        f"{config.label}: target train acc {first.target_train_acc:.3f}, test acc {first.target_test_acc:.3f}; "
+        f"shadow test acc {first.shadow_test_acc:.3f}; {time.perf_counter() - start:.1f} s"
+    )
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(df[SUMMARY_COLUMNS].round(3).to_string(index=False))
     if a.json:
@@ -163,8 +203,10 @@ def cmd_sweep(a: argparse.Namespace) -> int:
     plan = book_plan(profile)
     n_models = len({c for c, _ in plan})
     counts = count_models(profile)
-    print(f"profile {profile.name}: {n_models} target configurations, {sum(counts.values())} models to train "
-          f"({', '.join(f'{v} {k}' for k, v in sorted(counts.items()))}); {profile.description}")
+    print(
+        f"profile {profile.name}: {n_models} target configurations, {sum(counts.values())} models to train "
+        f"({', '.join(f'{v} {k}' for k, v in sorted(counts.items()))}); {profile.description}"
+    )
     if a.dry_run:
         for c, attacks in plan:
             print(f"  {c.label}: {', '.join(attacks)}")
@@ -192,14 +234,22 @@ def _sweep_jobs(profile, a: argparse.Namespace) -> int:
     for n in wanted:
         if n not in submit:
             print(f"part {n}: {'done' if n not in missing else ex.job_status(profile, n)}; not submitted")
-    passthrough = [*(["--data-root", a.data_root] if a.data_root else []),
-                   *(["--device", a.device] if a.device else []), *(["--on-cpu"] if a.on_cpu else [])]
-    print(f"{len(submit)} part(s) to submit as {a.executor} jobs ({ex.describe(r, a.executor)}); "
-          f"records in {ex.jobs_folder(profile)}")
+    passthrough = [
+        *(["--data-root", a.data_root] if a.data_root else []),
+        *(["--device", a.device] if a.device else []),
+        *(["--on-cpu"] if a.on_cpu else []),
+    ]
+    print(
+        f"{len(submit)} part(s) to submit as {a.executor} jobs ({ex.describe(r, a.executor)}); "
+        f"records in {ex.jobs_folder(profile)}"
+    )
     budget = ex.slurm_budget(r) if a.executor == "slurm" else None
     for n in submit:
-        est = (f"about {table.loc[n, 'estimated GPU min']} GPU min, {table.loc[n, 'estimated CPU h']} CPU h; "
-               if n in table.index else "")
+        est = (
+            f"about {table.loc[n, 'estimated GPU min']} GPU min, {table.loc[n, 'estimated CPU h']} CPU h; "
+            if n in table.index
+            else ""
+        )
         print(f"  {n}: {est}" + " ".join(ex.part_command(profile, n, budget, passthrough)[2:]))
     if a.dry_run or not submit:
         if a.dry_run and a.executor == "slurm" and submit:
@@ -207,8 +257,10 @@ def _sweep_jobs(profile, a: argparse.Namespace) -> int:
         return 0
     ids = ex.submit(profile, submit, a.executor, r, passthrough)
     if a.executor == "slurm":
-        print(f"submitted job array {next(iter(ids.values())).split('_')[0]}: {len(ids)} parts; see where they stand "
-              f"with python -m qmia sweep --profile {profile.name} --parts")
+        print(
+            f"submitted job array {next(iter(ids.values())).split('_')[0]}: {len(ids)} parts; see where they stand "
+            f"with python -m qmia sweep --profile {profile.name} --parts"
+        )
         return 0
     states = {n: ex.job_status(profile, n) for n in submit}
     bad = {n: s for n, s in states.items() if s != "done"}
@@ -229,8 +281,10 @@ def _sweep_parts(profile, a: argparse.Namespace) -> int:
             t0 = time.perf_counter()
             m = run_part(profile, name, a.data_root, a.device, progress=not a.no_progress, budget=left)
             state = "complete" if m.get("complete", True) else "stopped by the budget; rerun to resume"
-            print(f"part {name}: {len(m['rows'])} rows stored; {len(m['models'])} models trained on {m['gpu']}; "
-                  f"{time.perf_counter() - t0:.0f} s this run (estimated {m['estimate_seconds']:.0f} s); {state}")
+            print(
+                f"part {name}: {len(m['rows'])} rows stored; {len(m['models'])} models trained on {m['gpu']}; "
+                f"{time.perf_counter() - t0:.0f} s this run (estimated {m['estimate_seconds']:.0f} s); {state}"
+            )
             if not m.get("complete", True):
                 return 3
         return 0
@@ -240,8 +294,10 @@ def _sweep_parts(profile, a: argparse.Namespace) -> int:
     with pd.option_context("display.width", 250, "display.max_columns", 20, "display.max_colwidth", 60):
         print(df.drop(columns="holds").to_string(index=False))
     missing = df[df["status"] != "done"]
-    print(f"estimates at rates from {df.attrs['rates_from']}; {len(df) - len(missing)} of {len(df)} parts done"
-          + (f"; next: {missing.iloc[0]['part']}" if len(missing) else ""))
+    print(
+        f"estimates at rates from {df.attrs['rates_from']}; {len(df) - len(missing)} of {len(df)} parts done"
+        + (f"; next: {missing.iloc[0]['part']}" if len(missing) else "")
+    )
     problems = verify_stored(profile)
     for line in problems:
         print(f"error: {line}", file=sys.stderr)
@@ -256,17 +312,29 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=cmd_train)
     r = sub.add_parser("run", help="train what is missing, attack, print a summary (rows kept under results/)")
     add_model_options(r)
-    r.add_argument("--attack", choices=(*ATTACKS, "all"), default="all",
-                   help="; ".join(f"{g.name}: {g.description}" for g in ATTACKS.values()))
-    r.add_argument("--lira-refs", type=int,
-                   help=f"LiRA's (and RMIA's) reference models, 2 to {MAX_LIRA_REFS} (default: the profile's)")
+    r.add_argument(
+        "--attack",
+        choices=(*ATTACKS, "all"),
+        default="all",
+        help="; ".join(f"{g.name}: {g.description}" for g in ATTACKS.values()),
+    )
+    r.add_argument(
+        "--lira-refs",
+        type=int,
+        help=f"LiRA's (and RMIA's) reference models, 2 to {MAX_LIRA_REFS} (default: the profile's)",
+    )
     r.add_argument("--rmia-gamma", type=float, default=RMIA_GAMMA, help="RMIA's gamma, > 0 (default %(default)s)")
-    r.add_argument("--rmia-offline-a", type=float, default=RMIA_OFFLINE_A,
-                   help="RMIA's offline a, in [0, 1] (default %(default)s)")
+    r.add_argument(
+        "--rmia-offline-a", type=float, default=RMIA_OFFLINE_A, help="RMIA's offline a, in [0, 1] (default %(default)s)"
+    )
     r.add_argument("--rmia-population", type=int, help="RMIA's population points (default: all of the attacker's data)")
-    r.add_argument("--label-queries", type=int, default=16,
-                   help=f"queries per example of the label-only augmentation attack, 1 to {MAX_LABEL_QUERIES} (each holds "
-                        "~1 MB of augmentation draws per 60,000 images; default %(default)s)")
+    r.add_argument(
+        "--label-queries",
+        type=int,
+        default=16,
+        help=f"queries per example of the label-only augmentation attack, 1 to {MAX_LABEL_QUERIES} (each holds "
+        "~1 MB of augmentation draws per 60,000 images; default %(default)s)",
+    )
     r.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
     r.set_defaults(func=cmd_run)
     w = sub.add_parser("sweep", help="compute every model and attack the book needs (no Jupyter needed)")
@@ -276,27 +344,43 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--on-cpu", action="store_true", help=ON_CPU_HELP)
     w.add_argument("--dry-run", action="store_true", help="list the plan, train nothing")
     w.add_argument("--parts", action="store_true", help="list the plan's parts: estimated GPU minutes, which are done")
-    w.add_argument("--part", choices=PART_NAMES, action="append", metavar="NAME",
-                   help="run a part of the plan (stored rows are skipped); repeat for several, run in order; "
-                        f"valid: {', '.join(PART_NAMES)}")
-    w.add_argument("--budget", type=_seconds, metavar="SECONDS",
-                   help="with --part: start no model that would not finish within this many seconds; what was trained "
-                        "is kept (results/<profile>/carried/) and a rerun resumes, here or on another machine")
+    w.add_argument(
+        "--part",
+        choices=PART_NAMES,
+        action="append",
+        metavar="NAME",
+        help="run a part of the plan (stored rows are skipped); repeat for several, run in order; "
+        f"valid: {', '.join(PART_NAMES)}",
+    )
+    w.add_argument(
+        "--budget",
+        type=_seconds,
+        metavar="SECONDS",
+        help="with --part: start no model that would not finish within this many seconds; what was trained "
+        "is kept (results/<profile>/carried/) and a rerun resumes, here or on another machine",
+    )
     w.add_argument("--no-progress", action="store_true", help="hide progress bars")
     j = w.add_argument_group("jobs", "run the parts as jobs (submitit; pip install -e '.[cluster]')")
-    j.add_argument("--executor", choices=EXECUTORS, default="serial",
-                   help="serial: one process, here (default); local: each part a local process, --jobs at a time; "
-                        "slurm: each missing part one task of a Slurm job array")
+    j.add_argument(
+        "--executor",
+        choices=EXECUTORS,
+        default="serial",
+        help="serial: one process, here (default); local: each part a local process, --jobs at a time; "
+        "slurm: each missing part one task of a Slurm job array",
+    )
     d = Resources()  # the defaults live there; an option left out is None here, so that a given one can be told
     j.add_argument("--jobs", type=int, help=f"local: parts running at once (default {d.jobs})")
     j.add_argument("--partition", help="slurm: the partition")
     j.add_argument("--gpus", type=int, help=f"slurm: GPUs per job (default {d.gpus})")
     j.add_argument("--cpus", type=int, help=f"slurm: CPUs per job (default {d.cpus})")
     j.add_argument("--mem-gb", type=int, help=f"slurm: memory per job in GB (default {d.mem_gb})")
-    j.add_argument("--timeout-min", type=int, help="each job's time limit in minutes; its part stops cleanly "
-                   f"{MARGIN_MIN} min before and is requeued (default: slurm 60, local 7 days)")
-    j.add_argument("--array-parallelism", type=int,
-                   help=f"slurm: array tasks at once (default {d.array_parallelism})")
+    j.add_argument(
+        "--timeout-min",
+        type=int,
+        help="each job's time limit in minutes; its part stops cleanly "
+        f"{MARGIN_MIN} min before and is requeued (default: slurm 60, local 7 days)",
+    )
+    j.add_argument("--array-parallelism", type=int, help=f"slurm: array tasks at once (default {d.array_parallelism})")
     w.set_defaults(func=cmd_sweep)
     return p
 

@@ -35,8 +35,12 @@ def clipped_shares(layers: list[tuple[str, nn.Module]], readings: list[str], bit
     out = {}
     for r in readings:
         specs = [reading_spec(r, b) for b in bits]
-        out[r] = np.array([[clipped_fraction(m.weight.detach(), s.bits, s.resolved_zero_point, s.reading) for s in specs]
-                           for _, m in layers])
+        out[r] = np.array(
+            [
+                [clipped_fraction(m.weight.detach(), s.bits, s.resolved_zero_point, s.reading) for s in specs]
+                for _, m in layers
+            ]
+        )
     return out
 
 
@@ -55,10 +59,16 @@ def weight_stats(config, data_root=None) -> dict:
     model = train(config, data_root=data_root)
     layers = weight_layers(model.load())
     shares = clipped_shares(layers, list(PAPER_READINGS), list(WEIGHT_STATS_BITS))
-    stats = {"label": config.label, "key": config.key, "commit": model.meta.get("commit", ""),
-             "device": model.meta.get("device", ""), "layers": [n for n, _ in layers],
-             "sizes": [int(m.weight.numel()) for _, m in layers], "bits": list(WEIGHT_STATS_BITS),
-             "clipped": {r: np.round(s, 7).tolist() for r, s in shares.items()}}
+    stats = {
+        "label": config.label,
+        "key": config.key,
+        "commit": model.meta.get("commit", ""),
+        "device": model.meta.get("device", ""),
+        "layers": [n for n, _ in layers],
+        "sizes": [int(m.weight.numel()) for _, m in layers],
+        "bits": list(WEIGHT_STATS_BITS),
+        "clipped": {r: np.round(s, 7).tolist() for r, s in shares.items()},
+    }
     atomic_write_json(seal(stats), path)
     return stats
 

@@ -66,8 +66,11 @@ def warn_if_emulated_bf16() -> None:
     if not cpu_native_bf16():
         import warnings
 
-        warnings.warn("this CPU has no native bf16 (AMX or AVX-512 BF16): bf16 models train with emulated kernels, "
-                      "several times slower; --precision fp32 trains (different) fp32 models instead")
+        warnings.warn(
+            "this CPU has no native bf16 (AMX or AVX-512 BF16): bf16 models train with emulated kernels, "
+            "several times slower; --precision fp32 trains (different) fp32 models instead",
+            stacklevel=2,
+        )
 
 
 def cuda_graphs_enabled(dev: torch.device) -> bool:
@@ -91,5 +94,5 @@ def graphed(fn, sample_args: tuple, dev: torch.device, precision: str):
     except Exception as e:  # an op that cannot be captured: run eagerly, and say so once
         import warnings
 
-        warnings.warn(f"CUDA graph capture failed ({type(e).__name__}: {e}); training eagerly")
+        warnings.warn(f"CUDA graph capture failed ({type(e).__name__}: {e}); training eagerly", stacklevel=2)
         return fn

@@ -76,14 +76,19 @@ class TrainConfig:
         if self.role not in ROLES:
             raise ValueError(f"unknown role {self.role!r}; valid: {', '.join(ROLES)}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= SEED_MAX:
-            raise ValueError(f"seed must be an integer from 0 to {SEED_MAX} (2^32 - 1, what every component accepts); "
-                             f"got {self.seed!r}")
+            raise ValueError(
+                f"seed must be an integer from 0 to {SEED_MAX} (2^32 - 1, what every component accepts); "
+                f"got {self.seed!r}"
+            )
         for name in ("n_per_split", "epochs", "batch_size"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be a positive integer; got {v!r}")
         if self.role == "ref" and not (self.ref_count >= 2 and 0 <= self.ref_index < self.ref_count):
-            raise ValueError(f"a reference model needs ref_count >= 2 and 0 <= ref_index < ref_count; got {self.ref_index}/{self.ref_count}")
+            raise ValueError(
+                "a reference model needs ref_count >= 2 and 0 <= ref_index < ref_count; "
+                f"got {self.ref_index}/{self.ref_count}"
+            )
         if self.role != "ref" and (self.ref_index or self.ref_count):
             raise ValueError("ref_index and ref_count are for role='ref' only")
         if self.arch == "lenet" and dataset_info(self.dataset).image_size < 10:
@@ -93,7 +98,9 @@ class TrainConfig:
         if not isinstance(self.defence, Defence):
             raise TypeError(f"defence must be a qmia Defence; got {type(self.defence).__name__}")
         if self.defence.kind != "none" and self.quant.method != "none":
-            raise ValueError(f"a defence ({self.defence.label}) applies to a full-precision model; got quant {self.quant.label}")
+            raise ValueError(
+                f"a defence ({self.defence.label}) applies to a full-precision model; got quant {self.quant.label}"
+            )
 
     @property
     def key(self) -> str:
@@ -112,7 +119,7 @@ class TrainConfig:
         model = self.quant.label if self.defence.kind == "none" else self.defence.label
         return f"{self.dataset}/{self.arch}/{model}/{role}/seed{self.seed}"
 
-    def with_(self, **changes) -> "TrainConfig":
+    def with_(self, **changes) -> TrainConfig:
         return replace(self, **changes)
 
 
@@ -167,15 +174,18 @@ class Profile:
         if bad or not self.readings:
             raise ValueError(f"unknown reading(s) {bad}; valid: {', '.join(PAPER_READINGS)}")
 
-    def config(self, arch: str, dataset: str | None = None, quant: QuantSpec | None = None, recipe: str | None = None,
-               **kw) -> TrainConfig:
+    def config(
+        self, arch: str, dataset: str | None = None, quant: QuantSpec | None = None, recipe: str | None = None, **kw
+    ) -> TrainConfig:
         """The TrainConfig of ``arch`` on ``dataset`` (default: the profile's dataset for it), trained with
         ``recipe`` (default: the profile's)."""
         dataset = dataset or dict(self.models + (self.resnet, self.sweep)).get(arch)
         if dataset is None:
             raise ValueError(f"profile {self.name!r} has no dataset for {arch!r}; pass dataset=")
         if dataset not in self.n_per_split:
-            raise ValueError(f"profile {self.name!r} does not use dataset {dataset!r}; it uses {', '.join(self.n_per_split)}")
+            raise ValueError(
+                f"profile {self.name!r} does not use dataset {dataset!r}; it uses {', '.join(self.n_per_split)}"
+            )
         recipe = recipe or self.recipe
         if recipe not in RECIPES:
             raise ValueError(f"unknown recipe {recipe!r}; valid: {', '.join(RECIPES)}")
@@ -220,7 +230,7 @@ PROFILES: dict[str, Profile] = {
         batch_size=32,
         precision="fp32",
         description="real Fashion-MNIST (1,000 images per split, 30 epochs) and CIFAR-10 (500 per split, 25 epochs), "
-                    "batch 32; the book in about 25 minutes on 2 CPU cores",
+        "batch 32; the book in about 25 minutes on 2 CPU cores",
     ),
     "paper": Profile(
         name="paper",

@@ -66,8 +66,6 @@ def dataset_info(name: str) -> DatasetInfo:
     return INFO[name]
 
 
-
-
 # ----------------------------------------------------------------------------- loading
 
 
@@ -107,8 +105,10 @@ def _fashion_dir(root: Path, scratch: Path) -> Path:
                         shutil.copyfileobj(src, dst)
                 except (OSError, EOFError) as e:  # truncated or not gzip at all
                     (out / f"{n}.part").unlink(missing_ok=True)
-                    raise DatasetUnavailable(f"{raw / f'{n}.gz'} is damaged ({type(e).__name__}: {e}); replace it with "
-                                             "an intact copy of Fashion-MNIST's idx files") from e
+                    raise DatasetUnavailable(
+                        f"{raw / f'{n}.gz'} is damaged ({type(e).__name__}: {e}); replace it with "
+                        "an intact copy of Fashion-MNIST's idx files"
+                    ) from e
                 os.replace(out / f"{n}.part", out / n)
         return scratch
     return root
@@ -126,8 +126,10 @@ def _load_fashion(root: Path, download: bool) -> tuple[torch.Tensor, torch.Tenso
             parts.append((ds.data[:, None].clone(), ds.targets.clone()))
     except RuntimeError as e:
         if raw.is_dir() and any(raw.iterdir()) and "not found" not in str(e).lower():
-            raise DatasetUnavailable(f"the Fashion-MNIST idx files in {raw} cannot be read ({e}); replace them with an "
-                                     "intact copy (60,000 training and 10,000 test images of 28x28)") from e
+            raise DatasetUnavailable(
+                f"the Fashion-MNIST idx files in {raw} cannot be read ({e}); replace them with an "
+                "intact copy (60,000 training and 10,000 test images of 28x28)"
+            ) from e
         if not download:
             raise _missing("fashion_mnist", root, [str(root / "FashionMNIST/raw")], e) from e
         try:
@@ -153,8 +155,14 @@ def _decode_images(items: list[tuple[str, bytes, int]]) -> tuple[torch.Tensor, t
         except Exception as e:  # PIL raises many kinds for a damaged file
             raise DatasetUnavailable(f"image {name} cannot be decoded ({type(e).__name__}: {e}); replace it") from e
         if xs[-1].shape != (32, 32, 3):
-            raise DatasetUnavailable(f"image {name} is {xs[-1].shape[1]}x{xs[-1].shape[0]}; CIFAR-10 images are 32x32 RGB")
-    return torch.from_numpy(np.stack(xs)).permute(0, 3, 1, 2).contiguous(), torch.tensor([y for *_, y in items]), formats
+            raise DatasetUnavailable(
+                f"image {name} is {xs[-1].shape[1]}x{xs[-1].shape[0]}; CIFAR-10 images are 32x32 RGB"
+            )
+    return (
+        torch.from_numpy(np.stack(xs)).permute(0, 3, 1, 2).contiguous(),
+        torch.tensor([y for *_, y in items]),
+        formats,
+    )
 
 
 def _cifar_from_tar(path: Path) -> tuple[torch.Tensor, torch.Tensor, str]:
@@ -190,7 +198,9 @@ def _copy_kind(formats: set[str]) -> str:
     return f"{'+'.join(sorted(formats))} copy"
 
 
-def _pool_image_splits(by_split: dict[str, list[tuple[str, bytes, int]]]) -> tuple[torch.Tensor, torch.Tensor, set[str]]:
+def _pool_image_splits(
+    by_split: dict[str, list[tuple[str, bytes, int]]],
+) -> tuple[torch.Tensor, torch.Tensor, set[str]]:
     xs, ys, formats = [], [], set()
     for split in ("train", "test"):
         items = sorted(by_split[split], key=lambda t: t[0])
@@ -205,12 +215,23 @@ def _load_cifar(root: Path, download: bool) -> tuple[torch.Tensor, torch.Tensor,
     """Images, labels and a short description of the copy they came from."""
     from torchvision.datasets import CIFAR10
 
-    looked = [str(root / "cifar-10-batches-py"), str(root / "cifar10/{train,test}/<class>/"), str(root / "cifar10*.tar.gz")]
+    looked = [
+        str(root / "cifar-10-batches-py"),
+        str(root / "cifar10/{train,test}/<class>/"),
+        str(root / "cifar10*.tar.gz"),
+    ]
     if (root / "cifar-10-batches-py").exists() or download:
         try:
-            parts = [CIFAR10(str(root), train=t, download=download and not (root / "cifar-10-batches-py").exists()) for t in (True, False)]
+            parts = [
+                CIFAR10(str(root), train=t, download=download and not (root / "cifar-10-batches-py").exists())
+                for t in (True, False)
+            ]
             x = torch.cat([torch.from_numpy(p.data).permute(0, 3, 1, 2) for p in parts])
-            return x.contiguous(), torch.cat([torch.tensor(p.targets) for p in parts]), "torchvision python batches (original)"
+            return (
+                x.contiguous(),
+                torch.cat([torch.tensor(p.targets) for p in parts]),
+                "torchvision python batches (original)",
+            )
         except Exception as e:
             err = e
     else:
@@ -272,7 +293,11 @@ def _legacy_source(name: str, x: torch.Tensor, y: torch.Tensor) -> str | None:
         record = read_json(sidecar) if sidecar.exists() else None
     except DamagedEntry:
         return None
-    if isinstance(record, dict) and isinstance(record.get("source"), str) and record.get("sha256") == data_checksum(x, y):
+    if (
+        isinstance(record, dict)
+        and isinstance(record.get("source"), str)
+        and record.get("sha256") == data_checksum(x, y)
+    ):
         return record["source"]
     return None
 
@@ -333,7 +358,9 @@ def _load(name: str, root: str | os.PathLike | None, download: bool) -> dict:
     return _write_cache(name, x, y, source)
 
 
-def load_dataset(name: str, root: str | os.PathLike | None = None, download: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+def load_dataset(
+    name: str, root: str | os.PathLike | None = None, download: bool = True
+) -> tuple[torch.Tensor, torch.Tensor]:
     """All images of a dataset pooled (train then test): uint8 N x C x H x W and int64 N labels.
 
     Decoded once and cached in ``<cache>/data/<name>-v{DATA_VERSION}.pt`` with their source and checksum (see

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -42,8 +42,15 @@ _FIELDS: dict[str, tuple[str, ...]] = {
     "dp": ("epsilon", "max_grad_norm"),
     "ptq": ("bits", "granularity"),
 }
-_DEFAULTS = {"sparsity": None, "scope": "global", "finetune_epochs": None, "epsilon": None, "max_grad_norm": 1.0,
-             "bits": None, "granularity": "tensor"}
+_DEFAULTS = {
+    "sparsity": None,
+    "scope": "global",
+    "finetune_epochs": None,
+    "epsilon": None,
+    "max_grad_norm": 1.0,
+    "bits": None,
+    "granularity": "tensor",
+}
 
 
 def _is_real(v: object) -> bool:
@@ -97,8 +104,10 @@ class Defence:
             if self.scope not in PRUNE_SCOPES:
                 raise ValueError(f"unknown pruning scope {self.scope!r}; valid: {', '.join(PRUNE_SCOPES)}")
             if self.finetune_epochs is not None and not (_is_int(self.finetune_epochs) and self.finetune_epochs >= 0):
-                raise ValueError(f"finetune_epochs must be an integer >= 0, or None for a quarter of the training "
-                                 f"epochs; got {self.finetune_epochs!r}")
+                raise ValueError(
+                    f"finetune_epochs must be an integer >= 0, or None for a quarter of the training "
+                    f"epochs; got {self.finetune_epochs!r}"
+                )
         elif self.kind == "dp":
             if not _is_real(self.epsilon) or self.epsilon <= 0:
                 raise ValueError(f"epsilon must be > 0 for kind 'dp'; got {self.epsilon!r}")
@@ -106,8 +115,9 @@ class Defence:
                 raise ValueError(f"max_grad_norm must be > 0; got {self.max_grad_norm!r}")
         elif self.kind == "ptq":
             if not _is_int(self.bits) or not PTQ_MIN_BITS <= self.bits <= PTQ_MAX_BITS:
-                raise ValueError(f"bits must be an integer from {PTQ_MIN_BITS} to {PTQ_MAX_BITS} for kind 'ptq'; "
-                                 f"got {self.bits!r}")
+                raise ValueError(
+                    f"bits must be an integer from {PTQ_MIN_BITS} to {PTQ_MAX_BITS} for kind 'ptq'; got {self.bits!r}"
+                )
             if self.granularity not in PTQ_GRANULARITIES:
                 raise ValueError(f"unknown PTQ granularity {self.granularity!r}; valid: {', '.join(PTQ_GRANULARITIES)}")
 
@@ -123,12 +133,15 @@ class Defence:
 
     @property
     def label(self) -> str:
-        """Short label: 'none', 'prune-80%-global', 'prune-50%-layer-ft2', 'dp-eps4', 'dp-eps1-c0.5', 'ptq-4b-channel'."""
+        """Short label: 'none', 'prune-80%-global', 'prune-50%-layer-ft2', 'dp-eps4', 'dp-eps1-c0.5',
+        'ptq-4b-channel'."""
         if self.kind == "prune":
             s = f"prune-{_num(100 * self.sparsity)}%-{self.scope}"
             return s + (f"-ft{self.finetune_epochs}" if self.finetune_epochs is not None else "")
         if self.kind == "dp":
-            return f"dp-eps{_num(self.epsilon)}" + (f"-c{_num(self.max_grad_norm)}" if self.max_grad_norm != 1.0 else "")
+            return f"dp-eps{_num(self.epsilon)}" + (
+                f"-c{_num(self.max_grad_norm)}" if self.max_grad_norm != 1.0 else ""
+            )
         if self.kind == "ptq":
             return f"ptq-{self.bits}b-{self.granularity}"
         return "none"
@@ -141,7 +154,9 @@ class Defence:
             ft = f", {self.finetune_epochs} fine-tuning epochs" if self.finetune_epochs is not None else ""
             return f"pruning {_num(100 * self.sparsity)} % ({scope}{ft})"
         if self.kind == "dp":
-            return f"DP-SGD ε = {_num(self.epsilon)}" + (f", C = {_num(self.max_grad_norm)}" if self.max_grad_norm != 1.0 else "")
+            return f"DP-SGD ε = {_num(self.epsilon)}" + (
+                f", C = {_num(self.max_grad_norm)}" if self.max_grad_norm != 1.0 else ""
+            )
         if self.kind == "ptq":
             return f"PTQ {self.bits}-bit per-{self.granularity}"
         return NO_DEFENCE
@@ -277,11 +292,18 @@ def dp_compatible(model: nn.Module) -> nn.Module:
     finally:
         fixed.train(training)
     if problems:
-        bad = [n or "<root>" for n, m in fixed.named_modules()
-               if type(m) in ModuleValidator.VALIDATORS or (any(True for _ in m.buffers(recurse=False))
-                                                            and any(p.requires_grad for p in m.parameters(recurse=False)))]
-        raise ValueError(f"model cannot be trained with DP-SGD; unsupported layers: {', '.join(bad) or '?'} "
-                         f"({'; '.join(problems)})")
+        bad = [
+            n or "<root>"
+            for n, m in fixed.named_modules()
+            if type(m) in ModuleValidator.VALIDATORS
+            or (
+                any(True for _ in m.buffers(recurse=False))
+                and any(p.requires_grad for p in m.parameters(recurse=False))
+            )
+        ]
+        raise ValueError(
+            f"model cannot be trained with DP-SGD; unsupported layers: {', '.join(bad) or '?'} ({'; '.join(problems)})"
+        )
     return fixed
 
 
@@ -298,11 +320,20 @@ def noise_multiplier(epsilon: float, delta: float, sample_rate: float, epochs: i
     if not _is_real(epsilon) or epsilon <= 0:
         raise ValueError(f"epsilon must be > 0; got {epsilon!r}")
     if not 0 < delta < 1 or not 0 < sample_rate <= 1:
-        raise ValueError(f"need 0 < delta < 1 and 0 < sample_rate <= 1; got delta={delta!r}, sample_rate={sample_rate!r}")
+        raise ValueError(
+            f"need 0 < delta < 1 and 0 < sample_rate <= 1; got delta={delta!r}, sample_rate={sample_rate!r}"
+        )
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", _SEARCH_WARNING, UserWarning)
-        return float(get_noise_multiplier(target_epsilon=float(epsilon), target_delta=float(delta),
-                                          sample_rate=sample_rate, epochs=epochs, accountant=accountant))
+        return float(
+            get_noise_multiplier(
+                target_epsilon=float(epsilon),
+                target_delta=float(delta),
+                sample_rate=sample_rate,
+                epochs=epochs,
+                accountant=accountant,
+            )
+        )
 
 
 def epsilon_spent(sigma: float, sample_rate: float, steps: int, delta: float) -> float:
@@ -315,9 +346,20 @@ def epsilon_spent(sigma: float, sample_rate: float, steps: int, delta: float) ->
     return float(accountant.get_epsilon(delta))
 
 
-def dp_fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int, batch_size: int, lr: float,
-           epsilon: float, max_grad_norm: float = 1.0, augment_fn: Callable[[torch.Tensor], torch.Tensor] | None = None,
-           seed: int = 0, momentum: float = 0.9) -> tuple[nn.Module, float]:
+def dp_fit(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    epsilon: float,
+    max_grad_norm: float = 1.0,
+    augment_fn: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    seed: int = 0,
+    momentum: float = 0.9,
+) -> tuple[nn.Module, float]:
     """Train a copy of ``model`` with DP-SGD (Opacus); returns it (plain nn.Module, eval mode) and the epsilon spent.
 
     x: float inputs n x C x H x W on the model's device, fed to the model as they are, or through ``augment_fn``
@@ -351,8 +393,9 @@ def dp_fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int, b
     dev = x.device
     delta = 1.0 / n
     net = dp_compatible(model).to(dev).train()
-    loader = DataLoader(TensorDataset(x, y), batch_size=min(batch_size, n),
-                        generator=torch.Generator().manual_seed(seed))
+    loader = DataLoader(
+        TensorDataset(x, y), batch_size=min(batch_size, n), generator=torch.Generator().manual_seed(seed)
+    )
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "Secure RNG turned off", UserWarning)  # reproducible by design
         engine = PrivacyEngine(accountant="rdp")
@@ -360,8 +403,13 @@ def dp_fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int, b
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", _SEARCH_WARNING, UserWarning)
         private, opt, loader = engine.make_private_with_epsilon(
-            module=net, optimizer=opt, data_loader=loader, target_epsilon=float(epsilon), target_delta=delta,
-            epochs=epochs, max_grad_norm=float(max_grad_norm),
+            module=net,
+            optimizer=opt,
+            data_loader=loader,
+            target_epsilon=float(epsilon),
+            target_delta=delta,
+            epochs=epochs,
+            max_grad_norm=float(max_grad_norm),
             noise_generator=torch.Generator(device=dev).manual_seed(seed + 1),
         )
     with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []), warnings.catch_warnings():

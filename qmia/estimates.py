@@ -13,9 +13,11 @@ from .store import DamagedEntry, read_sealed
 
 # Training images per second of the whole GPU by architecture and models trained together, measured
 # on an H200 (benchmarks/results/h200-group8.json, h200-group16.json: 15,000 images, batch 128).
-BENCHMARK_RATES = {"lenet": {1: 80_000, 8: 576_000, 16: 820_000},
-                   "resnet20": {1: 40_000, 8: 64_000, 16: 79_000},
-                   "resnet50": {1: 7_600}}
+BENCHMARK_RATES = {
+    "lenet": {1: 80_000, 8: 576_000, 16: 820_000},
+    "resnet20": {1: 40_000, 8: 64_000, 16: 79_000},
+    "resnet50": {1: 7_600},
+}
 
 BENCHMARK_CARD = "NVIDIA H200 (benchmarks/results)"
 
@@ -92,8 +94,10 @@ def measured_rates(cpu: bool = False) -> tuple[dict[str, float], str]:
             if model.get("defence", "none") != "none":  # fine-tuning or DP-SGD: not the plain rate
                 continue
             size = model.get("trained_with", 1)
-            bench = _benchmark_seconds(model["arch"], size, model["epochs"] * model["n_train"],
-                                       CPU_RATES if cpu else None) / size
+            bench = (
+                _benchmark_seconds(model["arch"], size, model["epochs"] * model["n_train"], CPU_RATES if cpu else None)
+                / size
+            )
             bench *= _precision_factor(model["arch"], str(model.get("precision", "")), cpu)
             per.setdefault(model["arch"], []).append((model["seconds"], bench))
     return {a: sum(s for s, _ in v) / sum(b for _, b in v) for a, v in per.items()}, ", ".join(sorted(cards))
@@ -113,9 +117,14 @@ def _benchmark_seconds(arch: str, group: int, images: int, table: dict | None = 
     return group * images / rates[size]
 
 
-def estimate_seconds(p: Profile, entries: list[Entry], rates: dict[str, float] | None = None,
-                     have: Callable[[TrainConfig], bool] | None = None, models: list[TrainConfig] | None = None,
-                     cpu: bool = False) -> float:
+def estimate_seconds(
+    p: Profile,
+    entries: list[Entry],
+    rates: dict[str, float] | None = None,
+    have: Callable[[TrainConfig], bool] | None = None,
+    models: list[TrainConfig] | None = None,
+    cpu: bool = False,
+) -> float:
     """Estimated GPU seconds of a part: start-up, training (grouped as :func:`qmia.multitrain.train_many`
     groups) at the benchmark rates, each architecture's scaled by its measured factor in ``rates``
     (:func:`measured_rates`), and a fixed cost per result row. Models for which ``have`` is true (e.g.
@@ -131,7 +140,7 @@ def estimate_seconds(p: Profile, entries: list[Entry], rates: dict[str, float] |
     groups: dict[TrainConfig, list[TrainConfig]] = {}
     dp_groups: dict[TrainConfig, list[TrainConfig]] = {}
     train = 0.0
-    for m in (models if models is not None else part_models(p, entries)):
+    for m in models if models is not None else part_models(p, entries):
         if have is not None and have(m):
             continue
         if m.defence.kind in ("none", "dp"):
@@ -143,15 +152,21 @@ def estimate_seconds(p: Profile, entries: list[Entry], rates: dict[str, float] |
         images = m.epochs * m.n_per_split
         step = group_size_for(m.arch, 1 if cpu else 16)
         for start in range(0, len(members), step):
-            size = len(members[start:start + step])
-            train += (_benchmark_seconds(m.arch, size, images, table) * rates.get(m.arch, 1.0)
-                      * _precision_factor(m.arch, m.precision, cpu))
+            size = len(members[start : start + step])
+            train += (
+                _benchmark_seconds(m.arch, size, images, table)
+                * rates.get(m.arch, 1.0)
+                * _precision_factor(m.arch, m.precision, cpu)
+            )
     for members in dp_groups.values():  # in even groups (qmia.multitrain.dp_chunks); alone, Opacus itself
         m = members[0]
         for chunk in dp_chunks(len(members), group_size_for(m.arch, 1 if cpu else 16)):
             slowdown = DP_GROUP_SLOWDOWN if len(chunk) > 1 else DP_SLOWDOWN
-            train += (_benchmark_seconds(m.arch, len(chunk), m.epochs * m.n_per_split, table) * rates.get(m.arch, 1.0)
-                      * slowdown)
+            train += (
+                _benchmark_seconds(m.arch, len(chunk), m.epochs * m.n_per_split, table)
+                * rates.get(m.arch, 1.0)
+                * slowdown
+            )
     per_row = CPU_SECONDS_PER_ROW if cpu else SECONDS_PER_ROW
     rows = sum(per_row.get(c.arch, 2.0) for c, _ in entry_keys(p, entries))
     return (CPU_STARTUP_SECONDS if cpu else STARTUP_SECONDS) + train + rows
@@ -159,8 +174,9 @@ def estimate_seconds(p: Profile, entries: list[Entry], rates: dict[str, float] |
 
 def model_seconds(m: TrainConfig, cpu: bool) -> float:
     """Estimated seconds to train one model alone (:data:`CPU_RATES` or the GPU's :data:`BENCHMARK_RATES`)."""
-    seconds = (_benchmark_seconds(m.arch, 1, m.epochs * m.n_per_split, CPU_RATES if cpu else BENCHMARK_RATES)
-               * _precision_factor(m.arch, m.precision, cpu))
+    seconds = _benchmark_seconds(
+        m.arch, 1, m.epochs * m.n_per_split, CPU_RATES if cpu else BENCHMARK_RATES
+    ) * _precision_factor(m.arch, m.precision, cpu)
     if m.defence.kind == "dp":
         return seconds * DP_SLOWDOWN
     if m.defence.kind == "prune":
@@ -168,8 +184,13 @@ def model_seconds(m: TrainConfig, cpu: bool) -> float:
     return 0.0 if m.defence.kind == "ptq" else seconds
 
 
-def part_estimate(p: Profile, name: str, rates: dict[str, float] | None = None,
-                  have: Callable[[TrainConfig], bool] | None = None, cpu: bool = False) -> float:
+def part_estimate(
+    p: Profile,
+    name: str,
+    rates: dict[str, float] | None = None,
+    have: Callable[[TrainConfig], bool] | None = None,
+    cpu: bool = False,
+) -> float:
     """Estimated GPU (``cpu``: CPU) seconds of part ``name`` (:func:`estimate_seconds`), a models-only part's from
     its models."""
     return estimate_seconds(p, assign(p)[name], rates, have, models=trained_for_later(p, name) or None, cpu=cpu)
@@ -194,6 +215,8 @@ def pending_text(p: Profile | None, config: TrainConfig, group: str) -> str:
     a configuration outside the profile's plan (e.g. a notebook rerun with other bitwidths), how to compute it."""
     name = part_of(p, config, group) if p is not None else None
     if name is None:
-        return ("not computed yet: not in the plan; compute it with TRAIN=1 (make notebook ... TRAIN=1) or "
-                "python -m qmia run")
+        return (
+            "not computed yet: not in the plan; compute it with TRAIN=1 (make notebook ... TRAIN=1) or "
+            "python -m qmia run"
+        )
     return f"not computed yet: part `{name}`, {part_cost(p, name)}"

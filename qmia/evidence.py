@@ -51,8 +51,9 @@ class Evidence:
     ``recipe``: the training recipe the lookups build configurations with (default: the profile's).
     """
 
-    def __init__(self, p: Profile, rows: pd.DataFrame, recipe: str | None = None, n_boot: int = 1000,
-                 _memo: dict | None = None) -> None:
+    def __init__(
+        self, p: Profile, rows: pd.DataFrame, recipe: str | None = None, n_boot: int = 1000, _memo: dict | None = None
+    ) -> None:
         from .experiment import PENDING
 
         if PENDING not in rows.columns:
@@ -60,16 +61,18 @@ class Evidence:
         pending = rows[PENDING].fillna("") != ""
         self.p, self.recipe, self.n_boot = p, recipe or p.recipe, n_boot
         self.rows = rows[~pending].reset_index(drop=True)  # stored rows only; pending ones say which part computes them
-        self.pending = {(k, a): t for k, a, t in zip(rows.loc[pending, "target_key"], rows.loc[pending, "attack"],
-                                                     rows.loc[pending, PENDING])}
+        self.pending = {
+            (k, a): t
+            for k, a, t in zip(rows.loc[pending, "target_key"], rows.loc[pending, "attack"], rows.loc[pending, PENDING])
+        }
         self._all = rows
         self._at = {(k, a): i for i, (k, a) in enumerate(zip(self.rows["target_key"], self.rows["attack"]))}
         self._memo = {} if _memo is None else _memo  # outcomes and estimates, shared by the views of one evidence
 
-    def with_recipe(self, recipe: str) -> "Evidence":
+    def with_recipe(self, recipe: str) -> Evidence:
         return Evidence(self.p, self._all, recipe, self.n_boot, self._memo)
 
-    def view(self, p: Profile) -> "Evidence":
+    def view(self, p: Profile) -> Evidence:
         """The same rows seen through another profile (e.g. fewer claim seeds)."""
         return Evidence(p, self._all, self.recipe, self.n_boot, self._memo)
 
@@ -83,8 +86,9 @@ class Evidence:
         i = self._at.get((config.key, attack))
         if i is None:
             pending = self.pending.get((config.key, attack), "")
-            raise MissingRow(f"{config.label} / {attack}: {pending or 'no stored row; the plan does not compute it'}",
-                             pending)
+            raise MissingRow(
+                f"{config.label} / {attack}: {pending or 'no stored row; the plan does not compute it'}", pending
+            )
         return self.rows.iloc[i]
 
     def frame(self, configs: Sequence[TrainConfig], attack: str = "shadow") -> pd.DataFrame:
@@ -120,28 +124,58 @@ class Evidence:
                     continue
                 inst = row_instance(row, role)
                 if key in seen and seen[key][0] != inst:
-                    raise MixedInstances(f"model {key} is {seen[key][0]} in row {seen[key][1]} and {inst} in row "
-                                         f"{row['row_key']}")
+                    raise MixedInstances(
+                        f"model {key} is {seen[key][0]} in row {seen[key][1]} and {inst} in row {row['row_key']}"
+                    )
                 seen.setdefault(key, (inst, row["row_key"]))
         return rows
 
-    def compare(self, before: TrainConfig, after: TrainConfig, metric: str, *, chance: float | None = None,
-                attack_before: str = "shadow", attack_after: str = "shadow") -> Comparison:
+    def compare(
+        self,
+        before: TrainConfig,
+        after: TrainConfig,
+        metric: str,
+        *,
+        chance: float | None = None,
+        attack_before: str = "shadow",
+        attack_after: str = "shadow",
+    ) -> Comparison:
         """:func:`qmia.uncertainty.compare` of one attack on two targets (paired; never across two instances of one
         key: :meth:`paired_rows`), computed once per evidence."""
-        return self.compare_many([before], [after], metric, chance=chance, attack_before=attack_before,
-                                 attack_after=attack_after)
+        return self.compare_many(
+            [before], [after], metric, chance=chance, attack_before=attack_before, attack_after=attack_after
+        )
 
-    def compare_many(self, before: Sequence[TrainConfig], after: Sequence[TrainConfig], metric: str, *,
-                     chance: float | None = None, attack_before: str = "shadow", attack_after: str = "shadow") -> Comparison:
+    def compare_many(
+        self,
+        before: Sequence[TrainConfig],
+        after: Sequence[TrainConfig],
+        metric: str,
+        *,
+        chance: float | None = None,
+        attack_before: str = "shadow",
+        attack_after: str = "shadow",
+    ) -> Comparison:
         """As :meth:`compare`, over several seeds (``before[i]`` and ``after[i]`` share a seed)."""
-        key = ("compare", tuple(c.key for c in before), tuple(c.key for c in after), metric, chance, attack_before,
-               attack_after)
+        key = (
+            "compare",
+            tuple(c.key for c in before),
+            tuple(c.key for c in after),
+            metric,
+            chance,
+            attack_before,
+            attack_after,
+        )
         if key not in self._memo:
             for b, a in zip(before, after):
                 self.paired_rows([(b, attack_before), (a, attack_after)])
-            self._memo[key] = compare(self.outcomes(before, attack_before), self.outcomes(after, attack_after), metric,
-                                      chance=chance, n_boot=self.n_boot)
+            self._memo[key] = compare(
+                self.outcomes(before, attack_before),
+                self.outcomes(after, attack_after),
+                metric,
+                chance=chance,
+                n_boot=self.n_boot,
+            )
         return self._memo[key]
 
     def estimate(self, configs: Sequence[TrainConfig], metric: str = "auc", attack: str = "shadow") -> Estimate:
@@ -152,12 +186,14 @@ class Evidence:
         return self._memo[key]
 
 
-def collect(p: Profile, data_root: str | os.PathLike | None = None, n_boot: int = 1000,
-            stored_only: bool = False) -> Evidence:
+def collect(
+    p: Profile, data_root: str | os.PathLike | None = None, n_boot: int = 1000, stored_only: bool = False
+) -> Evidence:
     """Evaluate (or read from the store) everything the statements and verdicts need under ``p``; ``stored_only``:
     read only, the rows not stored kept as pending (:func:`qmia.experiment.evaluate`)."""
     from .experiment import evaluate
 
-    frames = [evaluate(c, attacks, profile=p, data_root=data_root, stored_only=stored_only)
-              for c, attacks in readings_plan(p)]
+    frames = [
+        evaluate(c, attacks, profile=p, data_root=data_root, stored_only=stored_only) for c, attacks in readings_plan(p)
+    ]
     return Evidence(p, pd.concat(frames, ignore_index=True), n_boot=n_boot)  # readings_plan lists each target once

@@ -55,7 +55,9 @@ class Resources:
             if not isinstance(getattr(self, name), int) or getattr(self, name) < low:
                 raise ValueError(f"--{name.replace('_', '-')} must be an integer >= {low}; got {getattr(self, name)!r}")
         if self.timeout_min <= MARGIN_MIN:
-            raise ValueError(f"--timeout-min must exceed {MARGIN_MIN} (the part stops that early); got {self.timeout_min}")
+            raise ValueError(
+                f"--timeout-min must exceed {MARGIN_MIN} (the part stops that early); got {self.timeout_min}"
+            )
 
 
 def jobs_folder(p: Profile) -> Path:
@@ -65,9 +67,15 @@ def jobs_folder(p: Profile) -> Path:
 
 def slurm_parameters(r: Resources, n_jobs: int) -> dict:
     """submitit's Slurm parameters for an array of ``n_jobs`` parts (:class:`submitit.SlurmExecutor`)."""
-    params = {"time": r.timeout_min, "gpus_per_node": r.gpus, "cpus_per_task": r.cpus, "mem": f"{r.mem_gb}GB",
-              "array_parallelism": min(r.array_parallelism, max(n_jobs, 1)), "job_name": "qmia-part",
-              "signal_delay_s": 120}
+    params = {
+        "time": r.timeout_min,
+        "gpus_per_node": r.gpus,
+        "cpus_per_task": r.cpus,
+        "mem": f"{r.mem_gb}GB",
+        "array_parallelism": min(r.array_parallelism, max(n_jobs, 1)),
+        "job_name": "qmia-part",
+        "signal_delay_s": 120,
+    }
     if r.partition:
         params["partition"] = r.partition
     return params
@@ -78,8 +86,12 @@ def sbatch_text(p: Profile, r: Resources, n_jobs: int) -> str:
     from submitit.slurm.slurm import _make_sbatch_string
 
     params = slurm_parameters(r, n_jobs)
-    return _make_sbatch_string(command=f"{sys.executable} -u -m submitit.core._submit {jobs_folder(p)}",
-                               folder=jobs_folder(p) / "%j", map_count=n_jobs, **params)
+    return _make_sbatch_string(
+        command=f"{sys.executable} -u -m submitit.core._submit {jobs_folder(p)}",
+        folder=jobs_folder(p) / "%j",
+        map_count=n_jobs,
+        **params,
+    )
 
 
 def slurm_budget(r: Resources) -> float:
@@ -109,8 +121,17 @@ class PartJob:
         self.folder, self.part, self.command = folder, part, command
 
     def _state(self, state: str, **extra) -> None:
-        atomic_write_json({"part": self.part, "state": state, "host": socket.gethostname(), "pid": os.getpid(),
-                           "time": _now(), **extra}, self.folder / f"{self.part}.state.json")
+        atomic_write_json(
+            {
+                "part": self.part,
+                "state": state,
+                "host": socket.gethostname(),
+                "pid": os.getpid(),
+                "time": _now(),
+                **extra,
+            },
+            self.folder / f"{self.part}.state.json",
+        )
 
     def __call__(self) -> int:
         self._state("running")
@@ -132,9 +153,16 @@ class PartJob:
 
 
 def _record(folder: Path, part: str, executor: str, job) -> dict:
-    rec = {"part": part, "executor": executor, "job_id": str(job.job_id), "submitted": _now(),
-           "host": socket.gethostname(), "pid": getattr(getattr(job, "_process", None), "pid", None),
-           "stdout": str(job.paths.stdout), "stderr": str(job.paths.stderr)}
+    rec = {
+        "part": part,
+        "executor": executor,
+        "job_id": str(job.job_id),
+        "submitted": _now(),
+        "host": socket.gethostname(),
+        "pid": getattr(getattr(job, "_process", None), "pid", None),
+        "stdout": str(job.paths.stdout),
+        "stderr": str(job.paths.stderr),
+    }
     atomic_write_json(rec, folder / f"{part}.json")
     (folder / f"{part}.state.json").unlink(missing_ok=True)
     return rec
@@ -162,7 +190,11 @@ def job_status(p: Profile, part: str) -> str:
     rec = read_json(rec_path)
     state = read_json(state_path) if state_path.exists() else {"state": "submitted"}
     word = state["state"]
-    if word in ("running", "submitted", "requeued") and rec["executor"] == "local" and rec["host"] == socket.gethostname():
+    if (
+        word in ("running", "submitted", "requeued")
+        and rec["executor"] == "local"
+        and rec["host"] == socket.gethostname()
+    ):
         pid = state.get("pid") if word == "running" else rec.get("pid")
         if not _alive(pid):
             return f"lost: {rec['stderr']}"
@@ -176,8 +208,14 @@ def to_submit(p: Profile, parts: Sequence[str], missing: Sequence[str]) -> list[
     return [n for n in parts if n in missing and job_status(p, n) not in ("submitted", "running")]
 
 
-def submit(p: Profile, parts: Sequence[str], executor: str, r: Resources, passthrough: Sequence[str] = (),
-           poll_seconds: float = 2.0) -> dict[str, str]:
+def submit(
+    p: Profile,
+    parts: Sequence[str],
+    executor: str,
+    r: Resources,
+    passthrough: Sequence[str] = (),
+    poll_seconds: float = 2.0,
+) -> dict[str, str]:
     """Submit ``parts`` as jobs and return {part: job id}. ``slurm``: one job array, returning at once. ``local``:
     ``r.jobs`` processes at a time; returns when all have ended."""
     import submitit
@@ -210,6 +248,9 @@ def submit(p: Profile, parts: Sequence[str], executor: str, r: Resources, passth
 
 def describe(r: Resources, executor: str) -> str:
     """The resources that ``executor`` uses, in words."""
-    used = ("jobs", "timeout_min") if executor == "local" else \
-        ("partition", "gpus", "cpus", "mem_gb", "timeout_min", "array_parallelism")
+    used = (
+        ("jobs", "timeout_min")
+        if executor == "local"
+        else ("partition", "gpus", "cpus", "mem_gb", "timeout_min", "array_parallelism")
+    )
     return ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in asdict(r).items() if k in used and v is not None)

@@ -48,8 +48,9 @@ def _row_key(target: TrainConfig, variant: str, settings: dict, params: dict | N
     return stable_hash({"target": target.key, "attack": variant, "version": ATTACK_VERSION, **settings, **extra})
 
 
-def _settings(groups: list[str], profile: Profile | None, lira_refs: int | None, top_k: int | None, per_class: bool,
-              n_boot: int) -> dict:
+def _settings(
+    groups: list[str], profile: Profile | None, lira_refs: int | None, top_k: int | None, per_class: bool, n_boot: int
+) -> dict:
     """The attack settings that key a row (with the target, the variant and :data:`ATTACK_VERSION`)."""
     if profile is not None and not isinstance(profile, Profile):
         raise TypeError(f"profile must be a qmia Profile (qmia.get_profile(name)); got {type(profile).__name__}")
@@ -58,14 +59,28 @@ def _settings(groups: list[str], profile: Profile | None, lira_refs: int | None,
     uses_refs = [g for g in groups if g in REFERENCE_GROUPS]
     if uses_refs and lira_refs < 2:
         raise ValueError(f"{', '.join(uses_refs)} need at least 2 reference models; got lira_refs={lira_refs}")
-    return {"n_boot": n_boot, "lira_refs": lira_refs, "top_k": top_k, "per_class": per_class,
-            "profile": profile.name if profile is not None else "custom"}
+    return {
+        "n_boot": n_boot,
+        "lira_refs": lira_refs,
+        "top_k": top_k,
+        "per_class": per_class,
+        "profile": profile.name if profile is not None else "custom",
+    }
 
 
-def row_keys(target: TrainConfig, attacks: str | Sequence[str], profile: Profile | None = None, *,
-             lira_refs: int | None = None, top_k: int | None = 3, per_class: bool = False, n_boot: int = 200,
-             params: AttackParams | None = None) -> dict[str, str]:
-    """{variant: row key} of the rows :func:`evaluate` stores for ``target`` with these arguments (nothing is computed)."""
+def row_keys(
+    target: TrainConfig,
+    attacks: str | Sequence[str],
+    profile: Profile | None = None,
+    *,
+    lira_refs: int | None = None,
+    top_k: int | None = 3,
+    per_class: bool = False,
+    n_boot: int = 200,
+    params: AttackParams | None = None,
+) -> dict[str, str]:
+    """{variant: row key} of the rows :func:`evaluate` stores for ``target`` with these arguments
+    (nothing is computed)."""
     groups = attack_groups(attacks)
     return _keys(target, groups, _settings(groups, profile, lira_refs, top_k, per_class, n_boot), _params(params))
 
@@ -79,14 +94,28 @@ def _params(params: AttackParams | None) -> AttackParams:
 
 
 def _keys(target: TrainConfig, groups: list[str], settings: dict, params: AttackParams) -> dict[str, str]:
-    return {v: _row_key(target, v, settings, {f: getattr(params, f) for f in ATTACKS[g].params})
-            for g in groups for v in ATTACKS[g].variants}
+    return {
+        v: _row_key(target, v, settings, {f: getattr(params, f) for f in ATTACKS[g].params})
+        for g in groups
+        for v in ATTACKS[g].variants
+    }
 
 
-def evaluate(target: TrainConfig, attacks: str | Sequence[str] = tuple(ATTACKS), *, profile: Profile | None = None,
-             lira_refs: int | None = None, top_k: int | None = 3, per_class: bool = False, n_boot: int = 200,
-             params: AttackParams | None = None, data_root: str | os.PathLike | None = None, device: str | None = None,
-             progress: bool | None = None, stored_only: bool = False) -> pd.DataFrame:
+def evaluate(
+    target: TrainConfig,
+    attacks: str | Sequence[str] = tuple(ATTACKS),
+    *,
+    profile: Profile | None = None,
+    lira_refs: int | None = None,
+    top_k: int | None = 3,
+    per_class: bool = False,
+    n_boot: int = 200,
+    params: AttackParams | None = None,
+    data_root: str | os.PathLike | None = None,
+    device: str | None = None,
+    progress: bool | None = None,
+    stored_only: bool = False,
+) -> pd.DataFrame:
     """Attack ``target`` with each requested attack group; return one tidy row per variant.
 
     profile: the profile the target belongs to (named in the rows; its ``lira_refs`` is the default).
@@ -150,20 +179,29 @@ def row_identity(target: TrainConfig, variant: str, group: str, row_key: str, se
     }
 
 
-def _compute(target: TrainConfig, groups: list[str], keys: dict, settings: dict, data_root, device, progress) -> dict[str, dict]:
+def _compute(
+    target: TrainConfig, groups: list[str], keys: dict, settings: dict, data_root, device, progress
+) -> dict[str, dict]:
     from .data import data_source
 
     start = time.perf_counter()
     need = models_needed(target, groups, settings["lira_refs"])
     train_many([c for cs in need.values() for c in cs], data_root, device, progress)  # several at once on a GPU
-    models = Models(TrainedModel(target), TrainedModel(need["shadow_fp"][0]),
-                    TrainedModel(need["shadow_adaptive"][0]) if need["shadow_adaptive"] else None,
-                    [TrainedModel(c) for c in need["refs_fp"]], [TrainedModel(c) for c in need["refs_adaptive"]],
-                    data_root, device)
+    models = Models(
+        TrainedModel(target),
+        TrainedModel(need["shadow_fp"][0]),
+        TrainedModel(need["shadow_adaptive"][0]) if need["shadow_adaptive"] else None,
+        [TrainedModel(c) for c in need["refs_fp"]],
+        [TrainedModel(c) for c in need["refs_adaptive"]],
+        data_root,
+        device,
+    )
     train_seconds = time.perf_counter() - start
     t = models.target
     idx = torch.cat([t.outputs["indices"]["target_in"], t.outputs["indices"]["target_out"]]).numpy()
-    member = np.r_[np.ones(len(t.outputs["indices"]["target_in"])), np.zeros(len(t.outputs["indices"]["target_out"]))].astype(int)
+    member = np.r_[
+        np.ones(len(t.outputs["indices"]["target_in"])), np.zeros(len(t.outputs["indices"]["target_out"]))
+    ].astype(int)
     source = data_source(target.dataset, data_root)
     out = {}
     first = True
@@ -188,7 +226,8 @@ def _compute(target: TrainConfig, groups: list[str], keys: dict, settings: dict,
                 "target_instance": model_instance(t),
                 "shadow_instance": model_instance(shadow),
                 "refs_instance": instances_digest(models.refs_adaptive if v.endswith("-adaptive") else models.refs_fp)
-                if g in REFERENCE_GROUPS else "",
+                if g in REFERENCE_GROUPS
+                else "",
                 "commit": git_commit(),
                 "seconds": time.perf_counter() - v_start + (train_seconds if first else 0.0),
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S"),

@@ -87,12 +87,16 @@ def attack_metrics(scores, labels, predictions) -> dict[str, float]:
         "n_nonmembers": int((1 - y).sum()),
     }
     for f in LOW_FPRS:  # NaN where too few non-members to measure that rate (see measurable_fpr)
-        out[f"tpr_at_{f * 100:g}%fpr"] = tpr_at_fpr(fpr_c, tpr_c, f) if measurable_fpr(out["n_nonmembers"], f) else float("nan")
+        out[f"tpr_at_{f * 100:g}%fpr"] = (
+            tpr_at_fpr(fpr_c, tpr_c, f) if measurable_fpr(out["n_nonmembers"], f) else float("nan")
+        )
     out["advantage"] = out["tpr"] - out["fpr"]
     return out
 
 
-def bootstrap_intervals(scores, labels, predictions, n_boot: int = 200, seed: int = 0, level: float = 0.95) -> dict[str, float]:
+def bootstrap_intervals(
+    scores, labels, predictions, n_boot: int = 200, seed: int = 0, level: float = 0.95
+) -> dict[str, float]:
     """Percentile bootstrap intervals over examples (members and non-members resampled separately), one row's
     share of :func:`qmia.uncertainty.estimate` (the same resamples for every metric).
 
@@ -101,8 +105,12 @@ def bootstrap_intervals(scores, labels, predictions, n_boot: int = 200, seed: in
     """
     s, y, p = check_scores(scores, labels, predictions)
     outcome = AttackOutcome(s, p, y, np.arange(len(s)), seed=0)
-    metrics = {"attack_acc": "attack_acc", "auc": "auc", "advantage": "advantage",
-               **{f"tpr_at_{f * 100:g}%fpr": f"tpr@{f}" for f in LOW_FPRS}}
+    metrics = {
+        "attack_acc": "attack_acc",
+        "auc": "auc",
+        "advantage": "advantage",
+        **{f"tpr_at_{f * 100:g}%fpr": f"tpr@{f}" for f in LOW_FPRS},
+    }
     out = {}
     for name, metric in metrics.items():
         if name.startswith("tpr_at_") and not measurable_fpr(int((y == 0).sum()), float(metric[4:])):

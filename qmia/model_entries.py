@@ -112,5 +112,8 @@ def has_weights(config: TrainConfig) -> bool:
     if not isinstance(meta, dict) or edited(meta):  # is_cached reports it as damaged
         return False
     recorded = meta.get("files")
-    return (meta.get("key") == config.key and isinstance(recorded, dict)
-            and damage({"model.pt": path / "model.pt"}, {"model.pt": recorded.get("model.pt")}) is None)
+    return (
+        meta.get("key") == config.key
+        and isinstance(recorded, dict)
+        and damage({"model.pt": path / "model.pt"}, {"model.pt": recorded.get("model.pt")}) is None
+    )

@@ -7,7 +7,7 @@ swap them for quantized activations; every weight layer is an ``nn.Conv2d`` or
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F

@@ -80,8 +80,13 @@ def group_key(config: TrainConfig) -> TrainConfig:
     return config.with_(seed=0, role="target", ref_index=0, ref_count=0, quant=module_shape(config.quant))
 
 
-def fit_many(models: Sequence[nn.Module], configs: Sequence[TrainConfig], xs: Sequence[torch.Tensor],
-             ys: Sequence[torch.Tensor], progress: bool = True) -> list[float]:
+def fit_many(
+    models: Sequence[nn.Module],
+    configs: Sequence[TrainConfig],
+    xs: Sequence[torch.Tensor],
+    ys: Sequence[torch.Tensor],
+    progress: bool = True,
+) -> list[float]:
     """Train ``models`` in place, model j on uint8 images ``xs[j]`` (n x C x H x W) with labels ``ys[j]``.
 
     All configs must share a :func:`group_key` and all ``xs`` a length n. Same loop as
@@ -90,8 +95,10 @@ def fit_many(models: Sequence[nn.Module], configs: Sequence[TrainConfig], xs: Se
     if not (len(models) == len(configs) == len(xs) == len(ys)) or not models:
         raise ValueError("fit_many needs as many models, configs, image sets and label sets, at least one")
     if len({group_key(c) for c in configs}) != 1:
-        raise ValueError("fit_many trains models that differ only in seed, role and quantizer bits or reading; "
-                         "got different settings")
+        raise ValueError(
+            "fit_many trains models that differ only in seed, role and quantizer bits or reading; "
+            "got different settings"
+        )
     if len({len(x) for x in xs}) != 1:
         raise ValueError(f"fit_many needs training sets of one size; got {sorted({len(x) for x in xs})}")
     config = configs[0]
@@ -121,7 +128,9 @@ def fit_many(models: Sequence[nn.Module], configs: Sequence[TrainConfig], xs: Se
 
     sample_idx = torch.arange(bs, device=dev).repeat(count)
     sample = make_batch(x_flat, sample_idx, None, info).view(count, bs, *x_all.shape[2:])
-    step = graphed(losses_of_all, (sample, y_all[:, :bs].clone(), *params.values()), dev, config.precision)  # own static inputs
+    step = graphed(
+        losses_of_all, (sample, y_all[:, :bs].clone(), *params.values()), dev, config.precision
+    )  # own static inputs
     bar = tqdm(range(config.epochs), desc=f"{config.label} x{count}", leave=False, disable=not progress, unit="epoch")
     last = [float("nan")] * count
     for _ in bar:
@@ -153,8 +162,13 @@ def fit_many(models: Sequence[nn.Module], configs: Sequence[TrainConfig], xs: Se
     return last
 
 
-def fit_many_dp(models: Sequence[nn.Module], configs: Sequence[TrainConfig], xs: Sequence[torch.Tensor],
-                ys: Sequence[torch.Tensor], progress: bool = True) -> tuple[list[float], float]:
+def fit_many_dp(
+    models: Sequence[nn.Module],
+    configs: Sequence[TrainConfig],
+    xs: Sequence[torch.Tensor],
+    ys: Sequence[torch.Tensor],
+    progress: bool = True,
+) -> tuple[list[float], float]:
     """DP-SGD for N models at once: train ``models`` (:func:`qmia.defences.dp_compatible`, float32) in place, model j
     on uint8 images ``xs[j]`` (n x C x H x W) with labels ``ys[j]``; all configs share a :func:`group_key` with a
     ``dp`` defence. Returns each model's mean loss over the last epoch and the epsilon spent (delta = 1/n).
@@ -211,7 +225,7 @@ def fit_many_dp(models: Sequence[nn.Module], configs: Sequence[TrainConfig], xs:
         weight = torch.zeros(count, steps, width)
         for j, ms in enumerate(picked):
             for s, i in enumerate(ms):
-                idx[j, s, :len(i)], weight[j, s, :len(i)] = i, 1.0
+                idx[j, s, : len(i)], weight[j, s, : len(i)] = i, 1.0
         draws = None
         if config.augment:
             per = [augment_draws(steps * width, info, g) for g in augmenters]
@@ -241,10 +255,14 @@ def fit_many_dp(models: Sequence[nn.Module], configs: Sequence[TrainConfig], xs:
     return last, defences.epsilon_spent(sigma, rate, config.epochs * steps, delta)
 
 
-def train_many(configs: Sequence[TrainConfig], data_root: str | os.PathLike | None = None,
-               device: torch.device | str | None = None, progress: bool | None = None,
-               group_size: int | None = None,
-               may_start: Callable[[list[TrainConfig]], bool] | None = None) -> list[TrainedModel]:
+def train_many(
+    configs: Sequence[TrainConfig],
+    data_root: str | os.PathLike | None = None,
+    device: torch.device | str | None = None,
+    progress: bool | None = None,
+    group_size: int | None = None,
+    may_start: Callable[[list[TrainConfig]], bool] | None = None,
+) -> list[TrainedModel]:
     """Train the configs not yet cached, ``group_size`` at a time where they can share steps
     (default :func:`default_group_size`), and return every config's :class:`TrainedModel`.
 
@@ -321,11 +339,18 @@ def _train_dp_chunk(chunk: list[TrainConfig], data_root, dev: torch.device, show
     for job in jobs:
         job.model = defences.dp_compatible(job.model).to(dev)
     t0 = time.perf_counter()
-    losses, eps = fit_many_dp([j.model for j in jobs], chunk, [j.x_train for j in jobs], [j.y_train for j in jobs], show)
+    losses, eps = fit_many_dp(
+        [j.model for j in jobs], chunk, [j.x_train for j in jobs], [j.y_train for j in jobs], show
+    )
     seconds = time.perf_counter() - t0
     for job, loss in zip(jobs, losses):
-        finish(job, loss, seconds, trained_with=len(chunk), extra={"dp_epsilon": eps, "dp_delta": 1 / len(job.x_train),
-                                                                   "dp_trainer": "qmia.multitrain.fit_many_dp"})
+        finish(
+            job,
+            loss,
+            seconds,
+            trained_with=len(chunk),
+            extra={"dp_epsilon": eps, "dp_delta": 1 / len(job.x_train), "dp_trainer": "qmia.multitrain.fit_many_dp"},
+        )
 
 
 def _train_chunk(chunk: list[TrainConfig], data_root, dev: torch.device, show: bool) -> None:

@@ -60,21 +60,35 @@ def part_table(p: Profile) -> pd.DataFrame:
         missing = missing_of.get(name, 0)
         manifest = read_manifest(name)
         carried = carried_into(p, name)
-        status = ("done" if not wanted.intersection(later) else "needed") if later else \
-            "done" if missing == 0 else f"missing {missing} of {n_rows} rows"
-        out.append({
-            "part": name, "holds": get_part(name).title,
-            "models": ", ".join(f"{v} {k}" for k, v in sorted(counts.items())),
-            "rows": n_rows,
-            "estimated GPU min": round(part_estimate(p, name, rates, have=carried.__contains__) / 60, 1),
-            "measured GPU min": round(manifest["wall_seconds"] / 60, 1) if manifest and not _on_cpu(manifest) else None,
-            "estimated CPU h": round(part_estimate(p, name, cpu_rates, have=carried.__contains__, cpu=True) / 3600, 1),
-            "measured CPU h": round(manifest["wall_seconds"] / 3600, 2) if manifest and _on_cpu(manifest) else None,
-            "status": status,
-        })
+        status = (
+            ("done" if not wanted.intersection(later) else "needed")
+            if later
+            else "done"
+            if missing == 0
+            else f"missing {missing} of {n_rows} rows"
+        )
+        out.append(
+            {
+                "part": name,
+                "holds": get_part(name).title,
+                "models": ", ".join(f"{v} {k}" for k, v in sorted(counts.items())),
+                "rows": n_rows,
+                "estimated GPU min": round(part_estimate(p, name, rates, have=carried.__contains__) / 60, 1),
+                "measured GPU min": round(manifest["wall_seconds"] / 60, 1)
+                if manifest and not _on_cpu(manifest)
+                else None,
+                "estimated CPU h": round(
+                    part_estimate(p, name, cpu_rates, have=carried.__contains__, cpu=True) / 3600, 1
+                ),
+                "measured CPU h": round(manifest["wall_seconds"] / 3600, 2) if manifest and _on_cpu(manifest) else None,
+                "status": status,
+            }
+        )
     df = pd.DataFrame(out)
-    df["CPU can finish"] = [("yes" if h <= CPU_NIGHT_HOURS else "in runs") if "resnet50" not in m else "no (ResNet-50)"
-                            for h, m in zip(df["estimated CPU h"], df["models"])]
+    df["CPU can finish"] = [
+        ("yes" if h <= CPU_NIGHT_HOURS else "in runs") if "resnet50" not in m else "no (ResNet-50)"
+        for h, m in zip(df["estimated CPU h"], df["models"])
+    ]
     df.attrs["rates_from"] = f"measured parts ({cards})" if rates else BENCHMARK_CARD
     df.attrs["cpu_rates_from"] = f"measured parts ({cpus})" if cpu_rates else CPU_CARD
     return df
@@ -145,8 +159,9 @@ def _machine(device) -> dict:
     return out
 
 
-def run_part(p: Profile, name: str, data_root=None, device=None, progress: bool | None = None,
-             budget: float | None = None) -> dict:
+def run_part(
+    p: Profile, name: str, data_root=None, device=None, progress: bool | None = None, budget: float | None = None
+) -> dict:
     """Train and attack everything part ``name`` holds (stored rows are skipped), then write its manifest.
 
     ``budget``: seconds from now after which no model starts whose estimated training time does not fit in what is
@@ -187,14 +202,20 @@ def run_part(p: Profile, name: str, data_root=None, device=None, progress: bool 
         need = sum(model_seconds(m, on_cpu) * rates.get(m.arch, 1.0) for m in chunk)
         left = None if deadline is None else deadline - time.monotonic()
         if left is not None and need > left:
-            print(f"part {name}: budget: {chunk[0].label} needs about {need / 60:.0f} min, {max(left, 0) / 60:.0f} min "
-                  f"left; stopping after {done[0]} of {len(to_train)} models", flush=True)
+            print(
+                f"part {name}: budget: {chunk[0].label} needs about {need / 60:.0f} min, {max(left, 0) / 60:.0f} min "
+                f"left; stopping after {done[0]} of {len(to_train)} models",
+                flush=True,
+            )
             return False
         done[0] += len(chunk)
-        print(f"part {name}: model {done[0]} of {len(to_train)}: {chunk[0].label}"
-              + (f" (+{len(chunk) - 1})" if len(chunk) > 1 else "")
-              + f"; about {need / 60:.1f} min; {(time.perf_counter() - start) / 60:.0f} min elapsed"
-              + (f", {left / 60:.0f} min of the budget left" if left is not None else ""), flush=True)
+        print(
+            f"part {name}: model {done[0]} of {len(to_train)}: {chunk[0].label}"
+            + (f" (+{len(chunk) - 1})" if len(chunk) > 1 else "")
+            + f"; about {need / 60:.1f} min; {(time.perf_counter() - start) / 60:.0f} min elapsed"
+            + (f", {left / 60:.0f} min of the budget left" if left is not None else ""),
+            flush=True,
+        )
         return True
 
     train_many(models, data_root, device, progress, may_start=may_start if (budget is not None or on_cpu) else None)
@@ -216,16 +237,32 @@ def run_part(p: Profile, name: str, data_root=None, device=None, progress: bool 
         if m in trained_before or not available(m):
             continue
         meta = TrainedModel(m).meta
-        trained.append({"label": m.label, "key": m.key, "arch": m.arch, "defence": m.defence.kind,
-                        "epochs": m.epochs, "n_train": m.n_per_split,
-                        "trained_with": meta.get("trained_with", 1),
-                        "seconds": round(meta["train_seconds"] / meta.get("trained_with", 1), 3),
-                        "test_acc": meta["accuracy"].get("target_out"), "device": meta.get("device", ""),
-                        "precision": meta.get("precision", "")})
+        trained.append(
+            {
+                "label": m.label,
+                "key": m.key,
+                "arch": m.arch,
+                "defence": m.defence.kind,
+                "epochs": m.epochs,
+                "n_train": m.n_per_split,
+                "trained_with": meta.get("trained_with", 1),
+                "seconds": round(meta["train_seconds"] / meta.get("trained_with", 1), 3),
+                "test_acc": meta["accuracy"].get("target_out"),
+                "device": meta.get("device", ""),
+                "precision": meta.get("precision", ""),
+            }
+        )
     machine = _machine(device)
-    run = {"commit": git_commit(), "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-           **machine, "wall_seconds": round(wall, 1), "estimate_seconds": 0.0,
-           "models_trained": len(trained), "targets_attacked": attacked, "budget_seconds": budget}
+    run = {
+        "commit": git_commit(),
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        **machine,
+        "wall_seconds": round(wall, 1),
+        "estimate_seconds": 0.0,
+        "models_trained": len(trained),
+        "targets_attacked": attacked,
+        "budget_seconds": budget,
+    }
     old = read_manifest(name)
     if old and not trained and not attacked:  # a rerun that found everything stored keeps the first run's record
         return old
@@ -238,9 +275,15 @@ def run_part(p: Profile, name: str, data_root=None, device=None, progress: bool 
     estimate = part_estimate(p, name, rates, have=trained_before.__contains__, cpu=on_cpu)
     run["estimate_seconds"] = round(estimate, 1)
     manifest = {
-        "part": name, "profile": p.name, **machine, "torch": torch.__version__,
-        "cuda": torch.version.cuda, "commit": runs[0]["commit"], "date": run["date"],
-        "wall_seconds": round(wall, 1), "estimate_seconds": runs[0]["estimate_seconds"] or round(estimate, 1),
+        "part": name,
+        "profile": p.name,
+        **machine,
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "commit": runs[0]["commit"],
+        "date": run["date"],
+        "wall_seconds": round(wall, 1),
+        "estimate_seconds": runs[0]["estimate_seconds"] or round(estimate, 1),
         "train_seconds": round(sum(t["seconds"] for t in trained), 1),
         "models": trained,
         "rows": stored,

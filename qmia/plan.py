@@ -31,15 +31,27 @@ def _seeds(p: Profile, seeds: Sequence[int] | None) -> tuple[int, ...]:
     return tuple(seeds) if seeds is not None else p.seeds
 
 
-def paper_configs(p: Profile, models: Iterable[Pair] | None = None, bits: Sequence[int] | None = None,
-                  seeds: Sequence[int] | None = None, reading: str = "literal", recipe: str | None = None) -> list[TrainConfig]:
+def paper_configs(
+    p: Profile,
+    models: Iterable[Pair] | None = None,
+    bits: Sequence[int] | None = None,
+    seeds: Sequence[int] | None = None,
+    reading: str = "literal",
+    recipe: str | None = None,
+) -> list[TrainConfig]:
     """Tables 3-5 and Figure 5: each model at full precision and with the MIA quantizer at each bitwidth."""
     quants = [QuantSpec()] + [reading_spec(reading, b) for b in (bits or p.bits)]
-    return [p.config(a, d, q, recipe=recipe, seed=s) for a, d in (models or p.models) for q in quants for s in _seeds(p, seeds)]
+    return [
+        p.config(a, d, q, recipe=recipe, seed=s)
+        for a, d in (models or p.models)
+        for q in quants
+        for s in _seeds(p, seeds)
+    ]
 
 
-def claim_configs(p: Profile, readings: Sequence[str] | None = None, bits: int | None = None,
-                  seeds: Sequence[int] | None = None) -> list[TrainConfig]:
+def claim_configs(
+    p: Profile, readings: Sequence[str] | None = None, bits: int | None = None, seeds: Sequence[int] | None = None
+) -> list[TrainConfig]:
     """The abstract's claims: the profile's ResNet at full precision and at ``bits`` (default: the lowest),
     under each reading, over the profile's claim seeds."""
     b = bits or min(p.bits)
@@ -48,19 +60,27 @@ def claim_configs(p: Profile, readings: Sequence[str] | None = None, bits: int |
     return [p.config(*p.resnet, q, seed=s) for q in quants for s in seeds]
 
 
-def dorefa_configs(p: Profile, bits: Sequence[int] = (4, 8), seeds: Sequence[int] | None = None,
-                   reading: str = "literal") -> list[TrainConfig]:
+def dorefa_configs(
+    p: Profile, bits: Sequence[int] = (4, 8), seeds: Sequence[int] | None = None, reading: str = "literal"
+) -> list[TrainConfig]:
     """Table 6: DoReFa-Net against the MIA quantizer (under ``reading``) on the profile's ResNet at each bitwidth."""
     a, d = p.resnet
-    return [p.config(a, d, q, seed=s) for b in bits for q in (QuantSpec("dorefa", b), reading_spec(reading, b))
-            for s in _seeds(p, seeds)]
+    return [
+        p.config(a, d, q, seed=s)
+        for b in bits
+        for q in (QuantSpec("dorefa", b), reading_spec(reading, b))
+        for s in _seeds(p, seeds)
+    ]
 
 
-def partial_configs(p: Profile, bits: Sequence[int] = (4,), last: int = 5, seeds: Sequence[int] | None = None,
-                    reading: str = "literal") -> list[TrainConfig]:
+def partial_configs(
+    p: Profile, bits: Sequence[int] = (4,), last: int = 5, seeds: Sequence[int] | None = None, reading: str = "literal"
+) -> list[TrainConfig]:
     """Figure 6: only the last ``last`` layers quantized, against full precision and all layers."""
     a, d = p.resnet
-    quants = [QuantSpec()] + [q for b in bits for q in (reading_spec(reading, b, layers=f"last:{last}"), reading_spec(reading, b))]
+    quants = [QuantSpec()] + [
+        q for b in bits for q in (reading_spec(reading, b, layers=f"last:{last}"), reading_spec(reading, b))
+    ]
     return [p.config(a, d, q, seed=s) for q in quants for s in _seeds(p, seeds)]
 
 
@@ -99,7 +119,9 @@ RANKING_ATTACKS = ("metric", "label")
 DEFENCE_ATTACKS = ("shadow", "lira")  # the frontier: LiRA with reference models trained with the target's defence
 
 
-def sweep_configs(p: Profile, bits: Sequence[int] | None = None, seeds: Sequence[int] | None = None) -> list[TrainConfig]:
+def sweep_configs(
+    p: Profile, bits: Sequence[int] | None = None, seeds: Sequence[int] | None = None
+) -> list[TrainConfig]:
     """Privacy-utility sweep over ``sweep_bits``: DoReFa-Net and the MIA quantizer under three readings."""
     a, d = p.sweep
     quants = [QuantSpec()]
@@ -111,7 +133,11 @@ def sweep_configs(p: Profile, bits: Sequence[int] | None = None, seeds: Sequence
 # Defences side by side (the frontier page), each with LiRA's reference models trained with the same defence.
 PRUNE_SPARSITIES = (0.5, 0.8, 0.95)
 PTQ_BITS = (8, 4, 2)
-FRONTIER_QAT = ("literal", "centred", "dorefa")  # quantization-aware training at 4 bits: the paper's quantizer, DoReFa-Net
+FRONTIER_QAT = (
+    "literal",
+    "centred",
+    "dorefa",
+)  # quantization-aware training at 4 bits: the paper's quantizer, DoReFa-Net
 
 
 def defence_configs(p: Profile, seeds: Sequence[int] | None = None) -> list[TrainConfig]:
@@ -121,8 +147,11 @@ def defence_configs(p: Profile, seeds: Sequence[int] | None = None) -> list[Trai
     quantization at each of :data:`PTQ_BITS`, per tensor and per channel."""
     a, d = p.sweep
     quants = [QuantSpec()] + [curve_spec(c, 4) for c in FRONTIER_QAT]
-    defences = ([Defence("prune", sparsity=s) for s in PRUNE_SPARSITIES] + [Defence("dp", epsilon=e) for e in p.dp_epsilons]
-                + [Defence("ptq", bits=b, granularity=g) for b in PTQ_BITS for g in ("tensor", "channel")])
+    defences = (
+        [Defence("prune", sparsity=s) for s in PRUNE_SPARSITIES]
+        + [Defence("dp", epsilon=e) for e in p.dp_epsilons]
+        + [Defence("ptq", bits=b, granularity=g) for b in PTQ_BITS for g in ("tensor", "channel")]
+    )
     configs = [p.config(a, d, q, seed=s) for q in quants for s in _seeds(p, seeds)]
     return configs + [p.config(a, d, defence=df, seed=s) for df in defences for s in _seeds(p, seeds)]
 
@@ -207,7 +236,9 @@ def count_models(p: Profile) -> dict[str, int]:
     """Distinct models the plan trains, by architecture (targets, shadows and reference models)."""
     from .attack_registry import models_needed
 
-    models = {c for config, attacks in book_plan(p) for cs in models_needed(config, attacks, p.lira_refs).values() for c in cs}
+    models = {
+        c for config, attacks in book_plan(p) for cs in models_needed(config, attacks, p.lira_refs).values() for c in cs
+    }
     out: dict[str, int] = {}
     for c in models:
         out[c.arch] = out.get(c.arch, 0) + 1

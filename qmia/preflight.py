@@ -117,6 +117,8 @@ def confirm_cpu_scale(profile: str, device: str | None, allowed: bool, option: s
     from .settings import STORED_PROFILES
 
     if profile in STORED_PROFILES and is_cpu(device) and not allowed:
-        raise ValueError(f"the {profile} profile trains paper-scale models, which take hours on a CPU (about 15 min a "
-                         f"ResNet-20); pass {option} to start, or see python -m qmia sweep --profile {profile} --parts "
-                         "for the CPU hours of each part")
+        raise ValueError(
+            f"the {profile} profile trains paper-scale models, which take hours on a CPU (about 15 min a "
+            f"ResNet-20); pass {option} to start, or see python -m qmia sweep --profile {profile} --parts "
+            "for the CPU hours of each part"
+        )

@@ -124,7 +124,9 @@ class QuantSpec:
             raise ValueError(f"unknown quantizer reading {self.reading!r}; valid: {', '.join(READINGS)}")
         parse_layers(self.layers)
         if self.method != "mia" and self.reading != "literal":
-            raise ValueError(f"reading={self.reading!r} is a reading of the MIA quantizer; quant={self.method!r} has none")
+            raise ValueError(
+                f"reading={self.reading!r} is a reading of the MIA quantizer; quant={self.method!r} has none"
+            )
         if self.method == "none":
             if self.bits is not None or self.act_bits is not None:
                 raise ValueError("quant='none' is full precision and takes no bits")
@@ -139,7 +141,9 @@ class QuantSpec:
             raise ValueError("the MIA quantizer leaves activations in full precision; act_bits is DoReFa only")
         if self.method == "mia" and self.reading == "printed":
             if self.zero_point not in (0, 2):  # 2 is the field's default, which this reading does not use
-                raise ValueError(f"the 'printed' reading (Eq. 2-4) has no zero point; got zero_point={self.zero_point!r}")
+                raise ValueError(
+                    f"the 'printed' reading (Eq. 2-4) has no zero point; got zero_point={self.zero_point!r}"
+                )
             object.__setattr__(self, "zero_point", 0)
         elif self.method == "mia":
             if self.zero_point == "centred" and self.reading != "literal":
@@ -396,4 +400,3 @@ PAPER_READINGS: dict[str, dict] = {
     "min-anchored": {"reading": "min-anchored", "zero_point": 2},
     "printed": {"reading": "printed", "zero_point": 0},
 }
-

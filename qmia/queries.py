@@ -67,8 +67,13 @@ def _read_cache(path: Path, model: TrainedModel) -> dict[str, torch.Tensor]:
     return dict(blob["labels"])
 
 
-def augmented_labels(model: TrainedModel, splits: Sequence[str], n_queries: int, data_root: str | os.PathLike | None = None,
-                     device: torch.device | str | None = None) -> dict[str, torch.Tensor]:
+def augmented_labels(
+    model: TrainedModel,
+    splits: Sequence[str],
+    n_queries: int,
+    data_root: str | os.PathLike | None = None,
+    device: torch.device | str | None = None,
+) -> dict[str, torch.Tensor]:
     """{split: n x n_queries predicted labels (int64)} of ``model`` on the examples of ``splits`` (in the
     order of its stored outputs); query 0 is the image itself, queries 1.. its training augmentations.
     Computed once from the cached weights and data, then read from the cache."""
@@ -82,9 +87,11 @@ def augmented_labels(model: TrainedModel, splits: Sequence[str], n_queries: int,
     missing = [s for s in splits if s not in cached]
     if missing:
         if not (model.path / "model.pt").exists():
-            raise FileNotFoundError(f"{model.config.label}: the label-only augmentation attack queries the model, and its "
-                                    f"weights are not in the cache ({model.path / 'model.pt'}); train it again "
-                                    "(python -m qmia run ...) on a machine with the data")
+            raise FileNotFoundError(
+                f"{model.config.label}: the label-only augmentation attack queries the model, and its "
+                f"weights are not in the cache ({model.path / 'model.pt'}); train it again "
+                "(python -m qmia run ...) on a machine with the data"
+            )
         dev = torch.device(device) if device is not None else default_device()
         info = dataset_info(model.config.dataset)
         x, _ = load_dataset(model.config.dataset, data_root)
@@ -92,9 +99,16 @@ def augmented_labels(model: TrainedModel, splits: Sequence[str], n_queries: int,
         draws = [None] + [_draws(len(x), j, info) for j in range(1, n_queries)]
         for s in missing:
             idx = model.outputs["indices"][s]
-            cols = [predict(net, x[idx], info, draws=None if d is None else {k: v[idx] for k, v in d.items()},
-                            precision=model.config.precision).argmax(1)
-                    for d in draws]
+            cols = [
+                predict(
+                    net,
+                    x[idx],
+                    info,
+                    draws=None if d is None else {k: v[idx] for k, v in d.items()},
+                    precision=model.config.precision,
+                ).argmax(1)
+                for d in draws
+            ]
             cached[s] = torch.stack(cols, 1)
         atomic_save({"labels": cached, "model": model_instance(model), "sha256": labels_digest(cached)}, path)
     return {s: cached[s] for s in splits}

@@ -53,8 +53,10 @@ Outcomes = Mapping[str, Mapping[str, Sequence[AttackOutcome]]]
 def _check(metric: str) -> None:
     _check_metric(metric)
     if metric in MATCHED:
-        raise ValueError(f"{metric} compares two attacks and cannot rank quantizers; use e.g. max_advantage, "
-                         "advantage, auc or tpr@<alpha>")
+        raise ValueError(
+            f"{metric} compares two attacks and cannot rank quantizers; use e.g. max_advantage, "
+            "advantage, auc or tpr@<alpha>"
+        )
 
 
 def _gather(outcomes: Outcomes) -> tuple[list[str], list[tuple[str, str]], list[int], dict[tuple[str, str], dict]]:
@@ -77,13 +79,17 @@ def _gather(outcomes: Outcomes) -> tuple[list[str], list[tuple[str, str]], list[
     seeds = sorted(by[ref])
     for q, a in pairs[1:]:
         if sorted(by[q, a]) != seeds:
-            raise ValueError(f"quantizer {q!r}, attack {a!r} has seeds {sorted(by[q, a])}, but quantizer {ref[0]!r}, "
-                             f"attack {ref[1]!r} has {seeds}; all quantizers and attacks need the same seeds")
+            raise ValueError(
+                f"quantizer {q!r}, attack {a!r} has seeds {sorted(by[q, a])}, but quantizer {ref[0]!r}, "
+                f"attack {ref[1]!r} has {seeds}; all quantizers and attacks need the same seeds"
+            )
         for s in seeds:
             o, r = by[q, a][s], by[ref][s]
             if not (np.array_equal(o.index, r.index) and np.array_equal(o.member, r.member)):
-                raise ValueError(f"quantizer {q!r}, attack {a!r}, seed {s}: not evaluated on the same examples (index "
-                                 f"and membership) as quantizer {ref[0]!r}, attack {ref[1]!r}; cannot pair them")
+                raise ValueError(
+                    f"quantizer {q!r}, attack {a!r}, seed {s}: not evaluated on the same examples (index "
+                    f"and membership) as quantizer {ref[0]!r}, attack {ref[1]!r}; cannot pair them"
+                )
     return quantizers, pairs, seeds, by
 
 
@@ -112,15 +118,18 @@ class _Seed:
         return np.maximum(0.0, best)  # and the (0, 0) point
 
 
-def _point_values(pairs: list[tuple[str, str]], seeds: list[int], by: dict, metric: str,
-                  prep: dict | None = None) -> dict[tuple[str, str], float]:
+def _point_values(
+    pairs: list[tuple[str, str]], seeds: list[int], by: dict, metric: str, prep: dict | None = None
+) -> dict[tuple[str, str], float]:
     """Each pair's metric on all examples, averaged over seeds (as :func:`qmia.uncertainty.estimate`'s value)."""
-    return {pair: mean_metric([prep[pair, s] if prep else _Prepared(by[pair][s]) for s in seeds], metric)
-            for pair in pairs}
+    return {
+        pair: mean_metric([prep[pair, s] if prep else _Prepared(by[pair][s]) for s in seeds], metric) for pair in pairs
+    }
 
 
-def rank_quantizers(outcomes: Outcomes, metric: str = "max_advantage", *, n_boot: int = 1000, seed: int = 0,
-                    level: float = 0.95) -> pd.DataFrame:
+def rank_quantizers(
+    outcomes: Outcomes, metric: str = "max_advantage", *, n_boot: int = 1000, seed: int = 0, level: float = 0.95
+) -> pd.DataFrame:
     """Rank quantizers by their strongest attack, with a paired two-level bootstrap of the ranks.
 
     ``outcomes[quantizer][attack]`` is a list of :class:`~qmia.uncertainty.AttackOutcome`, one per
@@ -173,21 +182,23 @@ def rank_quantizers(outcomes: Outcomes, metric: str = "max_advantage", *, n_boot
     ranks = rankdata(boot, method="min", axis=1)
     a = (1 - level) / 2
     lo, hi = np.quantile(boot, [a, 1 - a], axis=0)
-    df = pd.DataFrame({
-        "quantizer": quantizers,
-        "rank": rank,
-        "value": value,
-        "value_lo": lo,
-        "value_hi": hi,
-        "mis": 1 - value if metric in MIS_METRICS else np.nan,
-        "strongest_attack": best_attack,
-        "rank_share": (ranks == rank).mean(axis=0),
-        "best_share": (ranks == 1).mean(axis=0),
-        "mean_rank": ranks.mean(axis=0),
-        "n_attacks": [int((owner == i).sum()) for i in range(len(quantizers))],
-        "n_seeds": len(seeds),
-        "n_boot": n_boot,
-    })
+    df = pd.DataFrame(
+        {
+            "quantizer": quantizers,
+            "rank": rank,
+            "value": value,
+            "value_lo": lo,
+            "value_hi": hi,
+            "mis": 1 - value if metric in MIS_METRICS else np.nan,
+            "strongest_attack": best_attack,
+            "rank_share": (ranks == rank).mean(axis=0),
+            "best_share": (ranks == 1).mean(axis=0),
+            "mean_rank": ranks.mean(axis=0),
+            "n_attacks": [int((owner == i).sum()) for i in range(len(quantizers))],
+            "n_seeds": len(seeds),
+            "n_boot": n_boot,
+        }
+    )
     df = df.sort_values(["rank", "quantizer"], kind="stable").reset_index(drop=True)
     df.attrs.update(metric=metric, level=level)
     return df
@@ -213,16 +224,19 @@ def attack_agreement(outcomes: Outcomes, metric: str = "max_advantage") -> tuple
         raise ValueError(f"attack agreement needs at least 2 attacks run on every quantizer; common: {common}")
     point = _point_values([(q, a) for q in quantizers for a in common], seeds, by, metric)
     v = np.array([[point[q, a] for a in common] for q in quantizers])  # (n quantizers, m attacks)
-    ranks = pd.DataFrame(rankdata(v, method="min", axis=0).astype(int), index=pd.Index(quantizers, name="quantizer"),
-                         columns=pd.Index(common, name="attack"))
+    ranks = pd.DataFrame(
+        rankdata(v, method="min", axis=0).astype(int),
+        index=pd.Index(quantizers, name="quantizer"),
+        columns=pd.Index(common, name="attack"),
+    )
     n, m = v.shape
     avg = rankdata(v, method="average", axis=0)
     S = ((avg.sum(axis=1) - m * (n + 1) / 2) ** 2).sum()
     T = 0.0
     for j in range(m):
         t = np.unique(v[:, j], return_counts=True)[1].astype(np.float64)  # tie group sizes of attack j
-        T += float((t ** 3 - t).sum())
-    denom = m ** 2 * (n ** 3 - n) - m * T
+        T += float((t**3 - t).sum())
+    denom = m**2 * (n**3 - n) - m * T
     w = float(12 * S / denom) if denom > 0 else float("nan")
     return ranks, w
 
@@ -230,5 +244,11 @@ def attack_agreement(outcomes: Outcomes, metric: str = "max_advantage") -> tuple
 def dominated_by(acc: np.ndarray, tpr: np.ndarray) -> list[list[int]]:
     """For each setting i, the settings j that dominate it: test accuracy at least as high and TPR at most as high,
     one of the two strictly (point estimates)."""
-    return [[j for j in range(len(acc)) if j != i and acc[j] >= acc[i] and tpr[j] <= tpr[i]
-             and (acc[j] > acc[i] or tpr[j] < tpr[i])] for i in range(len(acc))]
+    return [
+        [
+            j
+            for j in range(len(acc))
+            if j != i and acc[j] >= acc[i] and tpr[j] <= tpr[i] and (acc[j] > acc[i] or tpr[j] < tpr[i])
+        ]
+        for i in range(len(acc))
+    ]

@@ -4,8 +4,8 @@ config, attack, settings).
 Rows live in ``<results>/rows/<row_key>.json`` (written atomically, so concurrent or
 interrupted runs never corrupt the store), their ROC points in ``<results>/roc/<row_key>.npz``
 and the attack's per-example scores, decisions, membership and dataset indices in
-``<results>/scores/<row_key>.npz`` with the indices in ``<results>/index/`` (what the uncertainty of a claim is computed from, see
-:mod:`qmia.uncertainty`); :func:`load_results` gathers the rows into one tidy DataFrame and
+``<results>/scores/<row_key>.npz`` with the indices in ``<results>/index/`` (what the uncertainty of a
+claim is computed from, see :mod:`qmia.uncertainty`); :func:`load_results` gathers the rows into one tidy DataFrame and
 :func:`export_csv` writes ``<results>/results.csv`` for people who prefer one file.
 """
 
@@ -57,8 +57,16 @@ def _files(row_key: str, row: dict | None = None) -> dict[str, Path]:
     return files
 
 
-def save_row(row: dict, fpr: np.ndarray, tpr: np.ndarray, *, scores: np.ndarray, pred: np.ndarray, member: np.ndarray,
-             index: np.ndarray) -> None:
+def save_row(
+    row: dict,
+    fpr: np.ndarray,
+    tpr: np.ndarray,
+    *,
+    scores: np.ndarray,
+    pred: np.ndarray,
+    member: np.ndarray,
+    index: np.ndarray,
+) -> None:
     """Store a row, its ROC points and its per-example outcome (those first, so a stored row always has them),
     with the sha256 of those files in the row's JSON (under ``checksums``) and the JSON sealed with its own sha256
     (:func:`qmia.store.seal`; :func:`load_row` checks both).
@@ -78,9 +86,16 @@ def save_row(row: dict, fpr: np.ndarray, tpr: np.ndarray, *, scores: np.ndarray,
     name = hashlib.sha256(index.astype("<i8").tobytes()).hexdigest()[:16]
     _write_index(name, index)
     atomic_write(roc_path(key), lambda f: np.savez_compressed(f, fpr=fpr, tpr=tpr))
-    atomic_write(scores_path(key), lambda f: np.savez_compressed(
-        f, rank=rank, pred_bits=np.packbits(pred.astype(bool)), n=np.int64(len(pred)),
-        member=np.asarray(member, dtype=np.int8)))
+    atomic_write(
+        scores_path(key),
+        lambda f: np.savez_compressed(
+            f,
+            rank=rank,
+            pred_bits=np.packbits(pred.astype(bool)),
+            n=np.int64(len(pred)),
+            member=np.asarray(member, dtype=np.int8),
+        ),
+    )
     row = {**row, "index_file": name}
     _note_instances(row)
     atomic_write_json(seal({**row, "checksums": checksums(_files(key, row))}), row_path(key))
@@ -117,9 +132,12 @@ def _note_instances(row: dict) -> None:
         if not (k and i):
             continue
         if known[k] and i not in known[k]:
-            print(f"qmia: {results_root()} now holds rows of {len(known[k]) + 1} trained instances of model {k} "
-                  f"({', '.join(sorted(known[k]))}, and {i} in row {row['row_key']}); a key is trained once per cache, "
-                  "so this one was trained again elsewhere", file=sys.stderr)
+            print(
+                f"qmia: {results_root()} now holds rows of {len(known[k]) + 1} trained instances of model {k} "
+                f"({', '.join(sorted(known[k]))}, and {i} in row {row['row_key']}); a key is trained once per cache, "
+                "so this one was trained again elsewhere",
+                file=sys.stderr,
+            )
         known[k].add(i)
 
 
@@ -147,7 +165,10 @@ def _write_index(name: str, index: np.ndarray) -> None:
                 return
     except Exception:  # missing, truncated or not an npz: write it
         pass
-    atomic_write(path, lambda f: np.savez_compressed(f, index=index.astype(np.int32 if index.max(initial=0) < 2**31 else np.int64)))
+    atomic_write(
+        path,
+        lambda f: np.savez_compressed(f, index=index.astype(np.int32 if index.max(initial=0) < 2**31 else np.int64)),
+    )
 
 
 def load_outcome(row) -> AttackOutcome:
@@ -157,7 +178,11 @@ def load_outcome(row) -> AttackOutcome:
         if "rank" not in z:
             return AttackOutcome(z["scores"], z["pred"], z["member"], z["index"], int(row["seed"]))
         n = int(z["n"])
-        scores, pred, member = z["rank"].astype(np.float64), np.unpackbits(z["pred_bits"])[:n].astype(np.int8), z["member"]
+        scores, pred, member = (
+            z["rank"].astype(np.float64),
+            np.unpackbits(z["pred_bits"])[:n].astype(np.int8),
+            z["member"],
+        )
     name = row.get("index_file")
     if not isinstance(name, str):  # a row given without its stored fields: read them
         name = read_json(row_path(row["row_key"]))["index_file"]
@@ -243,8 +268,10 @@ def provenance(df: pd.DataFrame) -> str:
             return "not recorded"
         return ", ".join(sorted({str(v) for v in stored[col] if not (isinstance(v, float) and np.isnan(v))}))
 
-    return (f"profile {uniq('profile')} · seeds {uniq('seed')} · data {uniq('data')} · source {uniq('data_source')} · "
-            f"device {uniq('device')} · precision {uniq('precision')} · commit {uniq('commit')}{later}")
+    return (
+        f"profile {uniq('profile')} · seeds {uniq('seed')} · data {uniq('data')} · source {uniq('data_source')} · "
+        f"device {uniq('device')} · precision {uniq('precision')} · commit {uniq('commit')}{later}"
+    )
 
 
 # ----------------------------------------------------------------------------- statistics of trained weights

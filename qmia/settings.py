@@ -20,8 +20,16 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-VARIABLES = ("QMIA_CACHE", "QMIA_RESULTS", "QMIA_DATA", "QMIA_PROGRESS", "QMIA_CUDA_GRAPHS", "QMIA_GROUP", "QMIA_COMMIT",
-             "QMIA_TRAIN")
+VARIABLES = (
+    "QMIA_CACHE",
+    "QMIA_RESULTS",
+    "QMIA_DATA",
+    "QMIA_PROGRESS",
+    "QMIA_CUDA_GRAPHS",
+    "QMIA_GROUP",
+    "QMIA_COMMIT",
+    "QMIA_TRAIN",
+)
 
 
 def repo_root() -> Path:
@@ -72,7 +80,8 @@ def progress_default() -> bool:
 
 
 def quiet_progress() -> None:
-    """Turn progress bars off for this process and its children unless the user set ``QMIA_PROGRESS`` (the book does)."""
+    """Turn progress bars off for this process and its children unless the user set ``QMIA_PROGRESS``
+    (the book does)."""
     os.environ.setdefault("QMIA_PROGRESS", "0")
 
 

@@ -82,16 +82,21 @@ def abstract(key: str) -> Callable[[Evidence, str], Cell]:
         drop = sum(ev.row(f)["target_test_acc"] - ev.row(x)["target_test_acc"] for f, x in zip(fp, q)) / len(seeds)
         c = ev.compare_many(fp, q, claim.metric, chance=CHANCE.get(claim.metric))
         base, rel = c.before.value, c.relative_interval
-        text = (f"{claim.metric.replace('_', ' ')} {base:.3f} -> {c.after.value:.3f} at {b} bits: {rel[0]:.1f} % lower "
-                f"(95 % CI {rel[1]:.1f} to {rel[2]:.1f} %; claimed {claim.value:.0f} %), {len(seeds)} seed(s)"
-                + (f", {note}" if note else ""))
+        text = (
+            f"{claim.metric.replace('_', ' ')} {base:.3f} -> {c.after.value:.3f} at {b} bits: {rel[0]:.1f} % lower "
+            f"(95 % CI {rel[1]:.1f} to {rel[2]:.1f} %; claimed {claim.value:.0f} %), {len(seeds)} seed(s)"
+            + (f", {note}" if note else "")
+        )
         if drop > MAX_UTILITY_DROP:
-            return not_measurable(f"not measurable (utility collapse: test accuracy {100 * drop:.1f} points lower): {text}")
+            return not_measurable(
+                f"not measurable (utility collapse: test accuracy {100 * drop:.1f} points lower): {text}"
+            )
         if not rel[1] <= claim.value <= rel[2]:
             return Cell(DISAGREES, text)
         if rel[1] <= 0:  # the claim is inside an interval that also holds no reduction at all
             return not_measurable("not measurable at this size: " + text, noise=True)
         return Cell(AGREES, text)
+
     return check
 
 
@@ -131,13 +136,16 @@ def shadow_counterpart(ev: Evidence, reading: str) -> Cell:
     results = []
     for a, d in found:
         n = examples_per_split(ev, a, d)
-        fp_row, q_row = ev.paired_rows([(ev.config(a, d), "shadow"), (ev.config(a, d, reading_spec(reading, b)), "adaptive")])
+        fp_row, q_row = ev.paired_rows(
+            [(ev.config(a, d), "shadow"), (ev.config(a, d, reading_spec(reading, b)), "adaptive")]
+        )
         g = accuracy_gap(fp_row["shadow_test_acc"], q_row["shadow_test_acc"], n, n)
         if want[d]:
             state = sign(g)
         else:  # "not the case": the full-precision shadow is not resolved above the quantized one
             state = "no" if g.lo > 0 else "yes"
-        text = f"{short_name(a)}: fp shadow {pct(fp_row['shadow_test_acc'])}, {b}-bit shadow {pct(q_row['shadow_test_acc'])}: {g}"
+        fp_acc, q_acc = pct(fp_row["shadow_test_acc"]), pct(q_row["shadow_test_acc"])
+        text = f"{short_name(a)}: fp shadow {fp_acc}, {b}-bit shadow {q_acc}: {g}"
         results.append((state, text))
     return decide(results)
 
@@ -155,15 +163,19 @@ def attack_lower_on_fmnist(ev: Evidence, reading: str) -> Cell:
     if pair is None:
         return not_measurable("needs LeNet / Fashion-MNIST and ResNet-20 / CIFAR-10")
     (fa, fd), (ca, cd) = pair
-    nf, nc = 2 * examples_per_split(ev, fa, fd), 2 * examples_per_split(ev, ca, cd)  # the attack is scored on members and non-members
+    nf, nc = (
+        2 * examples_per_split(ev, fa, fd),
+        2 * examples_per_split(ev, ca, cd),
+    )  # the attack is scored on members and non-members
     results, collapsed = [], []
     fp_f, fp_c = ev.row(ev.config(fa, fd)), ev.row(ev.config(ca, cd))
     for b in [None, *[b for b in ev.p.bits if b in reading_bits(ev.p, fa) and b in reading_bits(ev.p, ca)]]:
         spec = None if b is None else reading_spec(reading, b)
         f, c = ev.row(ev.config(fa, fd, spec)), ev.row(ev.config(ca, cd, spec))
         label = "fp" if b is None else f"{b}b"
-        if b is not None and any(base["target_test_acc"] - r["target_test_acc"] > MAX_UTILITY_DROP
-                                 for base, r in ((fp_f, f), (fp_c, c))):
+        if b is not None and any(
+            base["target_test_acc"] - r["target_test_acc"] > MAX_UTILITY_DROP for base, r in ((fp_f, f), (fp_c, c))
+        ):
             collapsed.append(label)
             continue
         g = accuracy_gap(c["attack_acc"], f["attack_acc"], nc, nf)
@@ -192,8 +204,13 @@ def sixteen_like_fp(ev: Evidence, reading: str) -> Cell:
         fp = ev.row(ev.config(a, d))["target_test_acc"]
         q = ev.row(ev.config(a, d, reading_spec(reading, 16)))["target_test_acc"]
         g = accuracy_gap(q, fp, n, n)
-        state = ("yes" if -SIMILAR_POINTS <= g.lo and g.hi <= SIMILAR_POINTS else
-                 "no" if g.lo > SIMILAR_POINTS or g.hi < -SIMILAR_POINTS else "noise")
+        state = (
+            "yes"
+            if -SIMILAR_POINTS <= g.lo and g.hi <= SIMILAR_POINTS
+            else "no"
+            if g.lo > SIMILAR_POINTS or g.hi < -SIMILAR_POINTS
+            else "noise"
+        )
         results.append((state, f"{short_name(a)} 16-bit test acc. {pct(q)} vs fp {pct(fp)}: {g}"))
     return decide(results)
 
@@ -201,7 +218,9 @@ def sixteen_like_fp(ev: Evidence, reading: str) -> Cell:
 def sixteen_attack_lower(ev: Evidence, reading: str) -> Cell:
     if 16 not in ev.p.bits:
         return not_measurable("no 16-bit models in this profile")
-    return drop_per_model(ev, reading, [m for m in models_of(ev) if 16 in reading_bits(ev.p, m[0])], [16], ("attack_acc",))
+    return drop_per_model(
+        ev, reading, [m for m in models_of(ev) if 16 in reading_bits(ev.p, m[0])], [16], ("attack_acc",)
+    )
 
 
 def member_prf(ev: Evidence, reading: str) -> Cell:
@@ -226,7 +245,9 @@ def seven_to_nine(ev: Evidence, reading: str) -> Cell:
             collapsed.append(label)
             continue
         g = drop_gap(ev.compare(fp, q, "precision_member"))
-        state = "no" if g.hi < lo_claim or g.lo > hi_claim else "yes" if lo_claim <= g.lo and g.hi <= hi_claim else "noise"
+        state = (
+            "no" if g.hi < lo_claim or g.lo > hi_claim else "yes" if lo_claim <= g.lo and g.hi <= hi_claim else "noise"
+        )
         results.append((state, f"{label} member precision drop {g}"))
     return decide(results, collapsed)
 
@@ -237,17 +258,22 @@ def resnet20_8bit(ev: Evidence, reading: str) -> Cell:
     fp, q = ev.config("resnet20", "cifar10"), ev.config("resnet20", "cifar10", reading_spec(reading, 8))
     fp_row, q_row = ev.paired_rows([(fp, "shadow"), (q, "shadow")])
     if fp_row["target_test_acc"] - q_row["target_test_acc"] > MAX_UTILITY_DROP:
-        return not_measurable(f"not measurable (utility collapse: 8-bit test acc. {pct(q_row['target_test_acc'])} vs "
-                   f"{pct(fp_row['target_test_acc'])})")
+        return not_measurable(
+            f"not measurable (utility collapse: 8-bit test acc. {pct(q_row['target_test_acc'])} vs "
+            f"{pct(fp_row['target_test_acc'])})"
+        )
     acc, tpr = drop_gap(ev.compare(fp, q, "attack_acc")), drop_gap(ev.compare(fp, q, "tpr"))
-    small = "yes" if -SMALL_POINTS <= acc.lo and acc.hi <= SMALL_POINTS else (
-        "no" if acc.lo > SMALL_POINTS or acc.hi < -SMALL_POINTS else "noise")
+    small = (
+        "yes"
+        if -SMALL_POINTS <= acc.lo and acc.hi <= SMALL_POINTS
+        else ("no" if acc.lo > SMALL_POINTS or acc.hi < -SMALL_POINTS else "noise")
+    )
     large = "yes" if tpr.lo >= NEARLY_30_POINTS else "no" if tpr.hi < NEARLY_30_POINTS else "noise"
     return decide([(small, f"attack acc. drop {acc}"), (large, f"TPR drop {tpr}")])
 
 
 def fig5(ev: Evidence, reading: str) -> Cell:
-    """"successful" on full precision (the attack leaks) and "random" on the quantized model: a claim of no
+    """ "successful" on full precision (the attack leaks) and "random" on the quantized model: a claim of no
     difference from chance, so the quantized model's AUC interval must lie within chance's band (0.5 +- the leak
     margin, :data:`qmia.claims.LEAK_MARGIN`) to agree; it disagrees when it excludes 0.5, and an interval that holds
     0.5 but reaches beyond the band is not measurable at this size; a collapsed model is not measurable."""
@@ -259,7 +285,9 @@ def fig5(ev: Evidence, reading: str) -> Cell:
     fp_row, q_row = ev.paired_rows([(fp_cfg, "shadow"), (q_cfg, "shadow")])
     text = f"AUC fp {a_fp}, {b}-bit {a_q}"
     if fp_row["target_test_acc"] - q_row["target_test_acc"] > MAX_UTILITY_DROP:
-        return not_measurable(f"not measurable (utility collapse: {b}-bit test acc. {pct(q_row['target_test_acc'])}): {text}")
+        return not_measurable(
+            f"not measurable (utility collapse: {b}-bit test acc. {pct(q_row['target_test_acc'])}): {text}"
+        )
     if a_q.lo > 0.5 or a_q.hi < 0.5:
         return Cell(DISAGREES, text)
     if 0.5 - LEAK_MARGIN <= a_q.lo and a_q.hi <= 0.5 + LEAK_MARGIN:
@@ -273,7 +301,9 @@ def table6(ev: Evidence, reading: str, b: int):
 
 def both_reduce(ev: Evidence, reading: str) -> Cell:
     fp = ev.config(*ev.p.resnet)
-    pairs = [(f"{b}-bit {name}", fp, cfg) for b in (4, 8) for name, cfg in zip((DOREFA, "ours"), table6(ev, reading, b))]
+    pairs = [
+        (f"{b}-bit {name}", fp, cfg) for b in (4, 8) for name, cfg in zip((DOREFA, "ours"), table6(ev, reading, b))
+    ]
     return drop_rule(ev, pairs, ("f1_member",))
 
 
@@ -292,8 +322,10 @@ def f1_28(ev: Evidence, reading: str) -> Cell:
         return not_measurable(f"not measurable (the DoReFa-Net attack is at chance: AUC {auc})")
     c = ev.compare(d, m, "f1_member")
     base, (mid, lo, hi) = c.before.value, c.relative_interval
-    text = (f"4-bit member F1 {c.after.value:.3f} vs DoReFa-Net {base:.3f}: {mid:.1f} % lower (95 % CI {lo:.1f} to "
-            f"{hi:.1f} %)")
+    text = (
+        f"4-bit member F1 {c.after.value:.3f} vs DoReFa-Net {base:.3f}: {mid:.1f} % lower (95 % CI {lo:.1f} to "
+        f"{hi:.1f} %)"
+    )
     if d_row["target_test_acc"] - m_row["target_test_acc"] > MAX_UTILITY_DROP:
         return not_measurable("not measurable (utility collapse against DoReFa-Net): " + text)
     return decide([("yes" if lo > 28 else "no" if hi <= 28 else "noise", text)])
@@ -306,8 +338,11 @@ def partial(ev: Evidence, reading: str, metrics: Sequence[str]) -> Cell:
 
 
 def partial_all(ev: Evidence, reading: str) -> Cell:
-    return partial(ev, reading, ("precision_member", "recall_member", "f1_member", "precision_nonmember",
-                                  "recall_nonmember", "f1_nonmember"))
+    return partial(
+        ev,
+        reading,
+        ("precision_member", "recall_member", "f1_member", "precision_nonmember", "recall_nonmember", "f1_nonmember"),
+    )
 
 
 def partial_nonmember_precision(ev: Evidence, reading: str) -> Cell:

@@ -76,83 +76,198 @@ class Statement:
 
 
 STATEMENTS: tuple[Statement, ...] = (
-    Statement("no-disruption", "To ensure a smooth training process, we apply quantization to each W_Li in a manner "
-              "that does not disrupt the training.", "Section 3.3", "table3_accuracy",
-              f"no quantized target (any model, any bitwidth) loses more than {100 * UNDISRUPTED_POINTS:.0f} points of "
-              "test accuracy against full precision (the loss's 95 % interval)", undisrupted, "utility"),
-    Statement("abstract-attack-acc", "our algorithm can reduce the attack accuracy of MIA by 14%", "Abstract",
-              "table3_accuracy", "ResNet / CIFAR-10, full precision vs the lowest bitwidth over the claim seeds (paired): "
-              "the 95 % interval of the relative reduction of attack accuracy holds 14 %; the quantized model keeps its "
-              "utility", abstract("attack_acc")),
-    Statement("abstract-tpr", "the true positive rate by 37%", "Abstract", "table5_confusion",
-              "as above, the attack's TPR (its decisions): the interval holds 37 %", abstract("tpr")),
-    Statement("abstract-f1", "and F1-score of members by 39%", "Abstract", "table4_prf",
-              "as above, member F1: the interval holds 39 %", abstract("f1_member")),
-    Statement("intro-7-9", "our preliminary study [...] found a 7 to 9 point accuracy drop in the precision of MIA "
-              "attacks on quantized models", "Introduction", "table4_prf",
-              "ResNet-20 / CIFAR-10: the member precision of the shadow attack drops by 7-9 points at every bitwidth "
-              "that keeps utility (paired interval within 7-9 points)", seven_to_nine),
-    Statement("resnet50-accuracy", "In the case of ResNet-50, the quantized model has a better target model accuracy "
-              "than the full bitwidth model.", "Section 4.2, Table 3", "table3_accuracy",
-              "ResNet-50 test accuracy at 4 and 8 bits above full precision (interval above zero)", resnet50_acc, "utility"),
-    Statement("resnet50-attack", "However, the attack accuracy drops when compared to the quantized model.",
-              "Section 4.2, Table 3", "table3_accuracy",
-              "ResNet-50 attack accuracy at 4 and 8 bits below full precision (paired, interval above zero; utility kept)",
-              resnet50_attack),
-    Statement("shadow-counterpart", "the shadow model of the full bitwidth model has higher accuracy than its quantized "
-              "counterpart on Fashion MNIST, whereas that is not the case for Cifar10", "Section 4.2, Table 3",
-              "table3_accuracy", "test accuracy of the full-precision shadow resolved above that of the shadow quantized "
-              "like the target (lowest bitwidth; Table 3 gives each row its own shadow, though Section 4.2 says shadows "
-              "train at full bitwidth) on Fashion-MNIST, and not resolved above it on CIFAR-10", shadow_counterpart),
-    Statement("attack-lower-fmnist", "We also find that the attack model accuracy is lower on Fashion MNIST than on "
-              "Cifar10.", "Section 4.2, Table 3", "table3_accuracy",
-              "attack accuracy of LeNet / Fashion-MNIST below ResNet-20 / CIFAR-10 (interval of the difference) at full "
-              "precision and every bitwidth where both keep utility", attack_lower_on_fmnist),
-    Statement("shadow-higher-cifar", "However, the shadow model accuracy is higher for Cifar10.", "Section 4.2, Table 3",
-              "table3_accuracy", "the full-precision shadow's test accuracy resolved higher on CIFAR-10 (ResNet-20) than "
-              "on Fashion-MNIST (LeNet); the same under every reading", shadow_higher_on_cifar),
-    Statement("16bit-like-fp", "Out of all quantized networks, 16-bit quantization behaves similarly to the full "
-              "bitwidth model.", "Section 4.2, Table 3", "table3_accuracy",
-              f"16-bit test accuracy within {100 * SIMILAR_POINTS:.0f} points of full precision, every model (the whole "
-              "interval of the difference)", sixteen_like_fp, "utility"),
-    Statement("16bit-attack-lower", "However, the attack model accuracy is still lower than for the full bitwidth model.",
-              "Section 4.2, Table 3", "table3_accuracy",
-              "16-bit attack accuracy below full precision, every model (paired; baseline leaks; utility kept)",
-              sixteen_attack_lower),
-    Statement("member-prf-drop", "We can see a significant drop in all three metrics when we compare the member class "
-              "[...] to the quantized models. The same trend can also be observed for ResNet-20 and the simpler LeNet model.",
-              "Section 4.2, Table 4", "table4_prf",
-              "member precision, recall and F1 significantly below full precision (paired interval above zero) for every "
-              "model and bitwidth; baseline leaks; utility kept", member_prf),
-    Statement("tp-lower", "the true positive rates are lower after employing our quantization", "Section 4.2, Table 5",
-              "table5_confusion", "TPR below full precision for every model and bitwidth (paired; baseline leaks; utility "
-              "kept)", tp_lower),
-    Statement("resnet20-8bit-tp", "although we observe only a small difference in attack accuracy for the 8-bit "
-              "quantized network on ResNet-20 [...] there is a nearly 30-point reduction in TP value",
-              "Section 4.2, Table 5", "table5_confusion",
-              f"8-bit ResNet-20: the attack-accuracy difference's interval within {100 * SMALL_POINTS:.0f} points, and the "
-              f"TPR drop's interval above {100 * NEARLY_30_POINTS:.0f} points", resnet20_8bit),
-    Statement("fig5-chance", "the MIA on the full bitwidth model is successful while behaving as a random classification "
-              "on the quantized model", "Section 4.2, Figure 5", "fig5_roc",
-              "full-precision AUC leaks (>= 0.52, interval above 0.5), the lowest bitwidth's AUC interval lies within "
-              "0.48-0.52 (holds 0.5 but is wider: within noise), and that model keeps its utility", fig5),
-    Statement("table6-both-reduce", "We can see the impact of MIA is significantly reduced in both quantization methods.",
-              "Section 4.2, Table 6", "table6_dorefa", "member F1 significantly below full precision for DoReFa-Net and "
-              "ours at 4 and 8 bits (paired; utility kept)", both_reduce),
-    Statement("table6-all-three", "Compared to DoReFa-Net, our method achieves further reductions in all three metrics",
-              "Section 4.2, Table 6", "table6_dorefa",
-              "our member precision, recall and F1 significantly below DoReFa-Net's at 4 and 8 bits (paired; ties do not "
-              "pass)", below_dorefa),
-    Statement("table6-f1-28", "our method achieves over 28% reduction in F1-score compared to DoReFa-Net for the 4-bit "
-              "quantization", "Section 4.2, Table 6", "table6_dorefa",
-              "4-bit member F1 below DoReFa-Net's by more than 28 % (relative), the whole interval", f1_28),
-    Statement("fig6-all-lower", "in both members and non-members, the partially quantized network has lower F1-score, "
-              "precision, and recall", "Section 4.2, Figure 6", "fig6_partial",
-              "last 5 layers at 4 bits: all six precision, recall and F1 values below full precision (paired)", partial_all),
-    Statement("fig6-nonmember-precision", "We can see a significant drop in Precision for the non-member class, which "
-              "also leads to greatly reduced TP values", "Section 4.2, Figure 6", "fig6_partial",
-              "last 5 layers at 4 bits: non-member precision and TPR significantly below full precision (paired)",
-              partial_nonmember_precision),
+    Statement(
+        "no-disruption",
+        "To ensure a smooth training process, we apply quantization to each W_Li in a manner "
+        "that does not disrupt the training.",
+        "Section 3.3",
+        "table3_accuracy",
+        f"no quantized target (any model, any bitwidth) loses more than {100 * UNDISRUPTED_POINTS:.0f} points of "
+        "test accuracy against full precision (the loss's 95 % interval)",
+        undisrupted,
+        "utility",
+    ),
+    Statement(
+        "abstract-attack-acc",
+        "our algorithm can reduce the attack accuracy of MIA by 14%",
+        "Abstract",
+        "table3_accuracy",
+        "ResNet / CIFAR-10, full precision vs the lowest bitwidth over the claim seeds (paired): "
+        "the 95 % interval of the relative reduction of attack accuracy holds 14 %; the quantized model keeps its "
+        "utility",
+        abstract("attack_acc"),
+    ),
+    Statement(
+        "abstract-tpr",
+        "the true positive rate by 37%",
+        "Abstract",
+        "table5_confusion",
+        "as above, the attack's TPR (its decisions): the interval holds 37 %",
+        abstract("tpr"),
+    ),
+    Statement(
+        "abstract-f1",
+        "and F1-score of members by 39%",
+        "Abstract",
+        "table4_prf",
+        "as above, member F1: the interval holds 39 %",
+        abstract("f1_member"),
+    ),
+    Statement(
+        "intro-7-9",
+        "our preliminary study [...] found a 7 to 9 point accuracy drop in the precision of MIA "
+        "attacks on quantized models",
+        "Introduction",
+        "table4_prf",
+        "ResNet-20 / CIFAR-10: the member precision of the shadow attack drops by 7-9 points at every bitwidth "
+        "that keeps utility (paired interval within 7-9 points)",
+        seven_to_nine,
+    ),
+    Statement(
+        "resnet50-accuracy",
+        "In the case of ResNet-50, the quantized model has a better target model accuracy "
+        "than the full bitwidth model.",
+        "Section 4.2, Table 3",
+        "table3_accuracy",
+        "ResNet-50 test accuracy at 4 and 8 bits above full precision (interval above zero)",
+        resnet50_acc,
+        "utility",
+    ),
+    Statement(
+        "resnet50-attack",
+        "However, the attack accuracy drops when compared to the quantized model.",
+        "Section 4.2, Table 3",
+        "table3_accuracy",
+        "ResNet-50 attack accuracy at 4 and 8 bits below full precision (paired, interval above zero; utility kept)",
+        resnet50_attack,
+    ),
+    Statement(
+        "shadow-counterpart",
+        "the shadow model of the full bitwidth model has higher accuracy than its quantized "
+        "counterpart on Fashion MNIST, whereas that is not the case for Cifar10",
+        "Section 4.2, Table 3",
+        "table3_accuracy",
+        "test accuracy of the full-precision shadow resolved above that of the shadow quantized "
+        "like the target (lowest bitwidth; Table 3 gives each row its own shadow, though Section 4.2 says shadows "
+        "train at full bitwidth) on Fashion-MNIST, and not resolved above it on CIFAR-10",
+        shadow_counterpart,
+    ),
+    Statement(
+        "attack-lower-fmnist",
+        "We also find that the attack model accuracy is lower on Fashion MNIST than on Cifar10.",
+        "Section 4.2, Table 3",
+        "table3_accuracy",
+        "attack accuracy of LeNet / Fashion-MNIST below ResNet-20 / CIFAR-10 (interval of the difference) at full "
+        "precision and every bitwidth where both keep utility",
+        attack_lower_on_fmnist,
+    ),
+    Statement(
+        "shadow-higher-cifar",
+        "However, the shadow model accuracy is higher for Cifar10.",
+        "Section 4.2, Table 3",
+        "table3_accuracy",
+        "the full-precision shadow's test accuracy resolved higher on CIFAR-10 (ResNet-20) than "
+        "on Fashion-MNIST (LeNet); the same under every reading",
+        shadow_higher_on_cifar,
+    ),
+    Statement(
+        "16bit-like-fp",
+        "Out of all quantized networks, 16-bit quantization behaves similarly to the full bitwidth model.",
+        "Section 4.2, Table 3",
+        "table3_accuracy",
+        f"16-bit test accuracy within {100 * SIMILAR_POINTS:.0f} points of full precision, every model (the whole "
+        "interval of the difference)",
+        sixteen_like_fp,
+        "utility",
+    ),
+    Statement(
+        "16bit-attack-lower",
+        "However, the attack model accuracy is still lower than for the full bitwidth model.",
+        "Section 4.2, Table 3",
+        "table3_accuracy",
+        "16-bit attack accuracy below full precision, every model (paired; baseline leaks; utility kept)",
+        sixteen_attack_lower,
+    ),
+    Statement(
+        "member-prf-drop",
+        "We can see a significant drop in all three metrics when we compare the member class "
+        "[...] to the quantized models. The same trend can also be observed for ResNet-20 and the simpler LeNet model.",
+        "Section 4.2, Table 4",
+        "table4_prf",
+        "member precision, recall and F1 significantly below full precision (paired interval above zero) for every "
+        "model and bitwidth; baseline leaks; utility kept",
+        member_prf,
+    ),
+    Statement(
+        "tp-lower",
+        "the true positive rates are lower after employing our quantization",
+        "Section 4.2, Table 5",
+        "table5_confusion",
+        "TPR below full precision for every model and bitwidth (paired; baseline leaks; utility kept)",
+        tp_lower,
+    ),
+    Statement(
+        "resnet20-8bit-tp",
+        "although we observe only a small difference in attack accuracy for the 8-bit "
+        "quantized network on ResNet-20 [...] there is a nearly 30-point reduction in TP value",
+        "Section 4.2, Table 5",
+        "table5_confusion",
+        f"8-bit ResNet-20: the attack-accuracy difference's interval within {100 * SMALL_POINTS:.0f} points, and the "
+        f"TPR drop's interval above {100 * NEARLY_30_POINTS:.0f} points",
+        resnet20_8bit,
+    ),
+    Statement(
+        "fig5-chance",
+        "the MIA on the full bitwidth model is successful while behaving as a random classification "
+        "on the quantized model",
+        "Section 4.2, Figure 5",
+        "fig5_roc",
+        "full-precision AUC leaks (>= 0.52, interval above 0.5), the lowest bitwidth's AUC interval lies within "
+        "0.48-0.52 (holds 0.5 but is wider: within noise), and that model keeps its utility",
+        fig5,
+    ),
+    Statement(
+        "table6-both-reduce",
+        "We can see the impact of MIA is significantly reduced in both quantization methods.",
+        "Section 4.2, Table 6",
+        "table6_dorefa",
+        "member F1 significantly below full precision for DoReFa-Net and ours at 4 and 8 bits (paired; utility kept)",
+        both_reduce,
+    ),
+    Statement(
+        "table6-all-three",
+        "Compared to DoReFa-Net, our method achieves further reductions in all three metrics",
+        "Section 4.2, Table 6",
+        "table6_dorefa",
+        "our member precision, recall and F1 significantly below DoReFa-Net's at 4 and 8 bits (paired; ties do not "
+        "pass)",
+        below_dorefa,
+    ),
+    Statement(
+        "table6-f1-28",
+        "our method achieves over 28% reduction in F1-score compared to DoReFa-Net for the 4-bit quantization",
+        "Section 4.2, Table 6",
+        "table6_dorefa",
+        "4-bit member F1 below DoReFa-Net's by more than 28 % (relative), the whole interval",
+        f1_28,
+    ),
+    Statement(
+        "fig6-all-lower",
+        "in both members and non-members, the partially quantized network has lower F1-score, precision, and recall",
+        "Section 4.2, Figure 6",
+        "fig6_partial",
+        "last 5 layers at 4 bits: all six precision, recall and F1 values below full precision (paired)",
+        partial_all,
+    ),
+    Statement(
+        "fig6-nonmember-precision",
+        "We can see a significant drop in Precision for the non-member class, which "
+        "also leads to greatly reduced TP values",
+        "Section 4.2, Figure 6",
+        "fig6_partial",
+        "last 5 layers at 4 bits: non-member precision and TPR significantly below full precision (paired)",
+        partial_nonmember_precision,
+    ),
 )
 
 
@@ -171,8 +286,9 @@ def check_statement(statement: Statement, ev: Evidence, reading: str) -> Cell:
 def readings_table(ev: Evidence, readings: Sequence[str] | None = None) -> pd.DataFrame:
     """Statements x readings: one :class:`Cell` per entry (columns: the readings; index: statement keys)."""
     readings = list(readings or ev.p.readings)
-    return pd.DataFrame({r: [check_statement(s, ev, r) for s in STATEMENTS] for r in readings},
-                        index=[s.key for s in STATEMENTS])
+    return pd.DataFrame(
+        {r: [check_statement(s, ev, r) for s in STATEMENTS] for r in readings}, index=[s.key for s in STATEMENTS]
+    )
 
 
 NOISE = "within noise"
@@ -184,8 +300,13 @@ NET = "net (agrees - disagrees)"
 def consistency_counts(table: pd.DataFrame) -> pd.DataFrame:
     """Per reading: the statements it agrees with, disagrees with, cannot measure (of which ``within noise``: more
     data could decide them), pending, and the net count of decided ones (agrees - disagrees)."""
-    out = pd.DataFrame({status: [sum(c.status == status for c in table[r]) for r in table.columns]
-                        for status in (AGREES, DISAGREES, UNMEASURABLE, PENDING)}, index=table.columns)
+    out = pd.DataFrame(
+        {
+            status: [sum(c.status == status for c in table[r]) for r in table.columns]
+            for status in (AGREES, DISAGREES, UNMEASURABLE, PENDING)
+        },
+        index=table.columns,
+    )
     out.insert(3, NOISE, [sum(c.status == UNMEASURABLE and c.noise for c in table[r]) for r in table.columns])
     out[NET] = out[AGREES] - out[DISAGREES]
     return out
@@ -262,13 +383,25 @@ def recipe_table(ev: Evidence) -> pd.DataFrame:
             rows.append({"recipe": recipe, "augment": sub.config(*ev.p.resnet).augment, "status": err.pending})
             continue
         auc = sub.estimate([sub.config(*ev.p.resnet)])
-        agree = {r: sum(check_statement(s, sub, r).status == AGREES for s in STATEMENTS if s.key in RECIPE_STATEMENTS)
-                 for r in ev.p.readings}
+        agree = {
+            r: sum(check_statement(s, sub, r).status == AGREES for s in STATEMENTS if s.key in RECIPE_STATEMENTS)
+            for r in ev.p.readings
+        }
         best = max(agree.values())
-        rows.append({"recipe": recipe, "augment": bool(fp["augment"]), "fp train acc": fp["target_train_acc"],
-                     "fp test acc": fp["target_test_acc"], "fp attack AUC": auc.value, "AUC lo": auc.lo, "AUC hi": auc.hi,
-                     "agreeing statements (best reading)": best,
-                     "best reading(s)": ", ".join(r for r, v in agree.items() if v == best), "status": ""})
+        rows.append(
+            {
+                "recipe": recipe,
+                "augment": bool(fp["augment"]),
+                "fp train acc": fp["target_train_acc"],
+                "fp test acc": fp["target_test_acc"],
+                "fp attack AUC": auc.value,
+                "AUC lo": auc.lo,
+                "AUC hi": auc.hi,
+                "agreeing statements (best reading)": best,
+                "best reading(s)": ", ".join(r for r, v in agree.items() if v == best),
+                "status": "",
+            }
+        )
     out = pd.DataFrame(rows)
     return out.drop(columns="status") if not (out["status"] != "").any() else out
 

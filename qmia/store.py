@@ -86,7 +86,7 @@ def remove_stale_parts(*roots: str | os.PathLike) -> list[Path]:
         if not root.is_dir():
             continue
         for p in root.rglob(f".*{PART_SUFFIX}"):
-            parts = p.name[1:-len(PART_SUFFIX)].split(".")
+            parts = p.name[1 : -len(PART_SUFFIX)].split(".")
             tag = parts[-2] if len(parts) >= 3 and "-" in parts[-2] else ""
             try:
                 if p.is_file() and _writer_gone(tag, now - p.stat().st_mtime):
@@ -160,7 +160,9 @@ def stable_hash(obj: Any, length: int = 16) -> str:
 
 # ----------------------------------------------------------------------------- integrity and locks
 
-_DIGESTS: dict[str, tuple[int, int, str]] = {}  # path -> (bytes, mtime_ns, sha256): each file hashed once while unchanged
+_DIGESTS: dict[
+    str, tuple[int, int, str]
+] = {}  # path -> (bytes, mtime_ns, sha256): each file hashed once while unchanged
 
 
 def file_digest(path: str | os.PathLike) -> str:

@@ -4,10 +4,10 @@
 there, else trains it and writes, each atomically, ``model.pt`` (the exported state dict:
 quantized weights as plain tensors), ``outputs.pt`` (logits on all four splits, split
 indices and labels) and last ``meta.json`` (which marks the entry complete, records the
-sha256 of the other two and is sealed with its own, :func:`qmia.store.seal`). An interrupted run loses at most the model in flight; a rerun resumes
-with the next missing one. An entry whose files are missing, truncated or changed is reported,
-moved aside and retrained (:func:`is_cached`); two processes asked for one model train it once
-(a lock per key).
+sha256 of the other two and is sealed with its own, :func:`qmia.store.seal`). An interrupted run
+loses at most the model in flight; a rerun resumes with the next missing one. An entry whose files
+are missing, truncated or changed is reported, moved aside and retrained (:func:`is_cached`); two
+processes asked for one model train it once (a lock per key).
 """
 
 from __future__ import annotations
@@ -55,11 +55,15 @@ def git_commit() -> str:
     if commit_override():  # set where the checkout's .git is absent or stale (a GPU lease's copy)
         return commit_override()
     try:
-        run = lambda *a: subprocess.run(["git", *a], cwd=root, capture_output=True, text=True, check=True).stdout.strip()  # noqa: E731
+
+        def run(*args: str) -> str:
+            return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
+
         commit = run("rev-parse", "--short", "HEAD")
         # results/ holds outputs (the paper profile's rows are tracked): a run that changed them is still this code
-        return commit + ("-dirty" if run("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results")
-                         else "")
+        return commit + (
+            "-dirty" if run("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results") else ""
+        )
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
@@ -70,7 +74,9 @@ def training_indices(config: TrainConfig, splits: dict[str, torch.Tensor]) -> to
         return splits["target_in"]
     if config.role == "shadow":
         return splits["shadow_in"]
-    return half_subset(torch.cat([splits["target_in"], splits["target_out"]]), config.ref_index, config.ref_count, config.seed)
+    return half_subset(
+        torch.cat([splits["target_in"], splits["target_out"]]), config.ref_index, config.ref_count, config.seed
+    )
 
 
 def _progress_enabled(progress: bool | None) -> bool:
@@ -103,8 +109,10 @@ class TrainedModel:
     def load(self, device: torch.device | str = "cpu") -> nn.Module:
         """The exported model, weights loaded without executing code (``weights_only=True``)."""
         if self.meta.get("carried") == "outputs":
-            raise FileNotFoundError(f"only the outputs of {self.config.label} were carried to this machine ({self.path}), "
-                                    "not its weights; delete that folder to train it again here")
+            raise FileNotFoundError(
+                f"only the outputs of {self.config.label} were carried to this machine ({self.path}), "
+                "not its weights; delete that folder to train it again here"
+            )
         model = build_exported(self.config)
         model.load_state_dict(torch.load(self.path / "model.pt", map_location=device, weights_only=True))
         return model.to(device).eval()
@@ -121,8 +129,15 @@ class TrainedModel:
 
 
 @torch.no_grad()
-def predict(model: nn.Module, x_u8: torch.Tensor, info, batch_size: int | None = None, flip: bool = False,
-            draws: dict[str, torch.Tensor] | None = None, precision: str = "fp32") -> torch.Tensor:
+def predict(
+    model: nn.Module,
+    x_u8: torch.Tensor,
+    info,
+    batch_size: int | None = None,
+    flip: bool = False,
+    draws: dict[str, torch.Tensor] | None = None,
+    precision: str = "fp32",
+) -> torch.Tensor:
     """Logits (float32, n x classes) of uint8 images, in eval mode, in large batches
     (default 8192 images on CUDA, 2048 on a CPU), computed at ``precision`` (a config's: 'bf16' autocast or
     'fp32'). ``draws``: augment each image first with these choices of the training augmentation
@@ -136,7 +151,9 @@ def predict(model: nn.Module, x_u8: torch.Tensor, info, batch_size: int | None =
             xb = normalize(x_u8[i : i + batch_size].to(dev, non_blocking=True), info)
         else:
             xb = x_u8[i : i + batch_size].to(dev, non_blocking=True).float() / 255
-            xb = standardize(apply_augment(xb, info, {k: v[i : i + batch_size].to(dev) for k, v in draws.items()}), info)
+            xb = standardize(
+                apply_augment(xb, info, {k: v[i : i + batch_size].to(dev) for k, v in draws.items()}), info
+            )
         if flip:
             xb = xb.flip(-1)
         with autocast(dev, precision):
@@ -146,8 +163,14 @@ def predict(model: nn.Module, x_u8: torch.Tensor, info, batch_size: int | None =
 
 def make_optimizer(params, config: TrainConfig, total_steps: int, dev: torch.device):
     """SGD (Nesterov momentum, weight decay; fused on CUDA) and a one-cycle schedule over ``total_steps``."""
-    opt = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, nesterov=True,
-                          weight_decay=config.weight_decay, fused=dev.type == "cuda")
+    opt = torch.optim.SGD(
+        params,
+        lr=config.lr,
+        momentum=config.momentum,
+        nesterov=True,
+        weight_decay=config.weight_decay,
+        fused=dev.type == "cuda",
+    )
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=total_steps, pct_start=0.15)
     return opt, sched
 
@@ -176,7 +199,8 @@ def fit(model: nn.Module, config: TrainConfig, x_u8: torch.Tensor, y: torch.Tens
 
     SGD with Nesterov momentum and weight decay, one-cycle learning rate over all steps,
     cross-entropy loss, at the config's precision (bf16: autocast and channels_last, on CUDA and on a CPU).
-    Returns the mean loss of the last epoch. :func:`qmia.multitrain.fit_many` is the same loop for several models at once.
+    Returns the mean loss of the last epoch. :func:`qmia.multitrain.fit_many` is the same loop for several
+    models at once.
     """
     info = dataset_info(config.dataset)
     dev = x_u8.device
@@ -199,8 +223,11 @@ def fit(model: nn.Module, config: TrainConfig, x_u8: torch.Tensor, y: torch.Tens
             for i in range(steps):
                 sl = slice(i * bs, (i + 1) * bs)
                 idx = perm[sl]
-                xb = layout(make_batch(x_u8, idx, None if draws is None else {k: v[sl] for k, v in draws.items()}, info),
-                             dev, precision)
+                xb = layout(
+                    make_batch(x_u8, idx, None if draws is None else {k: v[sl] for k, v in draws.items()}, info),
+                    dev,
+                    precision,
+                )
                 with autocast(dev, precision):
                     loss = F.cross_entropy(forward(xb), y[idx])
                 opt.zero_grad(set_to_none=True)
@@ -217,8 +244,13 @@ def fit(model: nn.Module, config: TrainConfig, x_u8: torch.Tensor, y: torch.Tens
     return last
 
 
-def train(config: TrainConfig, data_root: str | os.PathLike | None = None, device: torch.device | str | None = None,
-          progress: bool | None = None, force: bool = False) -> TrainedModel:
+def train(
+    config: TrainConfig,
+    data_root: str | os.PathLike | None = None,
+    device: torch.device | str | None = None,
+    progress: bool | None = None,
+    force: bool = False,
+) -> TrainedModel:
     """Train ``config`` (or reuse its cache entry) and return it with its outputs on all splits."""
     remove_stale_parts_once()
     if is_cached(config) and not force:
@@ -239,8 +271,13 @@ def starting_model(config: TrainConfig) -> TrainConfig | None:
     return config.with_(defence=defences.Defence()) if config.defence.kind in ("prune", "ptq") else None
 
 
-def train_defended(config: TrainConfig, data_root: str | os.PathLike | None = None,
-                   device: torch.device | str | None = None, progress: bool | None = None, force: bool = False) -> TrainedModel:
+def train_defended(
+    config: TrainConfig,
+    data_root: str | os.PathLike | None = None,
+    device: torch.device | str | None = None,
+    progress: bool | None = None,
+    force: bool = False,
+) -> TrainedModel:
     """Train (or reuse) a model with a defence (:class:`qmia.defences.Defence`) and cache it like any other.
 
     prune: the cached undefended model of the same settings, magnitude-pruned, then fine-tuned with the masks in
@@ -278,17 +315,26 @@ def train_defended(config: TrainConfig, data_root: str | os.PathLike | None = No
                     xb = apply_augment(xb, info, augment_draws(len(xb), info, gen, xb.device))
                 return layout(standardize(xb, info), job.dev, config.precision)
 
-            job.model, eps = defences.dp_fit(job.model, job.x_train.float() / 255, job.y_train, epochs=config.epochs,
-                                             batch_size=config.batch_size, lr=config.lr, epsilon=d.epsilon,
-                                             max_grad_norm=d.max_grad_norm, augment_fn=prepare_batch,
-                                             seed=int(config.key[8:16], 16), momentum=config.momentum)
+            job.model, eps = defences.dp_fit(
+                job.model,
+                job.x_train.float() / 255,
+                job.y_train,
+                epochs=config.epochs,
+                batch_size=config.batch_size,
+                lr=config.lr,
+                epsilon=d.epsilon,
+                max_grad_norm=d.max_grad_norm,
+                augment_fn=prepare_batch,
+                seed=int(config.key[8:16], 16),
+                momentum=config.momentum,
+            )
             extra = {"dp_epsilon": eps, "dp_delta": 1 / len(job.x_train)}
         m = finish(job, loss, time.perf_counter() - start, extra=extra)
         m.trained_here = True
         return m
 
 
-def train_job(job: "TrainingJob", progress: bool | None = None) -> TrainedModel:
+def train_job(job: TrainingJob, progress: bool | None = None) -> TrainedModel:
     """Train a prepared job alone (:func:`fit`), then export it and write its cache entry (:func:`finish`)."""
     start = time.perf_counter()
     loss = fit(job.model, job.config, job.x_train, job.y_train, _progress_enabled(progress))
@@ -300,15 +346,24 @@ def train_job(job: "TrainingJob", progress: bool | None = None) -> TrainedModel:
 class TrainingJob:
     """One model about to train: its config, device, data and splits (see :func:`prepare`)."""
 
-    def __init__(self, config: TrainConfig, dev: torch.device, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
-                 splits: dict[str, torch.Tensor], train_idx: torch.Tensor) -> None:
+    def __init__(
+        self,
+        config: TrainConfig,
+        dev: torch.device,
+        model: nn.Module,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        splits: dict[str, torch.Tensor],
+        train_idx: torch.Tensor,
+    ) -> None:
         self.config, self.dev, self.model, self.x, self.y = config, dev, model, x, y
         self.splits, self.train_idx = splits, train_idx
         self.x_train, self.y_train = x[train_idx].to(dev), y[train_idx].to(dev)
 
 
-def prepare(config: TrainConfig, data_root: str | os.PathLike | None = None,
-            device: torch.device | str | None = None) -> TrainingJob:
+def prepare(
+    config: TrainConfig, data_root: str | os.PathLike | None = None, device: torch.device | str | None = None
+) -> TrainingJob:
     """Load the data and splits of ``config`` and build its (quantized, untrained) model on the device."""
     dev = torch.device(device) if device is not None else default_device()
     info = dataset_info(config.dataset)
@@ -319,30 +374,42 @@ def prepare(config: TrainConfig, data_root: str | os.PathLike | None = None,
     model = build_model(config.arch, info.channels, info.num_classes, info.image_size)
     model = quantize_model(model, config.quant, training=True).to(dev)
     if dev.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # fastest kernels for the fixed shapes (bitwise reproducible on the CPU only)
+        torch.backends.cudnn.benchmark = (
+            True  # fastest kernels for the fixed shapes (bitwise reproducible on the CPU only)
+        )
     if dev.type == "cuda" or config.precision == "bf16":
         model = model.to(memory_format=torch.channels_last)
     return TrainingJob(config, dev, model, x, y, splits, train_idx)
 
 
-def model_outputs(model: nn.Module, config: TrainConfig, x: torch.Tensor, y: torch.Tensor, splits: dict[str, torch.Tensor],
-                  train_idx: torch.Tensor) -> dict:
+def model_outputs(
+    model: nn.Module,
+    config: TrainConfig,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    splits: dict[str, torch.Tensor],
+    train_idx: torch.Tensor,
+) -> dict:
     """What a cache entry's ``outputs.pt`` holds (see :attr:`TrainedModel.outputs`): the logits of ``model`` on
     every split (and of the flipped images where the data set is flipped in training), the splits and labels."""
     info = dataset_info(config.dataset)
     flips = info.augment == "crop+flip"
     return {
         "logits": {s: predict(model, x[splits[s]], info, precision=config.precision) for s in SPLITS},
-        "logits_flip": ({s: predict(model, x[splits[s]], info, flip=True, precision=config.precision) for s in SPLITS}
-                        if flips else {}),
+        "logits_flip": (
+            {s: predict(model, x[splits[s]], info, flip=True, precision=config.precision) for s in SPLITS}
+            if flips
+            else {}
+        ),
         "indices": splits,
         "labels": {s: y[splits[s]] for s in SPLITS},
         "train_indices": train_idx,
     }
 
 
-def restore_outputs(config: TrainConfig, data_root: str | os.PathLike | None = None,
-                    device: torch.device | str | None = None) -> TrainedModel | None:
+def restore_outputs(
+    config: TrainConfig, data_root: str | os.PathLike | None = None, device: torch.device | str | None = None
+) -> TrainedModel | None:
     """Complete a weights-only entry (:func:`has_weights`): compute the model's outputs on every split from its
     carried weights, write ``outputs.pt`` and record it in ``meta.json`` (with where it was computed, under
     ``outputs_restored``; the training record stays the original's). None when there is nothing to restore."""
@@ -366,7 +433,9 @@ def restore_outputs(config: TrainConfig, data_root: str | os.PathLike | None = N
     return TrainedModel(config)
 
 
-def finish(job: TrainingJob, loss: float, seconds: float, trained_with: int = 1, extra: dict | None = None) -> TrainedModel:
+def finish(
+    job: TrainingJob, loss: float, seconds: float, trained_with: int = 1, extra: dict | None = None
+) -> TrainedModel:
     """Export the trained model of ``job``, compute its logits on every split and write the cache entry.
 
     ``trained_with``: how many models shared the training steps (:mod:`qmia.multitrain`); ``extra``: more fields
@@ -380,24 +449,26 @@ def finish(job: TrainingJob, loss: float, seconds: float, trained_with: int = 1,
     atomic_save(outputs, path / "outputs.pt")
     files = checksums({name: path / name for name in ENTRY_FILES})
     acc = split_accuracy(outputs)
-    atomic_write_json(seal(
-        {
-            "config": asdict(config),
-            "key": config.key,
-            "label": config.label,
-            "train_version": TRAIN_VERSION,
-            "final_loss": loss,
-            "train_seconds": seconds,
-            "images_per_second": config.epochs * len(job.train_idx) / seconds,
-            "trained_with": trained_with,
-            "accuracy": acc,
-            "device": str(job.dev),
-            "precision": compute_record(config, job.dev),
-            "torch": torch.__version__,
-            "commit": git_commit(),
-            "files": files,
-            **(extra or {}),
-        }),
+    atomic_write_json(
+        seal(
+            {
+                "config": asdict(config),
+                "key": config.key,
+                "label": config.label,
+                "train_version": TRAIN_VERSION,
+                "final_loss": loss,
+                "train_seconds": seconds,
+                "images_per_second": config.epochs * len(job.train_idx) / seconds,
+                "trained_with": trained_with,
+                "accuracy": acc,
+                "device": str(job.dev),
+                "precision": compute_record(config, job.dev),
+                "torch": torch.__version__,
+                "commit": git_commit(),
+                "files": files,
+                **(extra or {}),
+            }
+        ),
         path / "meta.json",
     )
     return TrainedModel(config)

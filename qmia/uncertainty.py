@@ -35,8 +35,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-HARD = ("attack_acc", "advantage", "tpr", "precision_member", "recall_member", "f1_member",
-        "precision_nonmember", "recall_nonmember", "f1_nonmember")
+HARD = (
+    "attack_acc",
+    "advantage",
+    "tpr",
+    "precision_member",
+    "recall_member",
+    "f1_member",
+    "precision_nonmember",
+    "recall_nonmember",
+    "f1_nonmember",
+)
 MATCHED = ("tpr_matched", "f1_matched")
 # all "higher = the attack does better" (FPR, internal, is not)
 METRICS = HARD + ("auc", "max_advantage", "tpr@<alpha>") + MATCHED
@@ -152,10 +161,15 @@ class _Prepared:
             prec_n = tn / (tn + fn) if tn + fn else 0.0
             rec_n = tn / N
             values = {
-                "attack_acc": (tp + tn) / (P + N), "advantage": tpr - fpr, "tpr": tpr, "fpr": fpr,
-                "precision_member": prec_m, "recall_member": tpr,
+                "attack_acc": (tp + tn) / (P + N),
+                "advantage": tpr - fpr,
+                "tpr": tpr,
+                "fpr": fpr,
+                "precision_member": prec_m,
+                "recall_member": tpr,
                 "f1_member": 2 * prec_m * tpr / (prec_m + tpr) if prec_m + tpr else 0.0,
-                "precision_nonmember": prec_n, "recall_nonmember": rec_n,
+                "precision_nonmember": prec_n,
+                "recall_nonmember": rec_n,
                 "f1_nonmember": 2 * prec_n * rec_n / (prec_n + rec_n) if prec_n + rec_n else 0.0,
             }
             return float(values[name])
@@ -227,8 +241,9 @@ def point_value(outcomes: Sequence[AttackOutcome], metric: str) -> float:
     return mean_metric([_Prepared(by[s]) for s in sorted(by)], metric)
 
 
-def estimate(outcomes: Sequence[AttackOutcome], metric: str, *, n_boot: int = 1000, seed: int = 0,
-             level: float = 0.95) -> Estimate:
+def estimate(
+    outcomes: Sequence[AttackOutcome], metric: str, *, n_boot: int = 1000, seed: int = 0, level: float = 0.95
+) -> Estimate:
     """A metric over seeds (mean) with its two-level percentile bootstrap interval."""
     _check_metric(metric)
     if metric in MATCHED:
@@ -248,8 +263,16 @@ def estimate(outcomes: Sequence[AttackOutcome], metric: str, *, n_boot: int = 10
     return Estimate(metric, value, float(lo), float(hi), len(seeds), n_boot)
 
 
-def compare(before: Sequence[AttackOutcome], after: Sequence[AttackOutcome], metric: str, *,
-            chance: float | None = None, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> Comparison:
+def compare(
+    before: Sequence[AttackOutcome],
+    after: Sequence[AttackOutcome],
+    metric: str,
+    *,
+    chance: float | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> Comparison:
     """Does ``after`` lower ``metric`` against ``before``? Paired by seed and example.
 
     The reduction is credited only down to ``chance`` (never below): before - max(after, chance);
@@ -294,11 +317,17 @@ def compare(before: Sequence[AttackOutcome], after: Sequence[AttackOutcome], met
     q = lambda x: [float(v) for v in np.quantile(x, [a, 1 - a])]  # noqa: E731
     return Comparison(
         metric=metric,
-        before=Estimate({"tpr_matched": "tpr", "f1_matched": "f1_member"}.get(metric, metric), float(b_val),
-                        *q(draws[:, 0]), len(seeds), n_boot),
+        before=Estimate(
+            {"tpr_matched": "tpr", "f1_matched": "f1_member"}.get(metric, metric),
+            float(b_val),
+            *q(draws[:, 0]),
+            len(seeds),
+            n_boot,
+        ),
         after=Estimate(metric, float(a_val), *q(draws[:, 1]), len(seeds), n_boot),
         reduction=float(b_val - max(a_val, f_val)),
-        reduction_lo=q(red)[0], reduction_hi=q(red)[1],
+        reduction_lo=q(red)[0],
+        reduction_hi=q(red)[1],
         p_value=float((1 + (red <= 0).sum()) / (1 + n_boot)),
         chance=chance,
     )

@@ -31,18 +31,40 @@ LABELS = {
 NOT_MEASURABLE_TEXT = "not measurable at this size"
 ARCH_NAMES = {"lenet": "LeNet-5", "resnet20": "ResNet-20", "resnet50": "ResNet-50"}
 DATA_NAMES = {"digits": "digits", "fashion_mnist": "Fashion-MNIST", "cifar10": "CIFAR-10"}
-READING_NAMES = {"literal": "literal (Alg. 1, z = 2)", "centred": "centred (z = 2^(b-1))",
-                 "min-anchored": "min-anchored (z = 2)", "printed": "printed (Eq. 2–4)"}
+READING_NAMES = {
+    "literal": "literal (Alg. 1, z = 2)",
+    "centred": "centred (z = 2^(b-1))",
+    "min-anchored": "min-anchored (z = 2)",
+    "printed": "printed (Eq. 2–4)",
+}
 
-CURVE_NAMES = {"literal": "proposed, literal (z = 2)", "centred": "proposed, centred z", "min-anchored": "proposed, min-anchored",
-               "printed": "proposed, printed", "dorefa": DOREFA, "none": FULL_PRECISION}
-ATTACK_NAMES = {"shadow": "shadow (the paper's)", "adaptive": "shadow, adaptive", "lira-online": "LiRA online",
-                "lira-offline": "LiRA offline", "rmia-online": "RMIA online", "rmia-offline": "RMIA offline",
-                "label-gap": "label-only: gap", "label-augment": "label-only: augmentation",
-                **{f"metric-{m}": f"metric: {m}" for m in ("confidence", "loss", "entropy", "mentropy")}}
+CURVE_NAMES = {
+    "literal": "proposed, literal (z = 2)",
+    "centred": "proposed, centred z",
+    "min-anchored": "proposed, min-anchored",
+    "printed": "proposed, printed",
+    "dorefa": DOREFA,
+    "none": FULL_PRECISION,
+}
+ATTACK_NAMES = {
+    "shadow": "shadow (the paper's)",
+    "adaptive": "shadow, adaptive",
+    "lira-online": "LiRA online",
+    "lira-offline": "LiRA offline",
+    "rmia-online": "RMIA online",
+    "rmia-offline": "RMIA offline",
+    "label-gap": "label-only: gap",
+    "label-augment": "label-only: augmentation",
+    **{f"metric-{m}": f"metric: {m}" for m in ("confidence", "loss", "entropy", "mentropy")},
+}
 
-FAMILIES = {"none": NO_DEFENCE, "qat": "quantization-aware training", "prune": "pruning", "dp": "DP-SGD",
-            "ptq": "post-training quantization"}
+FAMILIES = {
+    "none": NO_DEFENCE,
+    "qat": "quantization-aware training",
+    "prune": "pruning",
+    "dp": "DP-SGD",
+    "ptq": "post-training quantization",
+}
 
 MARK = {AGREES: "✓", DISAGREES: "✗", UNMEASURABLE: "–", PENDING: "…"}
 
@@ -58,16 +80,28 @@ class Reading:
 
 
 READING_INFO: dict[str, Reading] = {
-    "literal": Reading("literal", "Algorithm 1 as printed (z = 2)",
-                       "W_C = clamp(round(W/s) + z, 0, 2^b + 1), W_Q = s (W_C - z)",
-                       "every weight below -2.5 s: most negative weights at 8 bits and more"),
-    "centred": Reading("centred", "Algorithm 1 with a centred zero point (z = 2^(b-1))",
-                       "W_C = clamp(round(W/s) + 2^(b-1), 0, 2^b + 1), W_Q = s (W_C - 2^(b-1))",
-                       "the tail beyond about half the range on the longer side of zero"),
-    "min-anchored": Reading("min-anchored", "codes counted from the minimum, offset by z = 2",
-                            "W_C = clamp(round((W - r0)/s) + z, 0, 2^b + 1), W_Q = s (W_C - z) + r0",
-                            "only the top bin: the weights within s/2 of the maximum"),
-    "printed": Reading("printed", "Eq. 2-4 as printed (unsigned codes, no zero point)",
-                       "W_C = clamp(round(W/s), 0, 2^b - 1), W_Q = s W_C",
-                       "every negative weight (to 0)"),
+    "literal": Reading(
+        "literal",
+        "Algorithm 1 as printed (z = 2)",
+        "W_C = clamp(round(W/s) + z, 0, 2^b + 1), W_Q = s (W_C - z)",
+        "every weight below -2.5 s: most negative weights at 8 bits and more",
+    ),
+    "centred": Reading(
+        "centred",
+        "Algorithm 1 with a centred zero point (z = 2^(b-1))",
+        "W_C = clamp(round(W/s) + 2^(b-1), 0, 2^b + 1), W_Q = s (W_C - 2^(b-1))",
+        "the tail beyond about half the range on the longer side of zero",
+    ),
+    "min-anchored": Reading(
+        "min-anchored",
+        "codes counted from the minimum, offset by z = 2",
+        "W_C = clamp(round((W - r0)/s) + z, 0, 2^b + 1), W_Q = s (W_C - z) + r0",
+        "only the top bin: the weights within s/2 of the maximum",
+    ),
+    "printed": Reading(
+        "printed",
+        "Eq. 2-4 as printed (unsigned codes, no zero point)",
+        "W_C = clamp(round(W/s), 0, 2^b - 1), W_Q = s W_C",
+        "every negative weight (to 0)",
+    ),
 }

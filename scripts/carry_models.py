@@ -39,7 +39,9 @@ def unpack(returned: Path, dest: Path) -> int:
     count = 0
     with tarfile.open(fileobj=io.BytesIO(b"".join(p.read_bytes() for p in parts)), mode="r:gz") as tar:
         names = set(tar.getnames())
-        for meta in [m for m in tar.getmembers() if m.isfile() and m.name.startswith("models/") and m.name.endswith("/meta.json")]:
+        for meta in [
+            m for m in tar.getmembers() if m.isfile() and m.name.startswith("models/") and m.name.endswith("/meta.json")
+        ]:
             folder = meta.name.removesuffix("meta.json")
             carried = [n for n in (folder + "model.pt", folder + "outputs.pt") if n in names]
             if not carried:
@@ -91,10 +93,11 @@ def main() -> int:
     # every estimate counts the models that models-only parts before a part carry to it
     into = {n: carried_into(p, n) for n in todo}
     bare = sum(part_estimate(p, n, rates, have=into[n].__contains__) for n in todo) / 60
-    carried = sum(part_estimate(p, n, rates, have=lambda m, n=n: m in into[n] or m.key in keep)
-                  for n in todo) / 60
-    print(f"{a.dest}: {len(keep)} models, {total / 2**20:.1f} MB; the {len(todo)} missing parts: "
-          f"{bare:.1f} GPU-min estimated on a bare machine, {carried:.1f} with these weights")
+    carried = sum(part_estimate(p, n, rates, have=lambda m, n=n: m in into[n] or m.key in keep) for n in todo) / 60
+    print(
+        f"{a.dest}: {len(keep)} models, {total / 2**20:.1f} MB; the {len(todo)} missing parts: "
+        f"{bare:.1f} GPU-min estimated on a bare machine, {carried:.1f} with these weights"
+    )
     return 0
 
 

@@ -21,8 +21,18 @@ from bs4 import BeautifulSoup
 
 # page (relative to the site root) -> (tables, figures) it must hold, by id
 EXPECTED: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "book/generated/readings.html": (("readings-defs", "readings-statements", "readings-counts", "readings-details",
-                                      "readings-fit", "readings-recipes", "readings-precision"), ()),
+    "book/generated/readings.html": (
+        (
+            "readings-defs",
+            "readings-statements",
+            "readings-counts",
+            "readings-details",
+            "readings-fit",
+            "readings-recipes",
+            "readings-precision",
+        ),
+        (),
+    ),
     "book/generated/table3_accuracy.html": (("table3", "t3-claim"), ()),
     "book/generated/table4_prf.html": (("table4", "t4-claim"), ()),
     "book/generated/table5_confusion.html": (("table5", "t5-claim"), ()),
@@ -30,21 +40,32 @@ EXPECTED: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "book/generated/table6_dorefa.html": (("table6", "table6-summary"), ()),
     "book/generated/fig6_partial.html": (("fig6-table", "fig6-verdict"), ("fig6-partial",)),
     "book/generated/quantizer_clipping.html": (("clip-summary", "clip-rerun"), ("clip-heatmap",)),
-    "book/generated/beyond_paper.html": (("beyond-adaptive", "beyond-metric", "beyond-lira"), ("beyond-privacy-utility",)),
+    "book/generated/beyond_paper.html": (
+        ("beyond-adaptive", "beyond-metric", "beyond-lira"),
+        ("beyond-privacy-utility",),
+    ),
     "book/generated/defences.html": (("defences-table",), ("defences-frontier",)),
-    "book/generated/ranking.html": (("stronger-attacks", "ranking-lira", "ranking-sweep", "ranking-agreement"),
-                                    ("ranking-advantage",)),
+    "book/generated/ranking.html": (
+        ("stronger-attacks", "ranking-lira", "ranking-sweep", "ranking-agreement"),
+        ("ranking-advantage",),
+    ),
     "book/generated/report.html": (("answer-verdicts", "report-verdicts", "report-needs"), ("answer-figure",)),
 }
 PROSE = ("book/intro.html", "book/method.html", "book/reproduce.html")
 REPORT = "book/generated/report.html"
 LANDING = "book/intro.html"
 # the pages whose glued values the report pastes: they must agree with it on the parameters
-COMBINED = ("book/generated/quantizer_clipping.html", "book/generated/beyond_paper.html", "book/generated/defences.html",
-            "book/generated/ranking.html")
+COMBINED = (
+    "book/generated/quantizer_clipping.html",
+    "book/generated/beyond_paper.html",
+    "book/generated/defences.html",
+    "book/generated/ranking.html",
+)
 REPORT_VERDICTS = 6  # attack accuracy, TPR, member F1, ROC at chance, DoReFa-Net, partial quantization
-VERDICT = re.compile(r"^(reproduced|partly reproduced|reproduced only with a utility loss|not reproduced|not measurable|"
-                     r"pending)$")
+VERDICT = re.compile(
+    r"^(reproduced|partly reproduced|reproduced only with a utility loss|not reproduced|not measurable|"
+    r"pending)$"
+)
 # A table or figure whose rows are not computed yet (the paper book built from what is stored) says so instead of
 # naming seeds, data and commit.
 PENDING_CAPTION = ("no row stored yet", "not computed yet")
@@ -101,7 +122,11 @@ def check_page(path: Path, tables: tuple[str, ...], figures: tuple[str, ...]) ->
 
 def _verdict_cells(soup: BeautifulSoup, table_id: str) -> list[str]:
     table = soup.find("table", id=f"T_{table_id}")
-    return [] if table is None else [td.get_text(strip=True) for td in table.find_all("td") if VERDICT.match(td.get_text(strip=True))]
+    return (
+        []
+        if table is None
+        else [td.get_text(strip=True) for td in table.find_all("td") if VERDICT.match(td.get_text(strip=True))]
+    )
 
 
 def check_report(path: Path) -> list[str]:
@@ -143,10 +168,14 @@ def check_parameters(root: Path) -> list[str]:
             continue
         other, rerun = page_parameters(path)
         if other != profile:
-            problems.append(f"{page}: executed with profile {other!r}, the report with {profile!r}: rebuild with `make book`")
+            problems.append(
+                f"{page}: executed with profile {other!r}, the report with {profile!r}: rebuild with `make book`"
+            )
         if rerun and page in COMBINED:
-            problems.append(f"{page}: rerun with other parameters, but the report pastes its numbers: rerun it with the "
-                            "notebook's defaults (`make notebook NB=...` without BITS/SEEDS) or rebuild with `make book`")
+            problems.append(
+                f"{page}: rerun with other parameters, but the report pastes its numbers: rerun it with the "
+                "notebook's defaults (`make notebook NB=...` without BITS/SEEDS) or rebuild with `make book`"
+            )
     return problems
 
 
@@ -162,7 +191,9 @@ def check_site(root: Path) -> list[str]:
     for page, (tables, figures) in EXPECTED.items():
         path = root / page
         if not path.is_file():
-            problems.append(f"{page}: page is missing (tables {', '.join(tables) or '-'}; figures {', '.join(figures) or '-'})")
+            problems.append(
+                f"{page}: page is missing (tables {', '.join(tables) or '-'}; figures {', '.join(figures) or '-'})"
+            )
             continue
         problems += [f"{page}: {p}" for p in check_page(path, tables, figures)]
     if (root / REPORT).is_file():
@@ -184,8 +215,10 @@ def main(argv: list[str] | None = None) -> int:
     n_tables = sum(len(t) for t, _ in EXPECTED.values())
     n_figures = sum(len(f) for _, f in EXPECTED.values())
     waiting = pending_cells(root)
-    print(f"check_site: {root}: all {n_tables} tables, {n_figures} figures and {len(PROSE)} prose pages present"
-          + (f"; {waiting} cells name rows not computed yet" if waiting else ""))
+    print(
+        f"check_site: {root}: all {n_tables} tables, {n_figures} figures and {len(PROSE)} prose pages present"
+        + (f"; {waiting} cells name rows not computed yet" if waiting else "")
+    )
     return 0
 
 

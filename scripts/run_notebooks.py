@@ -22,8 +22,20 @@ GENERATED = ROOT / "book" / "generated"
 
 # The execution order: the readings page first (it trains most of the models the result pages reuse
 # and picks the reading they show), the report last (it reads the clipping, beyond, defences and ranking pages' glue).
-ORDER = ("readings", "table3_accuracy", "table4_prf", "table5_confusion", "fig5_roc", "table6_dorefa", "fig6_partial",
-         "quantizer_clipping", "beyond_paper", "defences", "ranking", "report")
+ORDER = (
+    "readings",
+    "table3_accuracy",
+    "table4_prf",
+    "table5_confusion",
+    "fig5_roc",
+    "table6_dorefa",
+    "fig6_partial",
+    "quantizer_clipping",
+    "beyond_paper",
+    "defences",
+    "ranking",
+    "report",
+)
 
 
 def int_list(text: str) -> list[int]:
@@ -63,7 +75,8 @@ def describe_stored(profile: str) -> None:
     """For a profile whose results the repository stores (paper): say what the book is built from. Without
     ``QMIA_TRAIN=1`` (``make book TRAIN=1``) its pages read the stored rows only, on any machine, with no data set
     and no GPU, and a missing row is shown as pending with the part that computes it; with it, what is missing is
-    computed (on a CPU, that is hours: ``python -m qmia sweep --part NAME --budget SECONDS --on-cpu`` runs it in steps)."""
+    computed (on a CPU, that is hours: ``python -m qmia sweep --part NAME --budget SECONDS --on-cpu`` runs it
+    in steps)."""
     from qmia.settings import STORED_PROFILES, train_requested, use_stored_results
 
     if profile not in STORED_PROFILES:
@@ -79,13 +92,19 @@ def describe_stored(profile: str) -> None:
     if not missing:
         print(f"[notebooks] {profile}: every row is stored under {where}; no training", flush=True)
     elif train_requested():
-        print(f"[notebooks] {profile}: TRAIN=1: computing the {len(missing)} missing part(s) ({', '.join(missing)}); "
-              "on a CPU this takes hours", flush=True)
+        print(
+            f"[notebooks] {profile}: TRAIN=1: computing the {len(missing)} missing part(s) ({', '.join(missing)}); "
+            "on a CPU this takes hours",
+            flush=True,
+        )
     else:
-        print(f"[notebooks] {profile}: building the {profile} profile from the rows stored under {where} "
-              f"({len(holding) - len(missing)} of {len(holding)} parts stored; nothing is trained). Pending, with their "
-              f"cells marked: {', '.join(n for n in PART_NAMES if n in missing)}. Compute one with "
-              f"python -m qmia sweep --profile {profile} --part NAME (see --parts), or build with TRAIN=1.", flush=True)
+        print(
+            f"[notebooks] {profile}: building the {profile} profile from the rows stored under {where} "
+            f"({len(holding) - len(missing)} of {len(holding)} parts stored; nothing is trained). Pending, with their "
+            f"cells marked: {', '.join(n for n in PART_NAMES if n in missing)}. Compute one with "
+            f"python -m qmia sweep --profile {profile} --part NAME (see --parts), or build with TRAIN=1.",
+            flush=True,
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -96,7 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bits", type=int_list, help="bitwidths, e.g. 2,3,6 (default: each notebook's)")
     ap.add_argument("--seeds", type=int_list, help="seeds, e.g. 0,1,2 (default: [0])")
     ap.add_argument("--output", type=Path, default=GENERATED, help="where executed notebooks go")
-    ap.add_argument("--missing", action="store_true", help="run nothing; list notebooks not yet executed, exit 1 if any")
+    ap.add_argument(
+        "--missing", action="store_true", help="run nothing; list notebooks not yet executed, exit 1 if any"
+    )
     a = ap.parse_args(argv)
 
     if a.missing:
@@ -138,8 +159,14 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         print(f"[notebooks] {name} ({', '.join(f'{k}={v}' for k, v in params.items())})", flush=True)
         out = a.output / f"{name}.ipynb"
-        pm.execute_notebook(str(NOTEBOOKS / f"{name}.ipynb"), str(out), parameters=params,
-                            cwd=str(ROOT), progress_bar=False, kernel_name="python3")
+        pm.execute_notebook(
+            str(NOTEBOOKS / f"{name}.ipynb"),
+            str(out),
+            parameters=params,
+            cwd=str(ROOT),
+            progress_bar=False,
+            kernel_name="python3",
+        )
         fold_injected_parameters(out)
         print(f"[notebooks] {name}: {time.perf_counter() - start:.0f} s", flush=True)
     print(f"[notebooks] all done in {time.perf_counter() - total:.0f} s", flush=True)

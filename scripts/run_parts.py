@@ -38,9 +38,11 @@ MAX_WEIGHTS = 8 * 2**20
 
 
 def write_chunks(data: bytes, out: Path, stem: str, max_chunks: int, chunk: int = CHUNK) -> list[Path]:
-    chunks = [data[i:i + chunk] for i in range(0, len(data), chunk)] or [b""]
+    chunks = [data[i : i + chunk] for i in range(0, len(data), chunk)] or [b""]
     if len(chunks) > max_chunks:
-        raise SystemExit(f"{stem}: {len(data) / 2**20:.0f} MB is more than {max_chunks} chunks of {chunk / 2**20:.0f} MB")
+        raise SystemExit(
+            f"{stem}: {len(data) / 2**20:.0f} MB is more than {max_chunks} chunks of {chunk / 2**20:.0f} MB"
+        )
     paths = []
     for i, c in enumerate(chunks):
         p = out / f"{stem}-{i:02d}.tgz.part"
@@ -114,7 +116,8 @@ def main() -> int:
         try:
             r = subprocess.run(cmd, timeout=max(left, 1), capture_output=True, text=True)
             tail = (r.stdout + r.stderr).strip().splitlines()[-3:]
-            say(f"{name}: exit {r.returncode} after {time.monotonic() - t0:.0f} s (estimated {est:.0f} s): {' | '.join(tail)}")
+            took = time.monotonic() - t0
+            say(f"{name}: exit {r.returncode} after {took:.0f} s (estimated {est:.0f} s): {' | '.join(tail)}")
         except subprocess.TimeoutExpired:
             say(f"{name}: stopped at the budget after {time.monotonic() - t0:.0f} s (estimated {est:.0f} s)")
     say(f"all parts: {time.monotonic() - start:.0f} s")
@@ -141,8 +144,10 @@ def main() -> int:
     if len(data) > 3 * chunk:  # weights only where they fit: the metas always come back
         data, weights = tar_bytes(metas), []
     chunks = write_chunks(data, a.out, "models", 3, chunk)
-    say(f"models: {len(metas)} metas and {len(weights)} weight or output files in {len(chunks)} chunk(s), "
-        f"{len(data) / 2**20:.1f} MB")
+    say(
+        f"models: {len(metas)} metas and {len(weights)} weight or output files in {len(chunks)} chunk(s), "
+        f"{len(data) / 2**20:.1f} MB"
+    )
     return 0
 
 

@@ -26,7 +26,12 @@ from qmia.store import SEAL, atomic_write_json, damage, seal
 
 def _committed_unchanged(path: Path) -> bool:
     cwd = path.parent
-    tracked = subprocess.run(["git", "ls-files", "--error-unmatch", path.name], cwd=cwd, capture_output=True, check=False).returncode == 0
+    tracked = (
+        subprocess.run(
+            ["git", "ls-files", "--error-unmatch", path.name], cwd=cwd, capture_output=True, check=False
+        ).returncode
+        == 0
+    )
     return tracked and subprocess.run(["git", "diff", "--quiet", "--", path.name], cwd=cwd, check=False).returncode == 0
 
 
@@ -41,8 +46,12 @@ def _row_files(root: Path, row: dict) -> dict[str, Path]:
 def candidates(root: Path) -> list[tuple[Path, str | None]]:
     """(file, why it cannot be sealed or None) for every unsealed stored record under ``root``."""
     out = []
-    records = [*sorted((root / "rows").glob("*.json")), *sorted((root / "weights").glob("*.json")),
-               *sorted((root / "parts").glob("*.json")), *sorted((root / "carried").glob("*/meta.json"))]
+    records = [
+        *sorted((root / "rows").glob("*.json")),
+        *sorted((root / "weights").glob("*.json")),
+        *sorted((root / "parts").glob("*.json")),
+        *sorted((root / "carried").glob("*/meta.json")),
+    ]
     for path in records:
         try:
             record = json.loads(path.read_text())

@@ -52,7 +52,12 @@ def _logits(n, classes=10, shift=0.0, seed=0):
 
 
 def test_thresholds_never_see_the_targets_membership():
-    shadow = (_logits(100, seed=1) * 2, torch.zeros(100, dtype=torch.long), _logits(100, seed=2), torch.zeros(100, dtype=torch.long))
+    shadow = (
+        _logits(100, seed=1) * 2,
+        torch.zeros(100, dtype=torch.long),
+        _logits(100, seed=2),
+        torch.zeros(100, dtype=torch.long),
+    )
     t_in, t_out = _logits(80, seed=3), _logits(80, seed=4)
     y = torch.randint(0, 10, (160,), generator=torch.Generator().manual_seed(5))
     perm = torch.randperm(160, generator=torch.Generator().manual_seed(6))
@@ -120,14 +125,70 @@ def _reference_set():
 # with the file copied to /tmp and imported unchanged; printed as repr(float) of -prediction
 # (their sweep() ranks by -prediction). Keys: (mask, online, fix_variance). Only the numbers are copied.
 REFERENCE_SCORES = {
-    ("balanced", True, True): [0.516402570005488, 1.8665407335170907, 0.6489052626352632, -0.3937291149717811, -1.5517155505783615, -2.21485708132308],
-    ("balanced", True, False): [1.0323355550149234, 16.02003966658913, 4.5693296884372785, -6.013689300391478, -13.164226832565774, -21.386059000928235],
-    ("balanced", False, True): [1.5050815934264103, 2.69794307484363, 1.5472673058566617, 1.0585320514349097, 1.318684454259044, 1.1724396883877595],
-    ("balanced", False, False): [4.683270203046972, 16.14987166328263, 5.404795443136916, 1.4973971390081549, 1.970045120290029, 3.8944846298985727],
-    ("unbalanced", True, True): [0.3138335707887461, 1.1822704766501053, 0.562727155328775, -0.26666387739572306, -1.2649910992205005, -1.7878849930440197],
-    ("unbalanced", True, False): [44.01297970745942, 14.680676426321488, 4.694255518897597, -30.17746421779621, 8.417096168940965, -13.310433192585549],
-    ("unbalanced", False, True): [1.4254008505096771, 2.4989236412535107, 1.7881759129669255, 1.074162876316086, 1.419068907755801, 1.2040604842919582],
-    ("unbalanced", False, False): [45.012676163649964, 15.207852143093188, 5.727417347432249, 2.1340109033437495, 22.32827925101494, 9.054578528724825],
+    ("balanced", True, True): [
+        0.516402570005488,
+        1.8665407335170907,
+        0.6489052626352632,
+        -0.3937291149717811,
+        -1.5517155505783615,
+        -2.21485708132308,
+    ],
+    ("balanced", True, False): [
+        1.0323355550149234,
+        16.02003966658913,
+        4.5693296884372785,
+        -6.013689300391478,
+        -13.164226832565774,
+        -21.386059000928235,
+    ],
+    ("balanced", False, True): [
+        1.5050815934264103,
+        2.69794307484363,
+        1.5472673058566617,
+        1.0585320514349097,
+        1.318684454259044,
+        1.1724396883877595,
+    ],
+    ("balanced", False, False): [
+        4.683270203046972,
+        16.14987166328263,
+        5.404795443136916,
+        1.4973971390081549,
+        1.970045120290029,
+        3.8944846298985727,
+    ],
+    ("unbalanced", True, True): [
+        0.3138335707887461,
+        1.1822704766501053,
+        0.562727155328775,
+        -0.26666387739572306,
+        -1.2649910992205005,
+        -1.7878849930440197,
+    ],
+    ("unbalanced", True, False): [
+        44.01297970745942,
+        14.680676426321488,
+        4.694255518897597,
+        -30.17746421779621,
+        8.417096168940965,
+        -13.310433192585549,
+    ],
+    ("unbalanced", False, True): [
+        1.4254008505096771,
+        2.4989236412535107,
+        1.7881759129669255,
+        1.074162876316086,
+        1.419068907755801,
+        1.2040604842919582,
+    ],
+    ("unbalanced", False, False): [
+        45.012676163649964,
+        15.207852143093188,
+        5.727417347432249,
+        2.1340109033437495,
+        22.32827925101494,
+        9.054578528724825,
+    ],
 }
 
 
@@ -208,14 +269,18 @@ def test_class_wise_falls_back_to_the_global_threshold():
     _, _, thr_g = metric_attack("confidence", shadow, target)
     _, p_c, thr_c = metric_attack("confidence", shadow, target, class_wise=True)
     assert thr_c.shape == (3,) and thr_c[2] == thr_g
-    sh_scores = np.concatenate([metric_scores(shadow[0], shadow[1], "confidence"), metric_scores(shadow[2], shadow[3], "confidence")])
+    sh_scores = np.concatenate(
+        [metric_scores(shadow[0], shadow[1], "confidence"), metric_scores(shadow[2], shadow[3], "confidence")]
+    )
     sh_labels = torch.cat([shadow[1], shadow[3]]).numpy()
     sh_member = np.r_[np.ones(len(y_in)), np.zeros(int(keep.sum()))]
     for c in (0, 1):
         assert thr_c[c] == best_threshold(sh_scores[sh_labels == c], sh_member[sh_labels == c])
     assert thr_c[0] > 0.9 > thr_g  # class 0 got its own threshold
     t_labels = torch.cat([target[1], target[3]]).numpy()
-    t_scores = np.concatenate([metric_scores(target[0], target[1], "confidence"), metric_scores(target[2], target[3], "confidence")])
+    t_scores = np.concatenate(
+        [metric_scores(target[0], target[1], "confidence"), metric_scores(target[2], target[3], "confidence")]
+    )
     assert np.array_equal(p_c[t_labels == 2], (t_scores[t_labels == 2] >= thr_g).astype(int))
 
 
@@ -230,8 +295,17 @@ def test_unknown_attack_lists_the_valid_ones():
 
 def test_memorising_model_leaks_and_attacks_detect_it():
     # 100 images per split, no augmentation, no weight decay, many epochs: a model that memorises
-    cfg = TrainConfig("digits", "lenet", n_per_split=100, epochs=60, batch_size=25, lr=0.05, weight_decay=0.0, augment=False,
-                      precision="fp32")
+    cfg = TrainConfig(
+        "digits",
+        "lenet",
+        n_per_split=100,
+        epochs=60,
+        batch_size=25,
+        lr=0.05,
+        weight_decay=0.0,
+        augment=False,
+        precision="fp32",
+    )
     df = evaluate(cfg, ["shadow", "metric", "lira"], lira_refs=8, n_boot=50, progress=False).set_index("attack")
     assert df.loc["shadow", "target_train_acc"] == 1.0 and df.loc["shadow", "target_test_acc"] < 0.95
     assert df.loc["shadow", "auc"] > 0.6
@@ -255,7 +329,9 @@ def test_true_class_probability_is_the_softmax_of_the_label():
     got3 = true_class_probability(queries, y)
     assert got3.shape == (6, 2)
     for j in range(2):
-        assert np.allclose(got3[:, j], torch.softmax(queries[:, j].double(), 1)[torch.arange(6), y].numpy(), rtol=1e-12, atol=0)
+        assert np.allclose(
+            got3[:, j], torch.softmax(queries[:, j].double(), 1)[torch.arange(6), y].numpy(), rtol=1e-12, atol=0
+        )
     big = torch.tensor([[1000.0, 999.0, -1000.0], [-1000.0, 1000.0, 0.0]])
     p = true_class_probability(big, torch.tensor([0, 0]))
     assert np.isfinite(p).all()
@@ -340,7 +416,9 @@ def test_rmia_scores_are_shares_monotone_in_gamma_and_scale_free_online():
     for c in (0.3, 2.5):
         assert np.array_equal(rmia(*(x * c if x.dtype != bool else x for x in args)), base)
     # offline is not scale-free: its 1 - a term is an absolute probability
-    assert not np.array_equal(rmia(*(x * 0.3 if x.dtype != bool else x for x in args), online=False), rmia(*args, online=False))
+    assert not np.array_equal(
+        rmia(*(x * 0.3 if x.dtype != bool else x for x in args), online=False), rmia(*args, online=False)
+    )
     one_d = rmia(*(x.mean(-1) if x.dtype != bool else x for x in args))  # queries are averaged first
     assert np.array_equal(one_d, base)
 
@@ -352,6 +430,7 @@ def test_rmia_counts_strictly_greater_ratios():
     for online in (True, False):
         scores = rmia(target_p, ref_p, ref_in, target_p, ref_p, online=online)
         assert np.array_equal(np.sort(scores), np.arange(20) / 20)  # rank / m: the top one dominates the 19 others
+
 
 def test_rmia_validation_names_what_is_wrong():
     target_p, ref_p, ref_in, pop_t, pop_r = _rmia_small()

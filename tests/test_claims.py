@@ -65,7 +65,10 @@ def test_a_baseline_at_chance_makes_the_claim_not_measurable():
 def test_below_chance_earns_nothing():
     """Attack accuracy 0.50 -> 0.45 with no utility loss is not a 10 % reduction."""
     before = [_outcome(0.0, s) for s in range(3)]
-    worse = [AttackOutcome(o.scores, 1 - o.pred, o.member, o.index, o.seed) for o in [_outcome(0.3, s, salt=2) for s in range(3)]]
+    worse = [
+        AttackOutcome(o.scores, 1 - o.pred, o.member, o.index, o.seed)
+        for o in [_outcome(0.3, s, salt=2) for s in range(3)]
+    ]
     cmp = compare(before, worse, "attack_acc", chance=0.5, n_boot=300)
     assert cmp.after.value < 0.47
     fake_leak = claims.Estimate("auc", 0.6, 0.57, 0.63, 3, 300)  # even granting that the baseline leaked
@@ -92,21 +95,38 @@ def test_noise_is_not_reproduced():
 def test_verdict_words_are_the_vocabulary():
     with pytest.raises(ValueError, match="unknown verdict"):
         claims.Verdict("partly", "x")
-    assert set(claims.VERDICTS) == {"reproduced", "partly reproduced", "reproduced only with a utility loss",
-                                    "not reproduced", "not measurable"}
+    assert set(claims.VERDICTS) == {
+        "reproduced",
+        "partly reproduced",
+        "reproduced only with a utility loss",
+        "not reproduced",
+        "not measurable",
+    }
 
 
-# ----------------------------------------------------------------------------- statements and readings on synthetic rows
+# ------------------------------------------------------------------------ statements and readings on synthetic rows
 
 # Accuracies are read as measured on 5,000 test examples (the statements' accuracy intervals), attacks on N + N.
-PROFILE = Profile(name="synthetic", n_per_split={"fashion_mnist": 5000, "cifar10": 5000}, epochs={"lenet": 1, "resnet20": 1},
-                  models=(("lenet", "fashion_mnist"), ("resnet20", "cifar10")), resnet=("resnet20", "cifar10"),
-                  sweep=("lenet", "fashion_mnist"), lira_refs=2)
+PROFILE = Profile(
+    name="synthetic",
+    n_per_split={"fashion_mnist": 5000, "cifar10": 5000},
+    epochs={"lenet": 1, "resnet20": 1},
+    models=(("lenet", "fashion_mnist"), ("resnet20", "cifar10")),
+    resnet=("resnet20", "cifar10"),
+    sweep=("lenet", "fashion_mnist"),
+    lira_refs=2,
+)
 
 # (attack shift, test accuracy) by reading and bitwidth: 'literal' and 'printed' collapse, 'min-anchored' behaves
 # like full precision with less leakage, as the paper reports of its quantizer.
-BEHAVIOUR = {"none": (1.0, 0.80), "dorefa": (0.8, 0.78), "literal": {4: (0.5, 0.72), 8: (0.0, 0.10), 16: (0.0, 0.10)},
-             "centred": (1.0, 0.81), "min-anchored": (0.5, 0.79), "printed": (0.0, 0.10)}
+BEHAVIOUR = {
+    "none": (1.0, 0.80),
+    "dorefa": (0.8, 0.78),
+    "literal": {4: (0.5, 0.72), 8: (0.0, 0.10), 16: (0.0, 0.10)},
+    "centred": (1.0, 0.81),
+    "min-anchored": (0.5, 0.79),
+    "printed": (0.0, 0.10),
+}
 
 
 def _behaviour(cfg, fp_shift: float):
@@ -127,10 +147,21 @@ def _evidence(fp_shift: float = 1.0) -> Evidence:
             shift, acc = _behaviour(cfg, fp_shift)
             o = _outcome(shift, cfg.seed, salt=n)
             n += 1
-            shadow_acc = acc if attack == "adaptive" else BEHAVIOUR["none"][1] + (0.02 if cfg.dataset == "cifar10" else 0.0)
-            row = {"row_key": f"r{n}", "target_key": cfg.key, "attack": attack, "seed": cfg.seed, "dataset": cfg.dataset,
-                   "augment": cfg.augment, "target_train_acc": min(acc + 0.15, 1.0), "target_test_acc": acc,
-                   "shadow_test_acc": shadow_acc, **attack_metrics(o.scores, o.member, o.pred)}
+            shadow_acc = (
+                acc if attack == "adaptive" else BEHAVIOUR["none"][1] + (0.02 if cfg.dataset == "cifar10" else 0.0)
+            )
+            row = {
+                "row_key": f"r{n}",
+                "target_key": cfg.key,
+                "attack": attack,
+                "seed": cfg.seed,
+                "dataset": cfg.dataset,
+                "augment": cfg.augment,
+                "target_train_acc": min(acc + 0.15, 1.0),
+                "target_test_acc": acc,
+                "shadow_test_acc": shadow_acc,
+                **attack_metrics(o.scores, o.member, o.pred),
+            }
             save_row(row, *roc_points(o.scores, o.member), scores=o.scores, pred=o.pred, member=o.member, index=o.index)
             rows.append(row)
     return Evidence(PROFILE, pd.DataFrame(rows), n_boot=300)
@@ -159,7 +190,9 @@ def test_statements_decide_the_readings_that_the_synthetic_rows_encode(evidence)
     assert cell("no-disruption", "printed").status == claims.DISAGREES
     assert cell("no-disruption", "min-anchored").status == claims.AGREES
     counts = statements.consistency_counts(table)
-    assert (counts[[claims.AGREES, claims.DISAGREES, claims.UNMEASURABLE]].sum(axis=1) == len(statements.STATEMENTS)).all()
+    assert (
+        counts[[claims.AGREES, claims.DISAGREES, claims.UNMEASURABLE]].sum(axis=1) == len(statements.STATEMENTS)
+    ).all()
     assert (counts[statements.NET] == counts[claims.AGREES] - counts[claims.DISAGREES]).all()
     choice = statements.choose_reading(table)  # the best net, but 400 + 400 examples leave many cells within noise
     assert choice.shown == "min-anchored" and choice.net["min-anchored"] == max(choice.net.values())

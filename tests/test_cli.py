@@ -8,13 +8,46 @@ from qmia.config import get_profile
 from qmia.plan import book_plan
 
 ROW_FIELDS = [
-    "profile", "dataset", "arch", "quant", "method", "bits", "seed", "attack",
-    "target_train_acc", "target_test_acc", "shadow_train_acc", "shadow_test_acc",
-    "attack_acc", "attack_acc_lo", "attack_acc_hi",
-    "precision_member", "recall_member", "f1_member", "precision_nonmember", "recall_nonmember", "f1_nonmember",
-    "tn", "fp", "fn", "tp", "tnr", "fpr", "fnr", "tpr",
-    "auc", "auc_lo", "auc_hi", "tpr_at_0.1%fpr", "tpr_at_1%fpr", "tpr_at_0.1%fpr_lo", "tpr_at_1%fpr_hi",
-    "advantage", "data", "commit", "seconds",
+    "profile",
+    "dataset",
+    "arch",
+    "quant",
+    "method",
+    "bits",
+    "seed",
+    "attack",
+    "target_train_acc",
+    "target_test_acc",
+    "shadow_train_acc",
+    "shadow_test_acc",
+    "attack_acc",
+    "attack_acc_lo",
+    "attack_acc_hi",
+    "precision_member",
+    "recall_member",
+    "f1_member",
+    "precision_nonmember",
+    "recall_nonmember",
+    "f1_nonmember",
+    "tn",
+    "fp",
+    "fn",
+    "tp",
+    "tnr",
+    "fpr",
+    "fnr",
+    "tpr",
+    "auc",
+    "auc_lo",
+    "auc_hi",
+    "tpr_at_0.1%fpr",
+    "tpr_at_1%fpr",
+    "tpr_at_0.1%fpr_lo",
+    "tpr_at_1%fpr_hi",
+    "advantage",
+    "data",
+    "commit",
+    "seconds",
 ]
 
 
@@ -24,8 +57,26 @@ def _qmia(*args):
 
 def test_run_writes_json_rows_with_every_field(tmp_path):
     out = tmp_path / "rows.json"
-    r = _qmia("run", "--dataset", "digits", "--arch", "lenet", "--quant", "mia", "--bits", "4", "--zero-point", "centred",
-              "--profile", "smoke", "--attack", "metric", "--json", str(out), "--no-progress")
+    r = _qmia(
+        "run",
+        "--dataset",
+        "digits",
+        "--arch",
+        "lenet",
+        "--quant",
+        "mia",
+        "--bits",
+        "4",
+        "--zero-point",
+        "centred",
+        "--profile",
+        "smoke",
+        "--attack",
+        "metric",
+        "--json",
+        str(out),
+        "--no-progress",
+    )
     assert r.returncode == 0, r.stderr
     rows = json.loads(out.read_text())
     assert [row["attack"] for row in rows] == ["metric-confidence", "metric-loss", "metric-entropy", "metric-mentropy"]
@@ -41,8 +92,24 @@ def test_run_carries_rmia_with_its_parameters_into_the_json_rows(tmp_path):
     rows = {}
     for population in ("50", "400"):
         out = tmp_path / f"rmia-{population}.json"
-        r = _qmia("run", "--dataset", "digits", "--arch", "lenet", "--profile", "smoke", "--attack", "rmia", "--lira-refs",
-                  "2", "--rmia-population", population, "--json", str(out), "--no-progress")
+        r = _qmia(
+            "run",
+            "--dataset",
+            "digits",
+            "--arch",
+            "lenet",
+            "--profile",
+            "smoke",
+            "--attack",
+            "rmia",
+            "--lira-refs",
+            "2",
+            "--rmia-population",
+            population,
+            "--json",
+            str(out),
+            "--no-progress",
+        )
         assert r.returncode == 0, r.stderr
         rows[population] = {row["attack"]: row for row in json.loads(out.read_text())}
     assert list(rows["50"]) == ["rmia-online", "rmia-offline", "rmia-online-adaptive", "rmia-offline-adaptive"]
@@ -99,7 +166,9 @@ def test_every_configuration_a_page_evaluates_is_in_the_plan(name):
     p = get_profile(name)
     plan = {c for c, _ in book_plan(p)}
     for r in p.readings:
-        pages = [c for c in paper_configs(p, reading=r) if c.quant.method == "none" or runs_reading(c.arch, c.quant.bits, r)]
+        pages = [
+            c for c in paper_configs(p, reading=r) if c.quant.method == "none" or runs_reading(c.arch, c.quant.bits, r)
+        ]
         pages += dorefa_configs(p, reading=r) + partial_configs(p, reading=r)
         assert [c.label for c in pages if c not in plan] == [], r
     assert set(claim_configs(p) + recipe_configs(p)) <= plan

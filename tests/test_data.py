@@ -65,7 +65,9 @@ def test_first_load_records_the_source_and_checksum_in_the_tensor_file(_isolated
     x, y = load_dataset("digits")
     blob = torch.load(cached, weights_only=True)
     digest = hashlib.sha256(x.numpy().tobytes() + y.numpy().tobytes()).hexdigest()
-    assert blob["source"] == "scikit-learn load_digits, resized to 16x16" and blob["sha256"] == digest == data_checksum(x, y)
+    assert blob["source"] == "scikit-learn load_digits, resized to 16x16" and blob["sha256"] == digest == data_checksum(
+        x, y
+    )
     assert not cached.with_suffix(".json").exists()  # one file: a kill cannot leave pixels without their provenance
     line = data_source("digits")
     assert line == f"digits: scikit-learn load_digits, resized to 16x16; images sha256 {digest[:12]}"
@@ -137,7 +139,9 @@ def test_cifar10_from_an_image_folder_tarball(tmp_path):
     x, y = load_dataset("cifar10", tmp_path, download=False)
     assert x.shape == (9, 3, 32, 32) and y.tolist() == [0, 0, 1, 1, 2, 2, 0, 1, 2]
     assert abs(int(x[2, 0].float().mean()) - 100) < 4  # class 1's red channel survived decoding
-    assert data_source("cifar10").startswith("cifar10: image-folder tarball cifar10-jpeg-q75.tar.gz (JPEG copy); images sha256 ")
+    assert data_source("cifar10").startswith(
+        "cifar10: image-folder tarball cifar10-jpeg-q75.tar.gz (JPEG copy); images sha256 "
+    )
 
 
 def test_cifar10_from_an_image_folder(tmp_path):

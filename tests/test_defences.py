@@ -38,8 +38,10 @@ def test_defence_keys_labels_and_names():
     assert none.key_dict() == {} and none.label == "none" and none.name == "no defence"
     cases = {
         Defence("prune", sparsity=0.8): ("prune-80%-global", "pruning 80 % (global)"),
-        Defence("prune", sparsity=0.875, scope="layer", finetune_epochs=2): ("prune-87.5%-layer-ft2",
-                                                                            "pruning 87.5 % (per layer, 2 fine-tuning epochs)"),
+        Defence("prune", sparsity=0.875, scope="layer", finetune_epochs=2): (
+            "prune-87.5%-layer-ft2",
+            "pruning 87.5 % (per layer, 2 fine-tuning epochs)",
+        ),
         Defence("dp", epsilon=4.0): ("dp-eps4", "DP-SGD ε = 4"),
         Defence("dp", epsilon=0.5, max_grad_norm=2.0): ("dp-eps0.5-c2", "DP-SGD ε = 0.5, C = 2"),
         Defence("ptq", bits=4, granularity="channel"): ("ptq-4b-channel", "PTQ 4-bit per-channel"),
@@ -50,8 +52,14 @@ def test_defence_keys_labels_and_names():
     assert Defence("dp", epsilon=4.0).key_dict() == {"kind": "dp", "epsilon": 4.0, "max_grad_norm": 1.0}
     assert Defence("dp", epsilon=4).key_dict() == Defence("dp", epsilon=4.0).key_dict()
     assert Defence("ptq", bits=4).key_dict() == {"kind": "ptq", "bits": 4, "granularity": "tensor"}
-    variants = [none, *cases, Defence("prune", sparsity=0.8, scope="layer"), Defence("prune", sparsity=0.5),
-                Defence("dp", epsilon=8.0), Defence("ptq", bits=4)]
+    variants = [
+        none,
+        *cases,
+        Defence("prune", sparsity=0.8, scope="layer"),
+        Defence("prune", sparsity=0.5),
+        Defence("dp", epsilon=8.0),
+        Defence("ptq", bits=4),
+    ]
     keys = [repr(sorted(d.key_dict().items())) for d in variants]
     assert len(set(keys)) == len(variants)
     assert len({d.label for d in variants}) == len(variants)
@@ -65,23 +73,26 @@ def test_finetune_epochs_default():
         finetune_epochs_for(Defence("dp", epsilon=1.0), 30)
 
 
-@pytest.mark.parametrize("kw, message", [
-    ({"kind": "dp", "epsilon": 0.0}, "epsilon must be > 0"),
-    ({"kind": "dp", "epsilon": -1.0}, "epsilon must be > 0"),
-    ({"kind": "dp"}, "epsilon must be > 0"),
-    ({"kind": "dp", "epsilon": 1.0, "max_grad_norm": 0.0}, "max_grad_norm must be > 0"),
-    ({"kind": "prune", "sparsity": 1.0}, r"sparsity must be in \[0, 1\)"),
-    ({"kind": "prune"}, r"sparsity must be in \[0, 1\)"),
-    ({"kind": "prune", "sparsity": 0.5, "scope": "net"}, "valid: global, layer"),
-    ({"kind": "prune", "sparsity": 0.5, "finetune_epochs": -1}, "finetune_epochs"),
-    ({"kind": "ptq", "bits": 1}, "from 2 to 16"),
-    ({"kind": "ptq", "bits": 17}, "from 2 to 16"),
-    ({"kind": "ptq", "bits": 4, "granularity": "row"}, "valid: tensor, channel"),
-    ({"kind": "dp", "epsilon": 1.0, "sparsity": 0.5}, "does not use sparsity"),
-    ({"kind": "none", "bits": 4}, "does not use bits"),
-    ({"kind": "ptq", "bits": 4, "scope": "layer"}, "does not use scope"),
-    ({"kind": "distill"}, "valid: none, prune, dp, ptq"),
-])
+@pytest.mark.parametrize(
+    "kw, message",
+    [
+        ({"kind": "dp", "epsilon": 0.0}, "epsilon must be > 0"),
+        ({"kind": "dp", "epsilon": -1.0}, "epsilon must be > 0"),
+        ({"kind": "dp"}, "epsilon must be > 0"),
+        ({"kind": "dp", "epsilon": 1.0, "max_grad_norm": 0.0}, "max_grad_norm must be > 0"),
+        ({"kind": "prune", "sparsity": 1.0}, r"sparsity must be in \[0, 1\)"),
+        ({"kind": "prune"}, r"sparsity must be in \[0, 1\)"),
+        ({"kind": "prune", "sparsity": 0.5, "scope": "net"}, "valid: global, layer"),
+        ({"kind": "prune", "sparsity": 0.5, "finetune_epochs": -1}, "finetune_epochs"),
+        ({"kind": "ptq", "bits": 1}, "from 2 to 16"),
+        ({"kind": "ptq", "bits": 17}, "from 2 to 16"),
+        ({"kind": "ptq", "bits": 4, "granularity": "row"}, "valid: tensor, channel"),
+        ({"kind": "dp", "epsilon": 1.0, "sparsity": 0.5}, "does not use sparsity"),
+        ({"kind": "none", "bits": 4}, "does not use bits"),
+        ({"kind": "ptq", "bits": 4, "scope": "layer"}, "does not use scope"),
+        ({"kind": "distill"}, "valid: none, prune, dp, ptq"),
+    ],
+)
 def test_bad_settings_are_refused(kw, message):
     with pytest.raises(ValueError, match=message):
         Defence(**kw)
@@ -245,7 +256,9 @@ def test_noise_multiplier_meets_the_target_epsilon(epsilon, sample_rate, epochs)
 def test_dp_compatible_replaces_batchnorm_by_groupnorm():
     from opacus.validators import ModuleValidator
 
-    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 2)).eval()
+    model = nn.Sequential(
+        nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 2)
+    ).eval()
     fixed = dp_compatible(model)
     assert not any(isinstance(m, nn.BatchNorm2d) for m in fixed.modules())
     assert any(isinstance(m, nn.GroupNorm) for m in fixed.modules())
@@ -294,8 +307,16 @@ def test_dp_fit_applies_augmentation_and_refuses_bad_settings():
         seen.append(len(xb))
         return xb.flip(-1)
 
-    model, spent = dp_fit(nn.Sequential(nn.Flatten(), nn.Linear(64, 2)), x, y, epochs=1, batch_size=20, lr=0.1,
-                          epsilon=8.0, augment_fn=flip)
+    model, spent = dp_fit(
+        nn.Sequential(nn.Flatten(), nn.Linear(64, 2)),
+        x,
+        y,
+        epochs=1,
+        batch_size=20,
+        lr=0.1,
+        epsilon=8.0,
+        augment_fn=flip,
+    )
     assert seen and spent <= 8.0 * 1.01
     with pytest.raises(ValueError, match="epsilon must be > 0"):
         dp_fit(model, x, y, epochs=1, batch_size=20, lr=0.1, epsilon=0.0)

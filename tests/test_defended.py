@@ -22,8 +22,17 @@ def _config(defence=Defence(), **kw):
 def test_a_defence_keys_the_cache_only_when_set():
     plain = _config()
     assert plain.key == _config(Defence()).key
-    keys = {_config(d).key for d in (Defence(), Defence("prune", sparsity=0.5), Defence("prune", sparsity=0.8),
-                                     Defence("dp", epsilon=1.0), Defence("ptq", bits=4), Defence("ptq", bits=4, granularity="channel"))}
+    keys = {
+        _config(d).key
+        for d in (
+            Defence(),
+            Defence("prune", sparsity=0.5),
+            Defence("prune", sparsity=0.8),
+            Defence("dp", epsilon=1.0),
+            Defence("ptq", bits=4),
+            Defence("ptq", bits=4, granularity="channel"),
+        )
+    }
     assert len(keys) == 6
     assert "prune-80%-global" in _config(Defence("prune", sparsity=0.8)).label
 
@@ -41,7 +50,9 @@ def test_pruned_and_quantized_models_start_from_the_cached_undefended_one(_isola
     ptq = train(_config(Defence("ptq", bits=2)))
     w_base = base.load().state_dict()
     for name, w in ptq.load().state_dict().items():
-        if name.endswith("weight") and w.dim() > 1:  # conv and linear weights: ternary, with the base's largest magnitude
+        if (
+            name.endswith("weight") and w.dim() > 1
+        ):  # conv and linear weights: ternary, with the base's largest magnitude
             assert len(torch.unique(w)) <= 3
             assert w.abs().max() == pytest.approx(float(w_base[name].abs().max()), rel=1e-6)
         else:

@@ -28,14 +28,27 @@ VOLATILE = {"created", "seconds", "sealed_sha256", "checksums"}  # when and how 
 
 
 def _env(base: Path) -> dict[str, str]:
-    return {**os.environ, "QMIA_CACHE": str(base / "cache"), "QMIA_RESULTS": str(base / "results"),
-            "QMIA_PROGRESS": "0", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT),
-            "QMIA_COMMIT": "0123456"}  # a clean commit for the manifests, whatever the checkout's state
+    return {
+        **os.environ,
+        "QMIA_CACHE": str(base / "cache"),
+        "QMIA_RESULTS": str(base / "results"),
+        "QMIA_PROGRESS": "0",
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": str(ROOT),
+        "QMIA_COMMIT": "0123456",
+    }  # a clean commit for the manifests, whatever the checkout's state
 
 
 def _sweep(base: Path, *args: str, check: bool = True, **kw) -> subprocess.CompletedProcess:
-    out = subprocess.run([sys.executable, "-m", "qmia", "sweep", "--profile", "smoke", *args], env=_env(base),
-                         capture_output=True, text=True, cwd=ROOT, check=False, **kw)
+    out = subprocess.run(
+        [sys.executable, "-m", "qmia", "sweep", "--profile", "smoke", *args],
+        env=_env(base),
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+        **kw,
+    )
     if check:
         assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     return out
@@ -86,9 +99,14 @@ def _first(paths, timeout: float = 300.0):
 
 def test_a_killed_job_leaves_the_store_consistent_and_its_rerun_completes_it(serial, tmp_path):
     part = "ranking-high-literal-centred"
-    proc = subprocess.Popen([sys.executable, "-m", "qmia", "sweep", "--profile", "smoke", "--executor", "local",
-                             "--part", part], env=_env(tmp_path), cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "qmia", "sweep", "--profile", "smoke", "--executor", "local", "--part", part],
+        env=_env(tmp_path),
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     rows = tmp_path / "results" / "rows"
     _first(lambda: rows.glob("*.json") if rows.is_dir() else [])  # the part is attacking its first targets
     os.killpg(proc.pid, signal.SIGKILL)  # the submitting command, the job and its part, at once
@@ -99,8 +117,9 @@ def test_a_killed_job_leaves_the_store_consistent_and_its_rerun_completes_it(ser
     assert all(serial[k] == v for k, v in stored.items())  # what was stored before the kill is whole and right
     env = _env(tmp_path)
     code = f"from qmia import executor, config; print(executor.job_status(config.get_profile('smoke'), {part!r}))"
-    status = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True,
-                            check=True).stdout
+    status = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
     assert status.startswith("lost: ") and status.strip().endswith(".err"), status  # named, with its log
     listing = _sweep(tmp_path, "--parts").stdout
     assert "lost: " in listing
@@ -127,8 +146,15 @@ def test_a_slurm_job_array_is_submitted_with_its_resources(monkeypatch, tmp_path
     ids = executor.submit(p, list(PARTS), "slurm", r, ["--on-cpu"])
     assert ids == {n: f"4242_{i}" for i, n in enumerate(PARTS)}
     script = capture.read_text()
-    for line in ("#SBATCH --partition=gpu", "#SBATCH --gpus-per-node=1", "#SBATCH --cpus-per-task=4",
-                 "#SBATCH --mem=16GB", "#SBATCH --time=30", "#SBATCH --array=0-2%2", "#SBATCH --job-name=qmia-part"):
+    for line in (
+        "#SBATCH --partition=gpu",
+        "#SBATCH --gpus-per-node=1",
+        "#SBATCH --cpus-per-task=4",
+        "#SBATCH --mem=16GB",
+        "#SBATCH --time=30",
+        "#SBATCH --array=0-2%2",
+        "#SBATCH --job-name=qmia-part",
+    ):
         assert line in script, script
     assert [executor.job_status(p, n) for n in PARTS] == ["submitted"] * 3
     assert executor.to_submit(p, list(PARTS), list(PARTS)) == []  # queued: a rerun does not submit them again

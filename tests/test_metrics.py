@@ -30,9 +30,11 @@ def test_attack_metrics_on_a_hand_checked_case():
 
 def test_low_fpr_tpr_is_reported_only_where_measurable():
     rng = np.random.default_rng(3)
-    for n_non, measured in ((999, {"tpr_at_0.1%fpr": False, "tpr_at_1%fpr": False}),
-                            (1000, {"tpr_at_0.1%fpr": False, "tpr_at_1%fpr": True}),
-                            (10000, {"tpr_at_0.1%fpr": True, "tpr_at_1%fpr": True})):
+    for n_non, measured in (
+        (999, {"tpr_at_0.1%fpr": False, "tpr_at_1%fpr": False}),
+        (1000, {"tpr_at_0.1%fpr": False, "tpr_at_1%fpr": True}),
+        (10000, {"tpr_at_0.1%fpr": True, "tpr_at_1%fpr": True}),
+    ):
         labels = np.r_[np.ones(500), np.zeros(n_non)].astype(int)
         scores = rng.normal(labels, 1)
         m = attack_metrics(scores, labels, (scores > 0.5).astype(int))

@@ -27,8 +27,9 @@ def _together_as_alone(configs):
     """Train ``configs`` one by one (fit) and together (fit_many); assert equal losses and states; the group's jobs."""
     alone, together = [prepare(c, device="cpu") for c in configs], [prepare(c, device="cpu") for c in configs]
     losses = [fit(j.model, j.config, j.x_train, j.y_train, False) for j in alone]
-    losses_many = fit_many([j.model for j in together], configs, [j.x_train for j in together],
-                           [j.y_train for j in together], False)
+    losses_many = fit_many(
+        [j.model for j in together], configs, [j.x_train for j in together], [j.y_train for j in together], False
+    )
     assert losses_many == pytest.approx(losses, rel=1e-4)
     for a, b in zip(_states(alone), _states(together)):
         for k in a:
@@ -60,26 +61,54 @@ def test_fit_many_rejects_models_that_cannot_share_steps():
     jobs = [prepare(c, device="cpu") for c in configs]
     mixed = [configs[0], configs[1].with_(quant=QuantSpec("mia", 4))]
     with pytest.raises(ValueError, match="differ only in seed, role and quantizer bits"):
-        fit_many([j.model for j in jobs[:2]], mixed, [j.x_train for j in jobs[:2]], [j.y_train for j in jobs[:2]], False)
+        fit_many(
+            [j.model for j in jobs[:2]], mixed, [j.x_train for j in jobs[:2]], [j.y_train for j in jobs[:2]], False
+        )
     with pytest.raises(ValueError, match="one size"):
-        fit_many([j.model for j in jobs[:2]], configs[:2], [jobs[0].x_train, jobs[1].x_train[:10]],
-                 [jobs[0].y_train, jobs[1].y_train[:10]], False)
+        fit_many(
+            [j.model for j in jobs[:2]],
+            configs[:2],
+            [jobs[0].x_train, jobs[1].x_train[:10]],
+            [jobs[0].y_train, jobs[1].y_train[:10]],
+            False,
+        )
     assert group_key(configs[0]) == group_key(configs[2]) != group_key(mixed[1])
     c = configs[0]
     # bits, zero point and reading are buffers of one module layout; DoReFa, 1-bit DoReFa, partial layers, mode are not
-    assert len({group_key(c.with_(quant=q)) for q in (QuantSpec("mia", 4), reading_spec("centred", 8),
-                                                      reading_spec("min-anchored", 2), reading_spec("printed", 16))}) == 1
-    others = (QuantSpec("dorefa", 4), QuantSpec("dorefa", 1), QuantSpec("mia", 4, layers="last:3"),
-              QuantSpec("mia", 4, mode="project"), QuantSpec())
+    assert (
+        len(
+            {
+                group_key(c.with_(quant=q))
+                for q in (
+                    QuantSpec("mia", 4),
+                    reading_spec("centred", 8),
+                    reading_spec("min-anchored", 2),
+                    reading_spec("printed", 16),
+                )
+            }
+        )
+        == 1
+    )
+    others = (
+        QuantSpec("dorefa", 4),
+        QuantSpec("dorefa", 1),
+        QuantSpec("mia", 4, layers="last:3"),
+        QuantSpec("mia", 4, mode="project"),
+        QuantSpec(),
+    )
     assert len({group_key(c.with_(quant=q)) for q in (QuantSpec("mia", 4), *others)}) == 6
     assert group_key(c.with_(quant=QuantSpec("dorefa", 2))) == group_key(c.with_(quant=QuantSpec("dorefa", 8)))
     assert group_key(c.with_(quant=QuantSpec("mia", 4), epochs=3)) != group_key(c.with_(quant=QuantSpec("mia", 4)))
 
 
-@pytest.mark.parametrize("quants", [
-    (QuantSpec("mia", 4), reading_spec("centred", 8), reading_spec("min-anchored", 2), reading_spec("printed", 3)),
-    (QuantSpec("dorefa", 2), QuantSpec("dorefa", 4), QuantSpec("dorefa", 3, act_bits=2)),
-], ids=["mia-readings", "dorefa"])
+@pytest.mark.parametrize(
+    "quants",
+    [
+        (QuantSpec("mia", 4), reading_spec("centred", 8), reading_spec("min-anchored", 2), reading_spec("printed", 3)),
+        (QuantSpec("dorefa", 2), QuantSpec("dorefa", 4), QuantSpec("dorefa", 3, act_bits=2)),
+    ],
+    ids=["mia-readings", "dorefa"],
+)
 def test_fit_many_trains_different_bitwidths_and_readings_together(quants):
     base = get_profile("smoke").config("lenet", "digits", QuantSpec()).with_(epochs=2)
     configs = [base.with_(quant=q, seed=i) for i, q in enumerate(quants)]
@@ -128,24 +157,34 @@ def test_grouped_dp_sgd_takes_opacus_steps_model_by_model(monkeypatch):
     from qmia.train import make_batch
 
     monkeypatch.setattr(defences, "noise_multiplier", lambda *a, **k: 0.0)
-    base = get_profile("smoke").config("lenet", "digits").with_(
-        defence=Defence("dp", epsilon=8.0, max_grad_norm=0.5), epochs=1, batch_size=64)
+    base = (
+        get_profile("smoke")
+        .config("lenet", "digits")
+        .with_(defence=Defence("dp", epsilon=8.0, max_grad_norm=0.5), epochs=1, batch_size=64)
+    )
     configs = [base, base.with_(seed=1), base.with_(role="ref", ref_index=1, ref_count=4)]
     jobs = _dp_jobs(configs)
     refs = [copy.deepcopy(j.model) for j in jobs]
     fit_many_dp([j.model for j in jobs], configs, [j.x_train for j in jobs], [j.y_train for j in jobs], False)
     info, n = dataset_info("digits"), len(jobs[0].x_train)
     steps = math.ceil(n / 64)
-    picked = [[torch.nonzero(torch.rand(n, generator=g) < 1 / steps).flatten() for _ in range(steps)]
-              for g in [torch.Generator().manual_seed(int(c.key[8:16], 16)) for c in configs]]
+    picked = [
+        [torch.nonzero(torch.rand(n, generator=g) < 1 / steps).flatten() for _ in range(steps)]
+        for g in [torch.Generator().manual_seed(int(c.key[8:16], 16)) for c in configs]
+    ]
     width = max(16, -(-max(len(i) for p in picked for i in p) // 16) * 16)
     for config, job, ref, batches in zip(configs, jobs, refs, picked):
         draws = augment_draws(steps * width, info, torch.Generator().manual_seed(int(config.key[:8], 16)))
         module = GradSampleModule(ref, loss_reduction="mean")
-        opt = DPOptimizer(torch.optim.SGD(module.parameters(), lr=config.lr, momentum=config.momentum),
-                          noise_multiplier=0.0, max_grad_norm=0.5, expected_batch_size=int(n / steps), loss_reduction="mean")
+        opt = DPOptimizer(
+            torch.optim.SGD(module.parameters(), lr=config.lr, momentum=config.momentum),
+            noise_multiplier=0.0,
+            max_grad_norm=0.5,
+            expected_batch_size=int(n / steps),
+            loss_reduction="mean",
+        )
         for s, i in enumerate(batches):
-            xb = make_batch(job.x_train, i, {k: v.view(steps, width)[s, :len(i)] for k, v in draws.items()}, info)
+            xb = make_batch(job.x_train, i, {k: v.view(steps, width)[s, : len(i)] for k, v in draws.items()}, info)
             opt.zero_grad()
             F.cross_entropy(module(xb), job.y_train[i]).backward()
             opt.step()
@@ -159,8 +198,11 @@ def test_grouped_dp_sgd_adds_the_calibrated_noise_and_reports_opacus_epsilon(mon
     from qmia.defences import Defence, epsilon_spent
     from qmia.multitrain import fit_many_dp
 
-    base = get_profile("smoke").config("lenet", "digits").with_(
-        defence=Defence("dp", epsilon=2.0, max_grad_norm=1.0), epochs=1, batch_size=400)  # one step, every example
+    base = (
+        get_profile("smoke")
+        .config("lenet", "digits")
+        .with_(defence=Defence("dp", epsilon=2.0, max_grad_norm=1.0), epochs=1, batch_size=400)
+    )  # one step, every example
     configs = [base, base.with_(seed=1)]
     updates = {}
     for sigma in (0.0, 1.0):
@@ -168,15 +210,18 @@ def test_grouped_dp_sgd_adds_the_calibrated_noise_and_reports_opacus_epsilon(mon
         jobs = _dp_jobs(configs)
         before = [torch.cat([p.detach().flatten().clone() for p in j.model.parameters()]) for j in jobs]
         fit_many_dp([j.model for j in jobs], configs, [j.x_train for j in jobs], [j.y_train for j in jobs], False)
-        updates[sigma] = [torch.cat([p.detach().flatten() for p in j.model.parameters()]) - b for j, b in zip(jobs, before)]
+        updates[sigma] = [
+            torch.cat([p.detach().flatten() for p in j.model.parameters()]) - b for j, b in zip(jobs, before)
+        ]
     for clean, noisy in zip(updates[0.0], updates[1.0]):  # one SGD step: -lr * (sum of clipped + N(0, (sigma C)^2)) / n
         noise = (noisy - clean) / -base.lr * 400
         assert abs(float(noise.std()) - 1.0) < 0.02 and abs(float(noise.mean())) < 0.02
     assert not torch.allclose(updates[1.0][0] - updates[0.0][0], updates[1.0][1] - updates[0.0][1])  # own noise
     monkeypatch.undo()
     jobs = _dp_jobs(configs[:1] + [configs[0].with_(seed=2)])
-    _, eps = fit_many_dp([j.model for j in jobs], [j.config for j in jobs], [j.x_train for j in jobs],
-                         [j.y_train for j in jobs], False)
+    _, eps = fit_many_dp(
+        [j.model for j in jobs], [j.config for j in jobs], [j.x_train for j in jobs], [j.y_train for j in jobs], False
+    )
     sigma = defences.noise_multiplier(2.0, 1 / 400, 1.0, 1)
     assert eps == epsilon_spent(sigma, 1.0, 1, 1 / 400) and 1.98 <= eps <= 2.0
 
@@ -238,10 +283,13 @@ def test_one_key_one_model_whatever_trains_with_it(_isolated, monkeypatch, capfd
     trained = []
     for module in (importlib.import_module("qmia.multitrain"), importlib.import_module("qmia.train")):
         real = module.finish
-        monkeypatch.setattr(module, "finish", lambda job, *a, _real=real, **k: (trained.append(job.config.key),
-                                                                               _real(job, *a, **k))[1])
+        monkeypatch.setattr(
+            module, "finish", lambda job, *a, _real=real, **k: (trained.append(job.config.key), _real(job, *a, **k))[1]
+        )
     p = get_profile("smoke")
-    targets = [p.config("lenet", "digits", q).with_(epochs=2) for q in (QuantSpec("mia", 4), QuantSpec("mia", 8), QuantSpec())]
+    targets = [
+        p.config("lenet", "digits", q).with_(epochs=2) for q in (QuantSpec("mia", 4), QuantSpec("mia", 8), QuantSpec())
+    ]
     first = []
     for target, group in zip(targets, ("4", "2", "1")):  # overlapping models (shadows, references) in other groups
         monkeypatch.setenv("QMIA_GROUP", group)

@@ -36,8 +36,11 @@ def test_every_plan_entry_is_in_exactly_one_part(name):
 def test_each_paper_part_fits_one_gpu_command_at_the_benchmark_rates():
     # on a bare machine, but for the models that models-only parts before it train and a lease carries to it
     p = get_profile("paper")
-    est = {n: part_estimate(p, n, have=carried_into(p, n).__contains__) for n, es in assign(p).items()
-           if es or trained_for_later(p, n)}
+    est = {
+        n: part_estimate(p, n, have=carried_into(p, n).__contains__)
+        for n, es in assign(p).items()
+        if es or trained_for_later(p, n)
+    }
     assert len(est) >= 10 and all(0 < s <= LIMIT_SECONDS for s in est.values()), est
     assert list(est)[:2] == ["tables-resnet20", "readings-resnet20"]  # what the book needs most comes first
 
@@ -47,7 +50,9 @@ def test_models_only_parts_train_the_dp_models_of_the_part_that_needs_them():
     a, b = trained_for_later(p, "defences-dp-models-a"), trained_for_later(p, "defences-dp-models-b")
     dp_part = part_models(p, assign(p)["defences-dp"])
     dp_models = [m for m in dp_part if m.defence.kind == "dp"]
-    assert len(dp_models) == p.lira_refs + 1 and sorted(a + b, key=lambda m: m.key) == sorted(dp_models, key=lambda m: m.key)
+    assert len(dp_models) == p.lira_refs + 1 and sorted(a + b, key=lambda m: m.key) == sorted(
+        dp_models, key=lambda m: m.key
+    )
     assert not set(a) & set(b) and {m.role for m in a} == {"ref"} and sum(m.role == "target" for m in b) == 1
     assert not assign(p)["defences-dp-models-a"] and carried_into(p, "defences-dp") >= set(dp_models)
     assert "defences-dp-models-a" not in missing_parts(p)  # no rows of its own: the book never waits for it
@@ -68,13 +73,22 @@ def _outcome(rng, n=400, seed=0, ties=True):
 def test_compact_outcomes_give_the_same_uncertainty_as_the_raw_scores():
     rng = np.random.default_rng(3)
     raw = [_outcome(rng, seed=s) for s in (0, 1)]
-    base = [AttackOutcome(b.scores, b.pred, o.member, o.index, o.seed)
-            for b, o in zip((_outcome(rng, seed=s) for s in (0, 1)), raw)]  # another attack on the same examples
+    base = [
+        AttackOutcome(b.scores, b.pred, o.member, o.index, o.seed)
+        for b, o in zip((_outcome(rng, seed=s) for s in (0, 1)), raw)
+    ]  # another attack on the same examples
     stored = []
     for i, o in enumerate(raw):
         key = f"row{i}"
-        save_row({"row_key": key, "seed": o.seed}, np.r_[0.0, 1.0], np.r_[0.0, 1.0], scores=o.scores, pred=o.pred,
-                 member=o.member, index=o.index)
+        save_row(
+            {"row_key": key, "seed": o.seed},
+            np.r_[0.0, 1.0],
+            np.r_[0.0, 1.0],
+            scores=o.scores,
+            pred=o.pred,
+            member=o.member,
+            index=o.index,
+        )
         stored.append(load_outcome(load_row(key)))
     assert len(list((results_root() / "index").glob("*.npz"))) == 2  # one index file per distinct split
     for metric in ("auc", "attack_acc", "tpr@0.1", "f1_member"):
@@ -82,7 +96,12 @@ def test_compact_outcomes_give_the_same_uncertainty_as_the_raw_scores():
         assert (a.value, a.lo, a.hi) == (b.value, b.lo, b.hi), metric
     for metric in ("auc", "tpr_matched"):
         a, b = compare(base, raw, metric, n_boot=200), compare(base, stored, metric, n_boot=200)
-        assert (a.reduction, a.reduction_lo, a.reduction_hi, a.after) == (b.reduction, b.reduction_lo, b.reduction_hi, b.after)
+        assert (a.reduction, a.reduction_lo, a.reduction_hi, a.after) == (
+            b.reduction,
+            b.reduction_lo,
+            b.reduction_hi,
+            b.after,
+        )
     assert all(np.array_equal(s.index, o.index) and np.array_equal(s.pred, o.pred) for s, o in zip(stored, raw))
 
 
@@ -138,8 +157,11 @@ def test_the_paper_results_in_the_repository_are_intact_and_true(monkeypatch):
     monkeypatch.setenv("QMIA_RESULTS", str(stored))
     p = get_profile("paper")
     assert verify_stored(p) == []
-    manifests = {n: json.loads((stored / "parts" / f"{n}.json").read_text()) for n in PART_NAMES
-                 if (stored / "parts" / f"{n}.json").exists()}
+    manifests = {
+        n: json.loads((stored / "parts" / f"{n}.json").read_text())
+        for n in PART_NAMES
+        if (stored / "parts" / f"{n}.json").exists()
+    }
     done = [n for n, m in manifests.items() if m.get("complete", True)]  # a part stopped by its budget is not done
     # the keys today's code gives find every stored row and model: no change altered a stored key
     assert done and not set(done) & set(missing_parts(p))
@@ -235,7 +257,9 @@ def test_a_models_only_part_trains_its_models_and_stores_no_rows():
     m = run_part(p, "defences-dp-models-a", device="cpu", progress=False)
     assert m["rows"] == [] and sorted(x["key"] for x in m["models"]) == sorted(c.key for c in models)
     assert all(x["defence"] == "dp" for x in m["models"]) and all(available(c) for c in models)
-    assert "defences-dp-models-a" not in needed_models_parts(p) and run_part(p, "defences-dp-models-a", device="cpu") == m
+    assert (
+        "defences-dp-models-a" not in needed_models_parts(p) and run_part(p, "defences-dp-models-a", device="cpu") == m
+    )
 
 
 def test_a_model_too_large_to_carry_travels_as_its_outputs(tmp_path, monkeypatch, capfd):

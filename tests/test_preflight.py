@@ -67,10 +67,13 @@ def test_json_output_is_checked_before_the_work(target, message, capsys, _isolat
     _refused([*RUN, "--json", str(tmp_path / target)], message, capsys, _isolated)
 
 
-@pytest.mark.parametrize("device, message", [
-    ("gpu", "--device must be one of cpu"),
-    ("cuda:7", "--device must be one of cpu"),
-])
+@pytest.mark.parametrize(
+    "device, message",
+    [
+        ("gpu", "--device must be one of cpu"),
+        ("cuda:7", "--device must be one of cpu"),
+    ],
+)
 def test_a_device_that_is_not_here_is_named(device, message, capsys, _isolated):
     if device == "cuda:7" and torch.cuda.device_count() > 7:
         pytest.skip("this machine has eight GPUs")
@@ -89,10 +92,13 @@ def test_notebook_seeds_are_bounded():
         setup("table3_accuracy", profile="smoke", seeds=[5_000_000_000])
 
 
-@pytest.mark.parametrize("option, value, message", [
-    ("--label-queries", "100000000", "--label-queries must be an integer from 1 to 1024"),
-    ("--lira-refs", "100000", "--lira-refs must be an integer from 2 to 256"),
-])
+@pytest.mark.parametrize(
+    "option, value, message",
+    [
+        ("--label-queries", "100000000", "--label-queries must be an integer from 1 to 1024"),
+        ("--lira-refs", "100000", "--lira-refs must be an integer from 2 to 256"),
+    ],
+)
 def test_sizes_have_bounds(option, value, message, capsys, _isolated):
     _refused([*RUN, option, value], message, capsys, _isolated)
 
@@ -102,24 +108,36 @@ def test_a_non_ascii_digit_group_size_names_the_variable(monkeypatch, capsys, _i
     _refused(RUN, "QMIA_GROUP must be a positive integer", capsys, _isolated)
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--bits", "0"], "--bits must be integers from 1 to 32"),
-    (["--profile", "nonsense"], "unknown profile 'nonsense'"),
-    (["--seeds", "5000000000"], "--seeds must be integers from 0 to 4294967295"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--bits", "0"], "--bits must be integers from 1 to 32"),
+        (["--profile", "nonsense"], "unknown profile 'nonsense'"),
+        (["--seeds", "5000000000"], "--seeds must be integers from 0 to 4294967295"),
+    ],
+)
 def test_run_notebooks_refuses_bad_values_in_one_line(args, message, tmp_path):
-    r = subprocess.run([sys.executable, "scripts/run_notebooks.py", "table3_accuracy", *args, "--output",
-                        str(tmp_path / "out")], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    r = subprocess.run(
+        [sys.executable, "scripts/run_notebooks.py", "table3_accuracy", *args, "--output", str(tmp_path / "out")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, r.stderr
     assert not (tmp_path / "out" / "table3_accuracy.ipynb").exists()
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present")
-@pytest.mark.parametrize("args", [
-    ["train", "--profile", "paper", "--arch", "lenet"],
-    ["run", "--profile", "paper", "--arch", "lenet", "--attack", "shadow"],
-    ["sweep", "--profile", "paper", "--part", "stronger-lenet", "--budget", "60"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["train", "--profile", "paper", "--arch", "lenet"],
+        ["run", "--profile", "paper", "--arch", "lenet", "--attack", "shadow"],
+        ["sweep", "--profile", "paper", "--part", "stronger-lenet", "--budget", "60"],
+    ],
+)
 def test_paper_scale_training_on_a_cpu_needs_the_option(args, monkeypatch, capsys, _isolated):
     monkeypatch.setenv("QMIA_RESULTS", str(_isolated / "paper-results"))  # never the stored rows
     _refused(args, "pass --on-cpu to start", capsys, _isolated)

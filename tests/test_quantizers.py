@@ -90,9 +90,16 @@ def test_last_k_leaves_other_layers_bit_identical():
     assert changed == [n for n, _ in weight_layers(model)][-5:]
 
 
-@pytest.mark.parametrize("spec", [QuantSpec("mia", 4), QuantSpec("mia", 3, zero_point="centred"),
-                                  QuantSpec("mia", 4, mode="ptq"), QuantSpec("mia", 4, mode="project"),
-                                  QuantSpec("dorefa", 3)])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        QuantSpec("mia", 4),
+        QuantSpec("mia", 3, zero_point="centred"),
+        QuantSpec("mia", 4, mode="ptq"),
+        QuantSpec("mia", 4, mode="project"),
+        QuantSpec("dorefa", 3),
+    ],
+)
 def test_exported_model_holds_only_the_levels(spec):
     torch.manual_seed(1)
     model = export_quantized(quantize_model(build_model("lenet", 1, 10, 28), spec), spec)
@@ -215,11 +222,20 @@ def test_cache_keys_of_existing_configurations_are_unchanged():
 
     recorded = {
         "b1a3f624b9e2fa1e": TrainConfig("digits", "lenet", 400, 30, batch_size=64),
-        "3d67397cd1caf801": TrainConfig("cifar10", "resnet20", 1000, 15, QuantSpec("mia", 16, zero_point="centred"),
-                                        batch_size=32, seed=1),
+        "3d67397cd1caf801": TrainConfig(
+            "cifar10", "resnet20", 1000, 15, QuantSpec("mia", 16, zero_point="centred"), batch_size=32, seed=1
+        ),
         "4f4e1a63344edc93": TrainConfig("cifar10", "resnet20", 1000, 15, QuantSpec("dorefa", 4), batch_size=32),
-        "600138ee3e864070": TrainConfig("fashion_mnist", "lenet", 15000, 50, QuantSpec("mia", 4, layers="last:5"),
-                                        role="ref", ref_index=3, ref_count=16),
+        "600138ee3e864070": TrainConfig(
+            "fashion_mnist",
+            "lenet",
+            15000,
+            50,
+            QuantSpec("mia", 4, layers="last:5"),
+            role="ref",
+            ref_index=3,
+            ref_count=16,
+        ),
         "2fbac4cd7facf638": TrainConfig("cifar10", "resnet50", 15000, 50, QuantSpec("mia", 8), role="shadow"),
         "bc1174ba4a73cebf": TrainConfig("cifar10", "resnet20", 15000, 50, QuantSpec("mia", 4), augment=False),
     }

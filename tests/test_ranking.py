@@ -42,8 +42,9 @@ def _permuted(o: AttackOutcome, rng_seed: int) -> AttackOutcome:
 
 
 def test_a_certain_order_is_found_with_certainty():
-    out = _case({"fp32": {"loss": 1.0, "lira": 1.8}, "int8": {"loss": 0.6, "lira": 1.0},
-                 "int4": {"loss": 0.05, "lira": 0.3}})
+    out = _case(
+        {"fp32": {"loss": 1.0, "lira": 1.8}, "int8": {"loss": 0.6, "lira": 1.0}, "int4": {"loss": 0.05, "lira": 0.3}}
+    )
     df = rank_quantizers(out, n_boot=200)
     assert list(df.quantizer) == ["int4", "int8", "fp32"]  # most secure first
     assert list(df["rank"]) == [1, 2, 3]
@@ -75,7 +76,8 @@ def test_values_and_intervals_are_those_of_estimate_of_the_strongest_attack():
         for q in ("a", "b", "c"):  # one attack each: the same draws as estimate's, hence the same interval
             e = estimate(out[q]["x"], metric, n_boot=150, seed=7, level=0.9)
             assert (df.loc[q, "value"], df.loc[q, "value_lo"], df.loc[q, "value_hi"]) == pytest.approx(
-                (e.value, e.lo, e.hi), abs=1e-12), (metric, q)
+                (e.value, e.lo, e.hi), abs=1e-12
+            ), (metric, q)
 
 
 def test_two_identical_quantizers_tie_and_share_an_uncertain_rank():
@@ -165,8 +167,12 @@ def test_attack_agreement_is_one_when_attacks_agree_and_low_when_they_do_not():
     assert list(ranks.index) == list(quantizers) and list(ranks.columns) == ["loss", "lira", "entropy"]
     assert (ranks.to_numpy() == np.array([[1], [2], [3], [4]])).all()
     shifts = list(quantizers.values())
-    disagree = _case({q: {"loss": s, "lira": s, "entropy": shifts[-1 - i]}  # entropy reverses the order
-                      for i, (q, s) in enumerate(quantizers.items())})
+    disagree = _case(
+        {
+            q: {"loss": s, "lira": s, "entropy": shifts[-1 - i]}  # entropy reverses the order
+            for i, (q, s) in enumerate(quantizers.items())
+        }
+    )
     ranks, w = attack_agreement(disagree)
     assert list(ranks["entropy"]) == [4, 3, 2, 1]
     assert w == pytest.approx(1 / 9)  # rank sums 6, 7, 8, 9: 12 * 5 / (3^2 * (4^3 - 4))

@@ -50,7 +50,18 @@ from qmia.results import load_row, row_path, scores_path
 from qmia.train import train
 
 ROOT = Path(__file__).resolve().parent.parent
-METRICS = ("attack_acc", "auc", "tp", "fp", "f1_member", "advantage", "auc_lo", "auc_hi", "target_test_acc", "shadow_test_acc")
+METRICS = (
+    "attack_acc",
+    "auc",
+    "tp",
+    "fp",
+    "f1_member",
+    "advantage",
+    "auc_lo",
+    "auc_hi",
+    "target_test_acc",
+    "shadow_test_acc",
+)
 
 
 def _config(**kw):
@@ -83,7 +94,7 @@ def test_a_damaged_cache_entry_is_reported_moved_aside_and_retrained(_isolated, 
     assert len(_damaged(path.parent)) == 1
     again = train(cfg)
     assert again.trained_here and torch.equal(again.outputs["logits"]["target_out"], first)  # deterministic retraining
-    assert is_cached(cfg) and not again.load() is None
+    assert is_cached(cfg) and again.load() is not None
 
 
 def test_intact_weights_without_outputs_are_completed_not_retrained(_isolated, capfd):
@@ -138,17 +149,43 @@ def test_damaged_data_tensors_are_decoded_again(_isolated, capfd):
 
 
 def _cli(*args: str, env: dict, **kw) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "qmia", *args], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, **kw)
+    return subprocess.Popen(
+        [sys.executable, "-m", "qmia", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kw,
+    )
 
 
 def _env(base: Path, name: str) -> dict:
-    return {**os.environ, "QMIA_CACHE": str(base / name / "cache"), "QMIA_RESULTS": str(base / name / "results"),
-            "QMIA_PROGRESS": "0"}
+    return {
+        **os.environ,
+        "QMIA_CACHE": str(base / name / "cache"),
+        "QMIA_RESULTS": str(base / name / "results"),
+        "QMIA_PROGRESS": "0",
+    }
 
 
-RUN = ("run", "--profile", "smoke", "--arch", "lenet", "--quant", "mia", "--bits", "4", "--attack", "all",
-       "--lira-refs", "2", "--no-progress", "--json")
+RUN = (
+    "run",
+    "--profile",
+    "smoke",
+    "--arch",
+    "lenet",
+    "--quant",
+    "mia",
+    "--bits",
+    "4",
+    "--attack",
+    "all",
+    "--lira-refs",
+    "2",
+    "--no-progress",
+    "--json",
+)
 
 
 def test_runs_killed_at_random_moments_resume_to_the_same_rows(_isolated):
@@ -223,19 +260,22 @@ def test_the_same_configuration_and_seed_give_bit_identical_rows(_isolated, monk
 # ----------------------------------------------------------------------------- bad input
 
 
-@pytest.mark.parametrize("args, message", [
-    (["train", "--quant", "mia", "--bits", "0"], "bits must be an integer from 1 to 32"),
-    (["train", "--quant", "mia", "--bits", "40"], "bits must be an integer from 1 to 32"),
-    (["train", "--quant", "ternary", "--bits", "2"], "invalid choice: 'ternary' (choose from"),
-    (["train", "--quant", "mia", "--bits", "4", "--reading", "odd"], "invalid choice: 'odd'"),
-    (["train", "--profile", "nonsense"], "invalid choice: 'nonsense' (choose from"),
-    (["train", "--dataset", "cifar10"], "profile 'smoke' does not use dataset 'cifar10'; it uses digits"),
-    (["train", "--bits", "4"], "--bits needs --quant mia or --quant dorefa"),
-    (["train", "--quant", "mia", "--bits", "4", "--zero-point", "x"], "zero point must be an integer or 'centred'"),
-    (["run", "--attack", "label-only"], "invalid choice: 'label-only'"),
-    (["run", "--attack", "rmia", "--rmia-gamma", "0"], "rmia_gamma must be > 0"),
-    (["run", "--attack", "label", "--label-queries", "0"], "--label-queries must be an integer from 1 to 1024"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "--quant", "mia", "--bits", "0"], "bits must be an integer from 1 to 32"),
+        (["train", "--quant", "mia", "--bits", "40"], "bits must be an integer from 1 to 32"),
+        (["train", "--quant", "ternary", "--bits", "2"], "invalid choice: 'ternary' (choose from"),
+        (["train", "--quant", "mia", "--bits", "4", "--reading", "odd"], "invalid choice: 'odd'"),
+        (["train", "--profile", "nonsense"], "invalid choice: 'nonsense' (choose from"),
+        (["train", "--dataset", "cifar10"], "profile 'smoke' does not use dataset 'cifar10'; it uses digits"),
+        (["train", "--bits", "4"], "--bits needs --quant mia or --quant dorefa"),
+        (["train", "--quant", "mia", "--bits", "4", "--zero-point", "x"], "zero point must be an integer or 'centred'"),
+        (["run", "--attack", "label-only"], "invalid choice: 'label-only'"),
+        (["run", "--attack", "rmia", "--rmia-gamma", "0"], "rmia_gamma must be > 0"),
+        (["run", "--attack", "label", "--label-queries", "0"], "--label-queries must be an integer from 1 to 1024"),
+    ],
+)
 def test_cli_bad_input_is_one_clear_message(args, message, capsys, _isolated):
     with pytest.raises(SystemExit) as e:
         main(args)
@@ -267,13 +307,16 @@ def _fake_cifar_tar(path: Path, size: int = 32, truncate: bool = False) -> None:
     path.write_bytes(data[: len(data) // 2] if truncate else data)
 
 
-@pytest.mark.parametrize("case, message", [
-    ("missing root", "is not on disk"),
-    ("empty folder", "is not on disk"),
-    ("truncated gz", "is damaged"),
-    ("truncated tarball", "is damaged"),
-    ("wrong image size", "CIFAR-10 images are 32x32 RGB"),
-])
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("missing root", "is not on disk"),
+        ("empty folder", "is not on disk"),
+        ("truncated gz", "is damaged"),
+        ("truncated tarball", "is damaged"),
+        ("wrong image size", "CIFAR-10 images are 32x32 RGB"),
+    ],
+)
 def test_bad_data_folders_give_one_clear_message_and_cache_nothing(case, message, tmp_path, _isolated):
     root = tmp_path / "data"
     name = "fashion_mnist" if case in ("empty folder", "truncated gz") else "cifar10"
@@ -282,7 +325,12 @@ def test_bad_data_folders_give_one_clear_message_and_cache_nothing(case, message
     elif case == "truncated gz":
         raw = root / "FashionMNIST" / "raw"
         raw.mkdir(parents=True)
-        for n in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        for n in (
+            "train-images-idx3-ubyte",
+            "train-labels-idx1-ubyte",
+            "t10k-images-idx3-ubyte",
+            "t10k-labels-idx1-ubyte",
+        ):
             blob = gzip.compress(b"\x00" * 5000)
             (raw / f"{n}.gz").write_bytes(blob[:30])
     elif case == "truncated tarball":

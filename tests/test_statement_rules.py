@@ -25,11 +25,18 @@ from qmia.quantizers import QuantSpec
 from qmia.uncertainty import AttackOutcome
 
 READING = "min-anchored"
-P = Profile(name="synthetic-rules", n_per_split={"fashion_mnist": 5000, "cifar10": 5000},
-            epochs={"lenet": 1, "resnet20": 1, "resnet50": 1},
-            models=(("lenet", "fashion_mnist"), ("resnet20", "cifar10"), ("resnet50", "cifar10")),
-            resnet=("resnet20", "cifar10"), sweep=("resnet20", "cifar10"), bits=(4, 8, 16), claim_seeds=(0,),
-            readings=(READING,), lira_refs=2)
+P = Profile(
+    name="synthetic-rules",
+    n_per_split={"fashion_mnist": 5000, "cifar10": 5000},
+    epochs={"lenet": 1, "resnet20": 1, "resnet50": 1},
+    models=(("lenet", "fashion_mnist"), ("resnet20", "cifar10"), ("resnet50", "cifar10")),
+    resnet=("resnet20", "cifar10"),
+    sweep=("resnet20", "cifar10"),
+    bits=(4, 8, 16),
+    claim_seeds=(0,),
+    readings=(READING,),
+    lira_refs=2,
+)
 DATASET = {"lenet": "fashion_mnist", "resnet20": "cifar10", "resnet50": "cifar10"}
 
 
@@ -53,14 +60,28 @@ def _spec(name: str) -> QuantSpec | None:
     if what == "fp":
         return None
     if what.startswith("dorefa"):
-        return QuantSpec("dorefa", int(what[len("dorefa"):]))
+        return QuantSpec("dorefa", int(what[len("dorefa") :]))
     if what == "last5":
         return reading_spec(READING, 4, layers="last:5")
     return reading_spec(READING, int(what))
 
 
-NAMES = ("lenet", "lenet/4", "lenet/8", "lenet/16", "resnet20", "resnet20/4", "resnet20/8", "resnet20/16",
-         "resnet20/dorefa4", "resnet20/dorefa8", "resnet20/last5", "resnet50", "resnet50/4", "resnet50/8")
+NAMES = (
+    "lenet",
+    "lenet/4",
+    "lenet/8",
+    "lenet/16",
+    "resnet20",
+    "resnet20/4",
+    "resnet20/8",
+    "resnet20/16",
+    "resnet20/dorefa4",
+    "resnet20/dorefa8",
+    "resnet20/last5",
+    "resnet50",
+    "resnet50/4",
+    "resnet50/8",
+)
 ADAPTIVE = ("lenet/4", "resnet20/4")  # the rows of shadows quantized like their target (shadow-counterpart)
 
 
@@ -89,10 +110,20 @@ def world(overrides: dict[str, dict], n: int = 1000) -> evidence.Evidence:
         cfg = P.config(arch, DATASET[arch], _spec(base))
         scores, pred, member = _outcome(m, n)
         shadow = f"shadow-{arch}" if not attack else f"adaptive-shadow-{base}"
-        row = {"row_key": f"row-{len(rows)}", "target_key": cfg.key, "attack": attack or "shadow", "seed": 0,
-               "target_train_acc": m.acc + 0.1, "target_test_acc": m.acc, "target_instance": f"t-{base}",
-               "shadow_key": shadow, "shadow_instance": f"i-{shadow}", "shadow_test_acc": m.shadow_acc,
-               "shadow_train_acc": m.shadow_acc + 0.1, **attack_metrics(scores, member, pred)}
+        row = {
+            "row_key": f"row-{len(rows)}",
+            "target_key": cfg.key,
+            "attack": attack or "shadow",
+            "seed": 0,
+            "target_train_acc": m.acc + 0.1,
+            "target_test_acc": m.acc,
+            "target_instance": f"t-{base}",
+            "shadow_key": shadow,
+            "shadow_instance": f"i-{shadow}",
+            "shadow_test_acc": m.shadow_acc,
+            "shadow_train_acc": m.shadow_acc + 0.1,
+            **attack_metrics(scores, member, pred),
+        }
         outcomes[("outcome", cfg.key, row["attack"])] = AttackOutcome(scores, pred, member, np.arange(2 * n), 0)
         rows.append(row)
     return evidence.Evidence(P, pd.DataFrame(rows), n_boot=200, _memo=outcomes)  # the outcomes in memory, not stored
@@ -116,64 +147,98 @@ def drop_cases(after: str, baseline: str, low: dict = LOW, broken: str | None = 
     """The six cases of a rule "the attack is lower on ``after`` than on ``baseline``" (patterns); ``low``: a model
     whose attack is lower on every metric the rule reads; ``broken``: the one model that collapses (default: all
     ``after``)."""
-    return [("agree", {after: low}, AGREE, None), ("disagree", {after: HIGH}, DISAGREE, None),
-            ("noise", {after: NEAR}, NA, NOISE), ("tie", {after: SAME}, NA, NOISE),
-            ("collapse", {after: low, broken or after: BROKEN}, NA, COLLAPSE),
-            ("chance", {baseline: BLIND}, NA, CHANCE)]
+    return [
+        ("agree", {after: low}, AGREE, None),
+        ("disagree", {after: HIGH}, DISAGREE, None),
+        ("noise", {after: NEAR}, NA, NOISE),
+        ("tie", {after: SAME}, NA, NOISE),
+        ("collapse", {after: low, broken or after: BROKEN}, NA, COLLAPSE),
+        ("chance", {baseline: BLIND}, NA, CHANCE),
+    ]
 
 
 STRONG = {"resnet20": {"shift": 3.0}}  # a full-precision attack that leaks clearly even on a few examples
 CASES: dict[str, list[tuple]] = {
-    "no-disruption": [("agree", {}, AGREE, None), ("disagree", {"resnet20/4": {"acc": 0.60}}, DISAGREE, None),
-                      ("noise", {"lenet/8": {"acc": 0.70}}, NA, NOISE),
-                      ("tie", {QUANTIZED: SAME}, AGREE, None)],  # the claim of no loss holds when nothing is lost
-    "abstract-attack-acc": [("agree", {"resnet20/4": {"tpr": 0.60, "fpr": 0.396}}, AGREE, None),  # .700 -> .602
-                            ("disagree", {"resnet20/4": {"tpr": 0.5, "fpr": 0.5}}, DISAGREE, None),  # 29 % lower
-                            ("noise", {**STRONG, "resnet20/4": {"tpr": 0.60, "fpr": 0.40, "salt": 1}, "_n": 40},
-                             NA, NOISE),
-                            ("tie", {}, DISAGREE, None),  # no reduction: the claimed 14 % is outside
-                            ("collapse", {"resnet20/4": {"tpr": 0.60, "fpr": 0.396, "acc": 0.6}}, NA, COLLAPSE),
-                            ("chance", {"resnet20": BLIND}, NA, CHANCE)],
-    "abstract-tpr": [("agree", {"resnet20/4": {"tpr": 0.504}}, AGREE, None),  # .800 -> .504: 37 % lower
-                     ("disagree", {"resnet20/4": {"tpr": 0.7}}, DISAGREE, None),
-                     ("noise", {**STRONG, "resnet20/4": {"tpr": 0.5, "salt": 1}, "_n": 10}, NA, NOISE),
-                     ("tie", {}, DISAGREE, None),
-                     ("collapse", {"resnet20/4": {"tpr": 0.504, "acc": 0.6}}, NA, COLLAPSE),
-                     ("chance", {"resnet20": BLIND}, NA, CHANCE)],
-    "abstract-f1": [("agree", {"resnet20/4": {"tpr": 0.40}}, AGREE, None),  # member F1 .727 -> .444: 39 % lower
-                    ("disagree", {"resnet20/4": {"tpr": 0.7}}, DISAGREE, None),
-                    ("noise", {**STRONG, "resnet20/4": {"tpr": 0.40, "salt": 1}, "_n": 10}, NA, NOISE),
-                    ("tie", {}, DISAGREE, None),
-                    ("collapse", {"resnet20/4": {"tpr": 0.40, "acc": 0.6}}, NA, COLLAPSE),
-                    ("chance", {"resnet20": BLIND}, NA, CHANCE)],
+    "no-disruption": [
+        ("agree", {}, AGREE, None),
+        ("disagree", {"resnet20/4": {"acc": 0.60}}, DISAGREE, None),
+        ("noise", {"lenet/8": {"acc": 0.70}}, NA, NOISE),
+        ("tie", {QUANTIZED: SAME}, AGREE, None),
+    ],  # the claim of no loss holds when nothing is lost
+    "abstract-attack-acc": [
+        ("agree", {"resnet20/4": {"tpr": 0.60, "fpr": 0.396}}, AGREE, None),  # .700 -> .602
+        ("disagree", {"resnet20/4": {"tpr": 0.5, "fpr": 0.5}}, DISAGREE, None),  # 29 % lower
+        ("noise", {**STRONG, "resnet20/4": {"tpr": 0.60, "fpr": 0.40, "salt": 1}, "_n": 40}, NA, NOISE),
+        ("tie", {}, DISAGREE, None),  # no reduction: the claimed 14 % is outside
+        ("collapse", {"resnet20/4": {"tpr": 0.60, "fpr": 0.396, "acc": 0.6}}, NA, COLLAPSE),
+        ("chance", {"resnet20": BLIND}, NA, CHANCE),
+    ],
+    "abstract-tpr": [
+        ("agree", {"resnet20/4": {"tpr": 0.504}}, AGREE, None),  # .800 -> .504: 37 % lower
+        ("disagree", {"resnet20/4": {"tpr": 0.7}}, DISAGREE, None),
+        ("noise", {**STRONG, "resnet20/4": {"tpr": 0.5, "salt": 1}, "_n": 10}, NA, NOISE),
+        ("tie", {}, DISAGREE, None),
+        ("collapse", {"resnet20/4": {"tpr": 0.504, "acc": 0.6}}, NA, COLLAPSE),
+        ("chance", {"resnet20": BLIND}, NA, CHANCE),
+    ],
+    "abstract-f1": [
+        ("agree", {"resnet20/4": {"tpr": 0.40}}, AGREE, None),  # member F1 .727 -> .444: 39 % lower
+        ("disagree", {"resnet20/4": {"tpr": 0.7}}, DISAGREE, None),
+        ("noise", {**STRONG, "resnet20/4": {"tpr": 0.40, "salt": 1}, "_n": 10}, NA, NOISE),
+        ("tie", {}, DISAGREE, None),
+        ("collapse", {"resnet20/4": {"tpr": 0.40, "acc": 0.6}}, NA, COLLAPSE),
+        ("chance", {"resnet20": BLIND}, NA, CHANCE),
+    ],
     # member precision .667 -> .587 (8 points) at every bitwidth, nested decisions: a precise paired drop
-    "intro-7-9": [("agree", {"resnet20/*": {"fpr": 0.563}, "_n": 5000}, AGREE, None),
-                  ("disagree", {"resnet20/*": {"fpr": 0.8}}, DISAGREE, None),  # .50: 17 points
-                  ("noise", {"resnet20/*": {"fpr": 0.563, "salt": 1}}, NA, NOISE),
-                  ("tie", {}, DISAGREE, None),  # no drop: outside 7-9 points
-                  ("collapse", {"resnet20/*": {"fpr": 0.563}, "resnet20/4": {"fpr": 0.563, "acc": 0.6}, "_n": 5000},
-                   NA, COLLAPSE)],
-    "resnet50-accuracy": [("agree", {"resnet50/*": {"acc": 0.85}}, AGREE, None),
-                          ("disagree", {"resnet50/8": {"acc": 0.75}}, DISAGREE, None),
-                          ("noise", {"resnet50/*": {"acc": 0.805}}, NA, NOISE), ("tie", {}, NA, NOISE)],
+    "intro-7-9": [
+        ("agree", {"resnet20/*": {"fpr": 0.563}, "_n": 5000}, AGREE, None),
+        ("disagree", {"resnet20/*": {"fpr": 0.8}}, DISAGREE, None),  # .50: 17 points
+        ("noise", {"resnet20/*": {"fpr": 0.563, "salt": 1}}, NA, NOISE),
+        ("tie", {}, DISAGREE, None),  # no drop: outside 7-9 points
+        (
+            "collapse",
+            {"resnet20/*": {"fpr": 0.563}, "resnet20/4": {"fpr": 0.563, "acc": 0.6}, "_n": 5000},
+            NA,
+            COLLAPSE,
+        ),
+    ],
+    "resnet50-accuracy": [
+        ("agree", {"resnet50/*": {"acc": 0.85}}, AGREE, None),
+        ("disagree", {"resnet50/8": {"acc": 0.75}}, DISAGREE, None),
+        ("noise", {"resnet50/*": {"acc": 0.805}}, NA, NOISE),
+        ("tie", {}, NA, NOISE),
+    ],
     "resnet50-attack": drop_cases("resnet50/*", "resnet50", broken="resnet50/4"),
     "shadow-counterpart": [
         ("agree", {"lenet/4:adaptive": {"shadow_acc": 0.76}, "resnet20/4:adaptive": {"shadow_acc": 0.82}}, AGREE, None),
-        ("disagree", {"lenet/4:adaptive": {"shadow_acc": 0.76}, "resnet20/4:adaptive": {"shadow_acc": 0.70}},
-         DISAGREE, None),  # the full-precision shadow resolved higher on CIFAR-10 too
+        (
+            "disagree",
+            {"lenet/4:adaptive": {"shadow_acc": 0.76}, "resnet20/4:adaptive": {"shadow_acc": 0.70}},
+            DISAGREE,
+            None,
+        ),  # the full-precision shadow resolved higher on CIFAR-10 too
         ("noise", {"lenet/4:adaptive": {"shadow_acc": 0.795}}, NA, NOISE),
-        ("tie", {}, NA, NOISE)],
-    "attack-lower-fmnist": [("agree", {"lenet*": LOW}, AGREE, None),
-                            ("disagree", {"lenet*": HIGH}, DISAGREE, None),
-                            ("noise", {"lenet*": NEAR}, NA, NOISE), ("tie", {}, NA, NOISE),
-                            ("collapse", {"lenet*": LOW, "lenet/8": {**LOW, "acc": 0.6}}, NA, COLLAPSE)],
-    "shadow-higher-cifar": [("agree", {"resnet20": {"shadow_acc": 0.85}}, AGREE, None),
-                            ("disagree", {"resnet20": {"shadow_acc": 0.70}}, DISAGREE, None),
-                            ("noise", {"resnet20": {"shadow_acc": 0.805}}, NA, NOISE), ("tie", {}, NA, NOISE)],
-    "16bit-like-fp": [("agree", {"*/16": {"acc": 0.79}}, AGREE, None),
-                      ("disagree", {"resnet20/16": {"acc": 0.70}}, DISAGREE, None),
-                      ("noise", {"lenet/16": {"acc": 0.75}}, NA, NOISE),
-                      ("tie", {}, AGREE, None)],  # a claim of no difference holds on no difference
+        ("tie", {}, NA, NOISE),
+    ],
+    "attack-lower-fmnist": [
+        ("agree", {"lenet*": LOW}, AGREE, None),
+        ("disagree", {"lenet*": HIGH}, DISAGREE, None),
+        ("noise", {"lenet*": NEAR}, NA, NOISE),
+        ("tie", {}, NA, NOISE),
+        ("collapse", {"lenet*": LOW, "lenet/8": {**LOW, "acc": 0.6}}, NA, COLLAPSE),
+    ],
+    "shadow-higher-cifar": [
+        ("agree", {"resnet20": {"shadow_acc": 0.85}}, AGREE, None),
+        ("disagree", {"resnet20": {"shadow_acc": 0.70}}, DISAGREE, None),
+        ("noise", {"resnet20": {"shadow_acc": 0.805}}, NA, NOISE),
+        ("tie", {}, NA, NOISE),
+    ],
+    "16bit-like-fp": [
+        ("agree", {"*/16": {"acc": 0.79}}, AGREE, None),
+        ("disagree", {"resnet20/16": {"acc": 0.70}}, DISAGREE, None),
+        ("noise", {"lenet/16": {"acc": 0.75}}, NA, NOISE),
+        ("tie", {}, AGREE, None),
+    ],  # a claim of no difference holds on no difference
     "16bit-attack-lower": drop_cases("*/16", FPS, broken="resnet20/16"),
     "member-prf-drop": drop_cases(QUANTIZED, FPS, broken="resnet20/4"),
     "tp-lower": drop_cases(QUANTIZED, FPS, broken="lenet/8"),
@@ -182,21 +247,26 @@ CASES: dict[str, list[tuple]] = {
         ("disagree", {"resnet20/8": {"tpr": 0.75, "fpr": 0.35}}, DISAGREE, None),  # TPR only 5 points lower
         ("noise", {"resnet20/8": {"tpr": 0.60, "fpr": 0.20}}, NA, NOISE),  # TPR 20 points lower: on the threshold
         ("tie", {}, DISAGREE, None),  # no TPR reduction at all
-        ("collapse", {"resnet20/8": {"tpr": 0.55, "fpr": 0.15, "acc": 0.6}}, NA, COLLAPSE)],
-    "fig5-chance": [("agree", {"resnet20/4": BLIND, "_n": 5000}, AGREE, None),
-                    ("disagree", {"resnet20/4": {"shift": 0.5}}, DISAGREE, None),
-                    ("noise", {"resnet20/4": BLIND, "_n": 300}, NA, NOISE),  # holds 0.5, but wider than 0.48-0.52
-                    ("tie", {}, DISAGREE, None),  # as successful as full precision: not random
-                    ("collapse", {"resnet20/4": {**BLIND, "acc": 0.6}}, NA, COLLAPSE),
-                    ("chance", {"resnet20": BLIND}, NA, CHANCE)],
+        ("collapse", {"resnet20/8": {"tpr": 0.55, "fpr": 0.15, "acc": 0.6}}, NA, COLLAPSE),
+    ],
+    "fig5-chance": [
+        ("agree", {"resnet20/4": BLIND, "_n": 5000}, AGREE, None),
+        ("disagree", {"resnet20/4": {"shift": 0.5}}, DISAGREE, None),
+        ("noise", {"resnet20/4": BLIND, "_n": 300}, NA, NOISE),  # holds 0.5, but wider than 0.48-0.52
+        ("tie", {}, DISAGREE, None),  # as successful as full precision: not random
+        ("collapse", {"resnet20/4": {**BLIND, "acc": 0.6}}, NA, COLLAPSE),
+        ("chance", {"resnet20": BLIND}, NA, CHANCE),
+    ],
     "table6-both-reduce": drop_cases("resnet20/[48],resnet20/dorefa*", "resnet20", broken="resnet20/dorefa8"),
     "table6-all-three": drop_cases("resnet20/[48]", "resnet20/dorefa*", broken="resnet20/8"),
-    "table6-f1-28": [("agree", {"resnet20/4": {"tpr": 0.40}}, AGREE, None),  # F1 .727 -> .444: 39 % lower
-                     ("disagree", {"resnet20/4": LOW}, DISAGREE, None),  # .600: 17 % lower
-                     ("noise", {"resnet20/4": {"tpr": 0.495}}, NA, NOISE),  # .523: 28 % lower, on the threshold
-                     ("tie", {}, DISAGREE, None),
-                     ("collapse", {"resnet20/4": {"tpr": 0.40, "acc": 0.6}}, NA, COLLAPSE),
-                     ("chance", {"resnet20/dorefa4": BLIND}, NA, CHANCE)],
+    "table6-f1-28": [
+        ("agree", {"resnet20/4": {"tpr": 0.40}}, AGREE, None),  # F1 .727 -> .444: 39 % lower
+        ("disagree", {"resnet20/4": LOW}, DISAGREE, None),  # .600: 17 % lower
+        ("noise", {"resnet20/4": {"tpr": 0.495}}, NA, NOISE),  # .523: 28 % lower, on the threshold
+        ("tie", {}, DISAGREE, None),
+        ("collapse", {"resnet20/4": {"tpr": 0.40, "acc": 0.6}}, NA, COLLAPSE),
+        ("chance", {"resnet20/dorefa4": BLIND}, NA, CHANCE),
+    ],
     # last 5 layers at .6 / .5: member precision .545, recall .6, F1 .571; non-member precision .556, recall .5,
     # F1 .526, each below full precision's (.667 / .8 / .727; .75 / .6 / .667)
     "fig6-all-lower": drop_cases("resnet20/last5", "resnet20", low={"tpr": 0.6, "fpr": 0.5}),
@@ -217,9 +287,11 @@ def test_every_statement_has_its_cases():
             assert "collapse" in kinds, key  # a statement about an attack on a quantized target has a collapsed one
 
 
-@pytest.mark.parametrize("key, case, overrides, status, words",
-                         [(k, c[0], c[1], c[2], c[3]) for k, cs in CASES.items() for c in cs],
-                         ids=[f"{k}-{c[0].replace(' ', '-')}" for k, cs in CASES.items() for c in cs])
+@pytest.mark.parametrize(
+    "key, case, overrides, status, words",
+    [(k, c[0], c[1], c[2], c[3]) for k, cs in CASES.items() for c in cs],
+    ids=[f"{k}-{c[0].replace(' ', '-')}" for k, cs in CASES.items() for c in cs],
+)
 def test_each_statement_rule(key, case, overrides, status, words):
     overrides = dict(overrides)
     n = overrides.pop("_n", 1000)

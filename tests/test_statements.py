@@ -24,8 +24,16 @@ from qmia.uncertainty import AttackOutcome
 
 ROOT = Path(__file__).resolve().parent.parent
 N = 500
-P = Profile(name="synthetic", n_per_split={"cifar10": 5000}, epochs={"resnet20": 1}, models=(("resnet20", "cifar10"),),
-            resnet=("resnet20", "cifar10"), sweep=("resnet20", "cifar10"), bits=(4,), lira_refs=2)
+P = Profile(
+    name="synthetic",
+    n_per_split={"cifar10": 5000},
+    epochs={"resnet20": 1},
+    models=(("resnet20", "cifar10"),),
+    resnet=("resnet20", "cifar10"),
+    sweep=("resnet20", "cifar10"),
+    bits=(4,),
+    lira_refs=2,
+)
 
 
 def _outcome(shift: float, salt: int) -> AttackOutcome:
@@ -35,17 +43,28 @@ def _outcome(shift: float, salt: int) -> AttackOutcome:
     return AttackOutcome(scores, (scores >= shift / 2).astype(int), member, np.arange(2 * N), 0)
 
 
-def _evidence(q_shift: float, q_acc: float, fp_shift: float = 1.0, same_scores: bool = False,
-              shadow_instances=("s1", "s1")) -> tuple[evidence.Evidence, object, object]:
+def _evidence(
+    q_shift: float, q_acc: float, fp_shift: float = 1.0, same_scores: bool = False, shadow_instances=("s1", "s1")
+) -> tuple[evidence.Evidence, object, object]:
     fp_cfg = P.config("resnet20", "cifar10")
     q_cfg = P.config("resnet20", "cifar10", reading_spec("min-anchored", 4))
     rows = []
     for i, (cfg, shift, acc) in enumerate(((fp_cfg, fp_shift, 0.80), (q_cfg, q_shift, q_acc))):
         o = _outcome(shift, 0 if same_scores else 17 + i)
-        row = {"row_key": f"row{i}", "target_key": cfg.key, "attack": "shadow", "seed": 0, "target_train_acc": acc + 0.1,
-               "target_test_acc": acc, "shadow_key": "shadow-fp", "shadow_instance": shadow_instances[i],
-               "target_instance": f"t{i}", "shadow_test_acc": 0.8, "shadow_train_acc": 0.9,
-               **attack_metrics(o.scores, o.member, o.pred)}
+        row = {
+            "row_key": f"row{i}",
+            "target_key": cfg.key,
+            "attack": "shadow",
+            "seed": 0,
+            "target_train_acc": acc + 0.1,
+            "target_test_acc": acc,
+            "shadow_key": "shadow-fp",
+            "shadow_instance": shadow_instances[i],
+            "target_instance": f"t{i}",
+            "shadow_test_acc": 0.8,
+            "shadow_train_acc": 0.9,
+            **attack_metrics(o.scores, o.member, o.pred),
+        }
         save_row(row, *roc_points(o.scores, o.member), scores=o.scores, pred=o.pred, member=o.member, index=o.index)
         rows.append(row)
     return evidence.Evidence(P, pd.DataFrame(rows), n_boot=300), fp_cfg, q_cfg
@@ -55,13 +74,16 @@ def _drop(ev, fp, q, metric="attack_acc"):
     return beyond_noise.drop_rule(ev, [("4-bit", fp, q)], (metric,))
 
 
-@pytest.mark.parametrize("case, q_shift, q_acc, fp_shift, status, noise, words", [
-    ("a real drop", 0.2, 0.79, 1.0, claims.AGREES, False, "drop"),
-    ("a rise", 1.8, 0.79, 1.0, claims.DISAGREES, False, "drop"),
-    ("within noise", 1.0, 0.79, 1.0, claims.UNMEASURABLE, True, "at this size"),
-    ("a collapsed model", 0.0, 0.10, 1.0, claims.UNMEASURABLE, False, "utility collapse"),
-    ("a baseline at chance", 0.0, 0.79, 0.0, claims.UNMEASURABLE, False, "at chance"),
-])
+@pytest.mark.parametrize(
+    "case, q_shift, q_acc, fp_shift, status, noise, words",
+    [
+        ("a real drop", 0.2, 0.79, 1.0, claims.AGREES, False, "drop"),
+        ("a rise", 1.8, 0.79, 1.0, claims.DISAGREES, False, "drop"),
+        ("within noise", 1.0, 0.79, 1.0, claims.UNMEASURABLE, True, "at this size"),
+        ("a collapsed model", 0.0, 0.10, 1.0, claims.UNMEASURABLE, False, "utility collapse"),
+        ("a baseline at chance", 0.0, 0.79, 0.0, claims.UNMEASURABLE, False, "at chance"),
+    ],
+)
 def test_the_attack_drop_rule(case, q_shift, q_acc, fp_shift, status, noise, words):
     ev, fp, q = _evidence(q_shift, q_acc, fp_shift)
     cell = _drop(ev, fp, q)
@@ -84,22 +106,29 @@ def test_two_instances_of_one_key_are_never_paired():
     cell = statements.check_statement(stmt, ev, "min-anchored")
     assert cell.status == claims.UNMEASURABLE and "two trainings of one key" in cell.detail
     # rows that record no instance are told apart by the accuracies they give
-    assert evidence.row_instance({"shadow_train_acc": 0.9, "shadow_test_acc": 0.7266}, "shadow") != \
-        evidence.row_instance({"shadow_train_acc": 0.9, "shadow_test_acc": 0.7290}, "shadow")
+    assert evidence.row_instance(
+        {"shadow_train_acc": 0.9, "shadow_test_acc": 0.7266}, "shadow"
+    ) != evidence.row_instance({"shadow_train_acc": 0.9, "shadow_test_acc": 0.7290}, "shadow")
 
 
 def test_accuracy_gaps_and_claims_of_no_difference():
     g = beyond_noise.accuracy_gap(0.80, 0.79, 5000, 5000)
-    assert g.lo < 0.01 < g.hi and g.hi - g.lo == pytest.approx(2 * 1.959964 * (0.8 * 0.2 / 5000 + 0.79 * 0.21 / 5000) ** 0.5)
+    assert g.lo < 0.01 < g.hi and g.hi - g.lo == pytest.approx(
+        2 * 1.959964 * (0.8 * 0.2 / 5000 + 0.79 * 0.21 / 5000) ** 0.5
+    )
     assert beyond_noise.sign(g) == "noise"  # 1 point on 5,000 examples is within noise
     assert beyond_noise.sign(beyond_noise.accuracy_gap(0.80, 0.70, 5000, 5000)) == "yes"
     assert beyond_noise.sign(beyond_noise.accuracy_gap(0.70, 0.80, 5000, 5000)) == "no"
 
 
 def _table(nets: dict[str, list[str]]) -> pd.DataFrame:
-    cells = {"a": statements.Cell(claims.AGREES, ""), "d": statements.Cell(claims.DISAGREES, ""),
-             "n": statements.Cell(claims.UNMEASURABLE, "", noise=True), "u": statements.Cell(claims.UNMEASURABLE, ""),
-             "p": statements.Cell(claims.PENDING, "")}
+    cells = {
+        "a": statements.Cell(claims.AGREES, ""),
+        "d": statements.Cell(claims.DISAGREES, ""),
+        "n": statements.Cell(claims.UNMEASURABLE, "", noise=True),
+        "u": statements.Cell(claims.UNMEASURABLE, ""),
+        "p": statements.Cell(claims.PENDING, ""),
+    }
     return pd.DataFrame({r: [cells[c] for c in marks] for r, marks in nets.items()})
 
 

@@ -101,7 +101,9 @@ def test_a_pending_cell_names_its_part_and_cost_or_how_to_compute_it():
     from qmia.estimates import pending_text
 
     p = get_profile("paper")
-    assert pending_text(p, p.config("resnet50", "cifar10"), "shadow").startswith("not computed yet: part `resnet50-fp`, about")
+    assert pending_text(p, p.config("resnet50", "cifar10"), "shadow").startswith(
+        "not computed yet: part `resnet50-fp`, about"
+    )
     assert "GPU-min" in pending_text(p, p.config("resnet50", "cifar10"), "shadow")
     assert "CPU-h" in pending_text(p, p.config("resnet20", "cifar10", seed=1), "shadow")  # a CPU can compute it
     off_plan = pending_text(p, p.config("resnet20", "cifar10", seed=7), "shadow")
@@ -117,12 +119,28 @@ def test_the_table3_notebook_builds_from_the_copy_with_its_part_pending(stored_w
 
     out = tmp_path / "table3_accuracy.ipynb"
     env = {**os.environ, "QMIA_PROGRESS": "0"}
-    run = subprocess.run([sys.executable, str(ROOT / "scripts" / "run_notebooks.py"), "--profile", "paper", "--output",
-                          str(tmp_path), "table3_accuracy"], env=env, capture_output=True, text=True, timeout=600)
+    run = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "run_notebooks.py"),
+            "--profile",
+            "paper",
+            "--output",
+            str(tmp_path),
+            "table3_accuracy",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     assert "building the paper profile from the rows stored" in run.stdout
-    html = "".join("".join(o.get("data", {}).get("text/html", "")) for c in json.loads(out.read_text())["cells"]
-                   for o in c.get("outputs", []))
+    html = "".join(
+        "".join(o.get("data", {}).get("text/html", ""))
+        for c in json.loads(out.read_text())["cells"]
+        for o in c.get("outputs", [])
+    )
     assert "T_table3" in html and "part `tables-lenet`" in html and "15000/split" in html
 
 
@@ -138,6 +156,8 @@ def test_the_report_says_what_the_abstracts_numbers_would_need(monkeypatch):
     p = get_profile("paper")
     assert len(df) == len(p.readings) * len(p.bits)
     literal4 = df[(df["reading"].str.startswith("literal")) & (df["bits"] == 4)].iloc[0]
-    assert "%" in literal4["attack acc lower (claimed 14 %)"] and literal4["keeps utility and holds every claim"].startswith("no")
+    assert "%" in literal4["attack acc lower (claimed 14 %)"] and literal4[
+        "keeps utility and holds every claim"
+    ].startswith("no")
     status = df.get("status", pd.Series([""] * len(df))).fillna("")
     assert status.str.contains("two trainings of one key").any() or status.eq("").all()

@@ -33,7 +33,9 @@ def test_rmia_and_label_only_rows_are_computed_stored_and_reused(_isolated):
     assert rmia.pred.sum() == pytest.approx(len(rmia.pred) / 2, abs=len(rmia.pred) * 0.05)  # the upper half
     gap = load_outcome(df[df["attack"] == "label-gap"].iloc[0])
     t = TrainedModel(cfg)
-    correct = torch.cat([t.outputs["logits"][s].argmax(1) == t.outputs["labels"][s] for s in ("target_in", "target_out")])
+    correct = torch.cat(
+        [t.outputs["logits"][s].argmax(1) == t.outputs["labels"][s] for s in ("target_in", "target_out")]
+    )
     assert np.array_equal(gap.pred, correct.numpy().astype(int))
     assert (t.path / "augmented_labels_q16.pt").exists()
     again = evaluate(cfg, ("rmia", "label"), profile=SMOKE, lira_refs=2)
@@ -51,12 +53,15 @@ def test_attack_parameters_key_only_the_rows_of_the_groups_that_use_them():
     assert row_keys(cfg, "all", SMOKE, params=AttackParams()) == base
 
 
-@pytest.mark.parametrize("kw, message", [
-    ({"rmia_gamma": 0.0}, "rmia_gamma must be > 0"),
-    ({"rmia_offline_a": 1.5}, r"rmia_offline_a must be in \[0, 1\]"),
-    ({"rmia_population": 0}, "rmia_population must be a positive"),
-    ({"label_queries": 0}, "label_queries must be a positive integer"),
-])
+@pytest.mark.parametrize(
+    "kw, message",
+    [
+        ({"rmia_gamma": 0.0}, "rmia_gamma must be > 0"),
+        ({"rmia_offline_a": 1.5}, r"rmia_offline_a must be in \[0, 1\]"),
+        ({"rmia_population": 0}, "rmia_population must be a positive"),
+        ({"label_queries": 0}, "label_queries must be a positive integer"),
+    ],
+)
 def test_bad_attack_parameters_name_what_is_valid(kw, message):
     with pytest.raises(ValueError, match=message):
         AttackParams(**kw)

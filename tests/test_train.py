@@ -21,8 +21,15 @@ def _config(quant=QuantSpec(), epochs=6, **kw):
 def test_key_hashes_every_weight_setting():
     base = _config()
     assert base.key == _config().key
-    variants = [base.with_(seed=1), base.with_(lr=0.01), base.with_(quant=QuantSpec("mia", 4)), base.with_(role="shadow"),
-                base.with_(quant=QuantSpec("mia", 4, zero_point="centred")), base.with_(epochs=7), base.with_(role="ref", ref_index=1, ref_count=2)]
+    variants = [
+        base.with_(seed=1),
+        base.with_(lr=0.01),
+        base.with_(quant=QuantSpec("mia", 4)),
+        base.with_(role="shadow"),
+        base.with_(quant=QuantSpec("mia", 4, zero_point="centred")),
+        base.with_(epochs=7),
+        base.with_(role="ref", ref_index=1, ref_count=2),
+    ]
     assert len({v.key for v in variants} | {base.key}) == len(variants) + 1
 
 
@@ -83,20 +90,45 @@ def test_ref_models_train_on_half_the_candidates():
 
 
 def test_cli_trains_then_reuses(_isolated):
-    cmd = [sys.executable, "-m", "qmia", "train", "--dataset", "digits", "--arch", "lenet", "--quant", "mia", "--bits", "4",
-           "--profile", "smoke", "--no-progress"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "qmia",
+        "train",
+        "--dataset",
+        "digits",
+        "--arch",
+        "lenet",
+        "--quant",
+        "mia",
+        "--bits",
+        "4",
+        "--profile",
+        "smoke",
+        "--no-progress",
+    ]
     first = subprocess.run(cmd, capture_output=True, text=True, check=True)
     assert "trained in" in first.stdout
     path = first.stdout.strip().splitlines()[-1]
-    assert json.loads((_isolated / "cache" / "models" / path.split("/")[-1] / "meta.json").read_text())["label"].endswith("mia-4b/target/seed0")
+    assert json.loads((_isolated / "cache" / "models" / path.split("/")[-1] / "meta.json").read_text())[
+        "label"
+    ].endswith("mia-4b/target/seed0")
     second = subprocess.run(cmd, capture_output=True, text=True, check=True)
     assert "reused cache" in second.stdout
 
 
-@pytest.mark.parametrize("args, match", [(["--quant", "mia"], "needs --bits"), (["--quant", "mia", "--bits", "0"], "1 to 32"),
-                                         (["--bits", "4"], "needs --quant")])
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        (["--quant", "mia"], "needs --bits"),
+        (["--quant", "mia", "--bits", "0"], "1 to 32"),
+        (["--bits", "4"], "needs --quant"),
+    ],
+)
 def test_cli_rejects_bad_bits(args, match):
-    r = subprocess.run([sys.executable, "-m", "qmia", "train", "--profile", "smoke", *args], capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "qmia", "train", "--profile", "smoke", *args], capture_output=True, text=True
+    )
     assert r.returncode == 2 and match in r.stderr
 
 
@@ -125,6 +157,7 @@ def test_compute_precision_is_a_recorded_setting_of_the_config(monkeypatch):
     for precision in ("bf16", "fp32"):
         cfg = _config(epochs=1, precision=precision)
         job = train_mod.prepare(cfg, device="cpu")
+
         def record(module, inputs, output, precision=precision) -> None:
             seen.setdefault(precision, (output.dtype, inputs[0].is_contiguous(memory_format=torch.channels_last)))
 

@@ -12,8 +12,14 @@ from qmia.uncertainty import (
 )
 
 
-def _outcome(shift: float, n: int = 400, seed: int = 0, threshold: float | None = None, rng_seed: int | None = None,
-             ties: bool = False) -> AttackOutcome:
+def _outcome(
+    shift: float,
+    n: int = 400,
+    seed: int = 0,
+    threshold: float | None = None,
+    rng_seed: int | None = None,
+    ties: bool = False,
+) -> AttackOutcome:
     rng = np.random.default_rng(seed if rng_seed is None else rng_seed)
     member = np.r_[np.ones(n), np.zeros(n)].astype(int)
     scores = rng.normal(size=2 * n) + shift * member
@@ -27,8 +33,18 @@ def _outcome(shift: float, n: int = 400, seed: int = 0, threshold: float | None 
 def test_full_data_metrics_equal_sklearns(ties):
     o = _outcome(0.8, ties=ties)
     ref = attack_metrics(o.scores, o.member, o.pred)
-    for m in ("attack_acc", "advantage", "tpr", "precision_member", "recall_member", "f1_member",
-              "precision_nonmember", "recall_nonmember", "f1_nonmember", "auc"):
+    for m in (
+        "attack_acc",
+        "advantage",
+        "tpr",
+        "precision_member",
+        "recall_member",
+        "f1_member",
+        "precision_nonmember",
+        "recall_nonmember",
+        "f1_nonmember",
+        "auc",
+    ):
         assert estimate([o], m, n_boot=2).value == pytest.approx(ref[m], abs=1e-12), m
     assert estimate([o], "auc", n_boot=2).value == pytest.approx(roc_auc_score(o.member, o.scores))
     fpr, tpr = roc_points(o.scores, o.member, max_points=10**6)
@@ -36,7 +52,10 @@ def test_full_data_metrics_equal_sklearns(ties):
 
 
 def test_interval_covers_the_value_and_narrows_with_more_examples():
-    small, large = estimate([_outcome(0.5, n=100)], "auc", n_boot=300), estimate([_outcome(0.5, n=3000)], "auc", n_boot=300)
+    small, large = (
+        estimate([_outcome(0.5, n=100)], "auc", n_boot=300),
+        estimate([_outcome(0.5, n=3000)], "auc", n_boot=300),
+    )
     for e in (small, large):
         assert e.lo < e.value < e.hi
     assert (large.hi - large.lo) < 0.5 * (small.hi - small.lo)
@@ -63,13 +82,17 @@ def test_a_real_reduction_is_significant_and_no_change_is_not():
 def test_reduction_is_credited_only_down_to_chance():
     before = [_outcome(0.3, n=2000)]  # attack accuracy about 0.56
     other = _outcome(0.3, n=2000, rng_seed=9)
-    below = [AttackOutcome(-other.scores, 1 - other.pred, other.member, other.index, 0)]  # about 0.44: worse than chance
+    below = [
+        AttackOutcome(-other.scores, 1 - other.pred, other.member, other.index, 0)
+    ]  # about 0.44: worse than chance
     c = compare(before, below, "attack_acc", chance=0.5, n_boot=300)
     assert c.before.value > 0.53 and c.after.value < 0.47
     assert c.reduction == pytest.approx(c.before.value - 0.5)  # not before - after: below chance earns nothing more
     assert c.reduction_hi <= c.before.hi - 0.5 + 1e-12
     at_chance = [_outcome(0.0, n=2000, rng_seed=3)]
-    assert not compare(at_chance, below, "attack_acc", chance=0.5, n_boot=300).significant()  # nothing above chance to take
+    assert not compare(
+        at_chance, below, "attack_acc", chance=0.5, n_boot=300
+    ).significant()  # nothing above chance to take
 
 
 def test_a_moved_threshold_is_not_a_defence_at_matched_fpr():
@@ -117,7 +140,8 @@ def test_f1_at_matched_fpr_is_not_fooled_by_a_moved_threshold_and_floors_at_chan
 
 
 def _brute_max_advantage(scores: np.ndarray, member: np.ndarray, w: np.ndarray) -> float:
-    """max over every threshold t (flag score >= t, ties flagged together; t = +inf is the (0, 0) point) of TPR - FPR."""
+    """max over every threshold t (flag score >= t, ties flagged together; t = +inf is the (0, 0) point)
+    of TPR - FPR."""
     m = member.astype(bool)
     best = 0.0
     for t in np.r_[np.unique(scores), np.inf]:
@@ -149,8 +173,11 @@ def test_max_advantage_is_the_best_threshold_over_all_cuts_with_and_without_weig
 
 def test_max_advantage_is_zero_when_members_score_lower_and_one_when_they_separate():
     member = np.r_[np.ones(50), np.zeros(50)].astype(int)
-    for scores, want in ((np.r_[np.zeros(50), np.ones(50)], 0.0), (np.r_[np.ones(50), np.zeros(50)], 1.0),
-                         (np.zeros(100), 0.0)):
+    for scores, want in (
+        (np.r_[np.zeros(50), np.ones(50)], 0.0),
+        (np.r_[np.ones(50), np.zeros(50)], 1.0),
+        (np.zeros(100), 0.0),
+    ):
         o = AttackOutcome(scores, (scores >= 0.5).astype(int), member, np.arange(100), 0)
         e = estimate([o], "max_advantage", n_boot=50)
         assert e.value == want and e.lo == e.hi == want

@@ -99,8 +99,10 @@ def test_an_entry_from_before_seals_is_checked_then_sealed(_isolated, capfd):
     # outputs restored from carried weights on another machine before seals: their accuracies become the record
     restored = model_dir(cfg) / "meta.json"
     truth = json.loads(restored.read_text())["accuracy"]["target_out"]
-    _edit_json(restored, lambda m: (m.pop(SEAL), m.update(outputs_restored={"device": "cpu"}),
-                                    m["accuracy"].update(target_out=0.5)))
+    _edit_json(
+        restored,
+        lambda m: (m.pop(SEAL), m.update(outputs_restored={"device": "cpu"}), m["accuracy"].update(target_out=0.5)),
+    )
     assert is_cached(cfg) and json.loads(restored.read_text())["accuracy"]["target_out"] == truth
 
 
@@ -133,8 +135,13 @@ atomic_write(sys.argv[1], write)
 
 
 def _writer(target: Path) -> subprocess.Popen:
-    p = subprocess.Popen([sys.executable, "-c", _WRITER, str(target)], cwd=ROOT, stdout=subprocess.PIPE, text=True,
-                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    p = subprocess.Popen(
+        [sys.executable, "-c", _WRITER, str(target)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     assert p.stdout.readline().strip() == "writing"
     return p
 

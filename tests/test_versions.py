@@ -49,8 +49,12 @@ def _digest(values) -> dict:
             h.update(a.astype(np.int64).tobytes())
             continue
         w = np.random.default_rng(len(a)).uniform(-1, 1, size=(2, len(a)))[:, np.isfinite(a)]
-        stats = [float(len(a) - len(finite)), finite.mean() if len(finite) else 0.0, finite.std() if len(finite) else 0.0,
-                 *(w @ finite / max(len(finite), 1))]
+        stats = [
+            float(len(a) - len(finite)),
+            finite.mean() if len(finite) else 0.0,
+            finite.std() if len(finite) else 0.0,
+            *(w @ finite / max(len(finite), 1)),
+        ]
         sketch.append([round(float(x), 8) for x in stats])
     return {"exact": h.hexdigest()[:16], "sketch": sketch}
 
@@ -123,11 +127,17 @@ def _training() -> tuple[dict, str]:
 
 
 GUARDS = {
-    "quantizers": (_quantizers, "QUANTIZER_VERSIONS in qmia/quantizers.py (for the specs whose weights change)",
-                   "the cached models of those quantizers"),
+    "quantizers": (
+        _quantizers,
+        "QUANTIZER_VERSIONS in qmia/quantizers.py (for the specs whose weights change)",
+        "the cached models of those quantizers",
+    ),
     "attacks": (_attacks, "ATTACK_VERSION in qmia/experiment.py", "every stored result row"),
-    "training": (_training, "TRAIN_VERSION in qmia/config.py (or DATA_VERSION in qmia/data.py for the splits)",
-                 "every cached model"),
+    "training": (
+        _training,
+        "TRAIN_VERSION in qmia/config.py (or DATA_VERSION in qmia/data.py for the splits)",
+        "every cached model",
+    ),
 }
 
 
@@ -144,21 +154,26 @@ def test_behaviour_changes_only_with_a_version_bump(guard):
     if recorded["versions"] == versions:
         assert _same(recorded["fingerprint"], digest), (
             f"the behaviour of the {guard} changed but its version did not: bump {version_name} (this invalidates "
-            f"{invalidates}; say so in the commit message), then run `python tests/test_versions.py --record`")
+            f"{invalidates}; say so in the commit message), then run `python tests/test_versions.py --record`"
+        )
     else:
         assert not _same(recorded["fingerprint"], digest) or recorded["versions"] == versions, (
             f"{version_name} was bumped but the {guard} behave as before: undo the bump (it would invalidate "
-            f"{invalidates} for nothing)")
-        pytest.fail(f"{guard}: versions {recorded['versions']} -> {versions}: record the new fingerprint with "
-                    "`python tests/test_versions.py --record`")
+            f"{invalidates} for nothing)"
+        )
+        pytest.fail(
+            f"{guard}: versions {recorded['versions']} -> {versions}: record the new fingerprint with "
+            "`python tests/test_versions.py --record`"
+        )
 
 
 def test_fingerprints_hold_under_the_default_kernels():
     """The same fingerprints under ATEN_CPU_CAPABILITY=default (no vector kernels), where float outputs differ in their
     last digits from this machine's: what any CPU computes passes."""
     env = {**os.environ, "ATEN_CPU_CAPABILITY": "default"}
-    run = subprocess.run([sys.executable, str(Path(__file__)), "--check"], env=env, capture_output=True, text=True,
-                         cwd=ROOT, timeout=300)
+    run = subprocess.run(
+        [sys.executable, str(Path(__file__)), "--check"], env=env, capture_output=True, text=True, cwd=ROOT, timeout=300
+    )
     assert run.returncode == 0, run.stdout + run.stderr
 
 

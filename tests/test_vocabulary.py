@@ -18,7 +18,9 @@ def _display_tables(tree: ast.Module) -> list[str]:
     """Module-level dicts whose name says they hold display names."""
     out = []
     for node in tree.body:
-        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        targets = (
+            node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        )
         for t in targets:
             if isinstance(t, ast.Name) and TABLE.search(t.id) and isinstance(node.value, ast.Dict):
                 out.append(t.id)
@@ -28,13 +30,27 @@ def _display_tables(tree: ast.Module) -> list[str]:
 def test_display_tables_live_only_in_the_vocabulary():
     found = {p.relative_to(ROOT).as_posix(): _display_tables(ast.parse(p.read_text())) for p in MODULES}
     assert {k: v for k, v in found.items() if v} == {}
-    assert {"ARCH_NAMES", "DATA_NAMES", "READING_NAMES", "LABELS", "CURVE_NAMES", "ATTACK_NAMES", "FAMILIES",
-            "READING_INFO", "MARK"} <= set(_display_tables(ast.parse((ROOT / "qmia" / "vocabulary.py").read_text())))
+    assert {
+        "ARCH_NAMES",
+        "DATA_NAMES",
+        "READING_NAMES",
+        "LABELS",
+        "CURVE_NAMES",
+        "ATTACK_NAMES",
+        "FAMILIES",
+        "READING_INFO",
+        "MARK",
+    } <= set(_display_tables(ast.parse((ROOT / "qmia" / "vocabulary.py").read_text())))
 
 
 def test_no_module_spells_a_display_name_of_its_own():
-    names = {*vocabulary.ARCH_NAMES.values(), *vocabulary.DATA_NAMES.values(), *vocabulary.READING_NAMES.values(),
-             *vocabulary.CURVE_NAMES.values(), *vocabulary.FAMILIES.values()} - {"digits"}
+    names = {
+        *vocabulary.ARCH_NAMES.values(),
+        *vocabulary.DATA_NAMES.values(),
+        *vocabulary.READING_NAMES.values(),
+        *vocabulary.CURVE_NAMES.values(),
+        *vocabulary.FAMILIES.values(),
+    } - {"digits"}
     spelled = {}
     for p in MODULES:
         for node in ast.walk(ast.parse(p.read_text())):

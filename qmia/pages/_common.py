@@ -39,8 +39,13 @@ def _shown_rows(pg: Page, models=None, bits=None, seeds=None) -> pd.DataFrame:
     frames = []
     for r in pg.shown_readings():
         cfgs = paper_configs(pg.profile, models or pg.models, bits or pg.bits, seeds or pg.seeds, reading=r)
-        frames.append(pg.run(cfgs if r == "literal" else [c for c in cfgs if c.quant.method == "mia"
-                                                          and runs_reading(c.arch, c.quant.bits, r)]))
+        frames.append(
+            pg.run(
+                cfgs
+                if r == "literal"
+                else [c for c in cfgs if c.quant.method == "mia" and runs_reading(c.arch, c.quant.bits, r)]
+            )
+        )
     return pd.concat(frames, ignore_index=True)
 
 
@@ -49,8 +54,15 @@ def _pending_figure(pg: Page, key: str, lines: list[str]) -> None:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7.2, 1.6))
     ax.axis("off")
-    ax.text(0.01, 0.5, "Not computed yet at this profile's scale:\n" + "\n".join(lines[:6])
-            + ("\n..." if len(lines) > 6 else ""), fontsize=8, va="center", ha="left", wrap=True)
+    ax.text(
+        0.01,
+        0.5,
+        "Not computed yet at this profile's scale:\n" + "\n".join(lines[:6]) + ("\n..." if len(lines) > 6 else ""),
+        fontsize=8,
+        va="center",
+        ha="left",
+        wrap=True,
+    )
     _finish(pg, fig, key)
 
 
@@ -59,7 +71,9 @@ def _pending_lines(df: pd.DataFrame) -> list[str]:
     return list(df.loc[df["pending"] != "", "pending"].value_counts().index) if "pending" in df.columns else []
 
 
-def _pending_page(pg: Page, df: pd.DataFrame, table_id: str, title: str, figures: tuple[str, ...], keys: tuple[str, ...]):
+def _pending_page(
+    pg: Page, df: pd.DataFrame, table_id: str, title: str, figures: tuple[str, ...], keys: tuple[str, ...]
+):
     """What a page (or section) shows when none of its rows is stored: one table naming each part it waits for and
     its cost, placeholder figures, and 'pending' for every number its prose cites."""
     from IPython.display import Markdown
@@ -100,20 +114,33 @@ def _word(missing: evidence.MissingRow) -> str:
 
 
 def _why(missing: evidence.MissingRow) -> str:
-    return f"rows of two trainings of one key: {missing}" if isinstance(missing, evidence.MixedInstances) else missing.pending
+    return (
+        f"rows of two trainings of one key: {missing}"
+        if isinstance(missing, evidence.MixedInstances)
+        else missing.pending
+    )
 
 
-def _table(pg: Page, df: pd.DataFrame, cols: list[str], table_id: str, title: str, fmt: dict,
-           not_measurable: tuple[str, ...] = ()):
+def _table(
+    pg: Page,
+    df: pd.DataFrame,
+    cols: list[str],
+    table_id: str,
+    title: str,
+    fmt: dict,
+    not_measurable: tuple[str, ...] = (),
+):
     t = labelled(with_status(mean_over_seeds(df, BY), df, BY))
     show = t[["model", "bitwidth", "reading"] + cols + _status(t)].rename(columns=LABELS)
     return t, styled(show, table_id, title, provenance(df), fmt, tuple(LABELS.get(c, c) for c in not_measurable))
 
 
 def _measure_name(key: str) -> str:
-    return {"attack_acc": "attack accuracy (credited down to 50 %)",
-            "tpr": "TPR at the full-precision attack's FPR",
-            "f1_member": "member F1 at the full-precision attack's FPR"}[key]
+    return {
+        "attack_acc": "attack accuracy (credited down to 50 %)",
+        "tpr": "TPR at the full-precision attack's FPR",
+        "f1_member": "member F1 at the full-precision attack's FPR",
+    }[key]
 
 
 def _slug(reading: str) -> str:

@@ -16,21 +16,32 @@ def beyond_adaptive(pg: Page):
     df = pg.run(paper_configs(pg.profile, pg.models, pg.bits, pg.seeds), attacks=("shadow", "adaptive", "metric"))
     t = labelled(mean_over_seeds(df, BY + ["attack"]))
     adaptive = t[t["attack"].isin(["shadow", "adaptive"])].pivot_table(
-        index=["model", "bitwidth"], columns="attack", values=["attack_acc", "auc"], sort=False)
+        index=["model", "bitwidth"], columns="attack", values=["attack_acc", "auc"], sort=False
+    )
     adaptive.columns = [f"{'attack acc.' if m == 'attack_acc' else 'AUC'}, {a}" for m, a in adaptive.columns]
     adaptive = adaptive.reset_index()
     q = t[t["method"] == "mia"].pivot_table(index=["arch", "dataset", "bits"], columns="attack", values="auc")
     pg.keep("adaptive_gain", float((q["adaptive"] - q["shadow"]).mean()))
     metric = t[t["attack"].str.startswith("metric-")]
     pg.keep("best_metric", metric.groupby("attack")["auc"].mean().idxmax().removeprefix("metric-"))
-    st1 = styled(adaptive, "beyond-adaptive", "The paper's attacker (shadow in full precision) vs the adaptive attacker "
-                 "(shadow quantized like the target), literal reading", provenance(df),
-                 {c: (PCT if c.startswith("attack acc") else NUM) for c in adaptive.columns[2:]})
+    st1 = styled(
+        adaptive,
+        "beyond-adaptive",
+        "The paper's attacker (shadow in full precision) vs the adaptive attacker "
+        "(shadow quantized like the target), literal reading",
+        provenance(df),
+        {c: (PCT if c.startswith("attack acc") else NUM) for c in adaptive.columns[2:]},
+    )
     m = metric.pivot_table(index=["model", "bitwidth"], columns="attack", values="auc", sort=False)
     m.columns = [f"AUC, {c.removeprefix('metric-')}" for c in m.columns]
     m = m.reset_index()
-    st2 = styled(m, "beyond-metric", "Metric attacks (thresholds chosen on the shadow model's outputs): AUC", provenance(df),
-                 {c: NUM for c in m.columns[2:]})
+    st2 = styled(
+        m,
+        "beyond-metric",
+        "Metric attacks (thresholds chosen on the shadow model's outputs): AUC",
+        provenance(df),
+        {c: NUM for c in m.columns[2:]},
+    )
     return st1, st2
 
 
@@ -38,23 +49,36 @@ def beyond_lira(pg: Page):
     df = pg.run(lira_configs(pg.profile, seeds=pg.seeds), attacks=("lira",))
     lt = labelled(mean_over_seeds(df, BY + ["attack"]))
 
-    show = pd.DataFrame({
-        "model": lt["model"], "bitwidth": lt["bitwidth"], "reading": lt["reading"],
-        "attack": [a.removesuffix("-adaptive").removesuffix("-reference") for a in lt["attack"]],
-        "reference models": ["quantized like the target" if a.endswith("-adaptive") else FULL_PRECISION for a in lt["attack"]],
-        "scoring": ["reference code" if a.endswith("-reference") else "qmia" for a in lt["attack"]],
-        "AUC": lt["auc"],
-        "TPR @ 0.1 % FPR (95 % CI)": [_ci(r, "tpr_at_0.1%fpr") for _, r in lt.iterrows()],
-        "TPR @ 1 % FPR (95 % CI)": [_ci(r, "tpr_at_1%fpr") for _, r in lt.iterrows()]})
+    show = pd.DataFrame(
+        {
+            "model": lt["model"],
+            "bitwidth": lt["bitwidth"],
+            "reading": lt["reading"],
+            "attack": [a.removesuffix("-adaptive").removesuffix("-reference") for a in lt["attack"]],
+            "reference models": [
+                "quantized like the target" if a.endswith("-adaptive") else FULL_PRECISION for a in lt["attack"]
+            ],
+            "scoring": ["reference code" if a.endswith("-reference") else "qmia" for a in lt["attack"]],
+            "AUC": lt["auc"],
+            "TPR @ 0.1 % FPR (95 % CI)": [_ci(r, "tpr_at_0.1%fpr") for _, r in lt.iterrows()],
+            "TPR @ 1 % FPR (95 % CI)": [_ci(r, "tpr_at_1%fpr") for _, r in lt.iterrows()],
+        }
+    )
     pg.keep("lira_refs", pg.profile.lira_refs)
     ours = lt[lt["attack"].isin(["lira-online", "lira-offline"])]["auc"].mean()
     ref = lt[lt["attack"].isin(["lira-online-reference", "lira-offline-reference"])]["auc"].mean()
     pg.keep("lira_ours_auc", ours)
     pg.keep("lira_ref_auc", ref)
     pg.keep("lira_stronger", "qmia's" if ours >= ref else "the reference code's")
-    return styled(show, "beyond-lira", f"LiRA, online and offline, with {pg.profile.lira_refs} reference models per target "
-                  "(full precision, or quantized like the target: the adaptive attacker); qmia's scoring and the reference "
-                  "code's", provenance(df), {"AUC": NUM})
+    return styled(
+        show,
+        "beyond-lira",
+        f"LiRA, online and offline, with {pg.profile.lira_refs} reference models per target "
+        "(full precision, or quantized like the target: the adaptive attacker); qmia's scoring and the reference "
+        "code's",
+        provenance(df),
+        {"AUC": NUM},
+    )
 
 
 def beyond_sweep(pg: Page):
@@ -69,7 +93,13 @@ def beyond_sweep(pg: Page):
         s = st[st["curve"] == curve].sort_values("bits")
         ax.plot(s["auc"], s["target_test_acc"], marker=marker, label=CURVE_NAMES[curve])
         for _, r in s.iterrows():
-            ax.annotate(f"{int(r['bits'])}b", (r["auc"], r["target_test_acc"]), textcoords="offset points", xytext=(4, 3), fontsize=7)
+            ax.annotate(
+                f"{int(r['bits'])}b",
+                (r["auc"], r["target_test_acc"]),
+                textcoords="offset points",
+                xytext=(4, 3),
+                fontsize=7,
+            )
     f = st[st["method"] == "none"].iloc[0]
     ax.plot([f["auc"]], [f["target_test_acc"]], "k*", ms=12, label=FULL_PRECISION)
     ax.axvline(0.5, color="k", ls="--", lw=0.8)

@@ -30,7 +30,8 @@ def _overall_shares(sizes: list[int], shares: dict[str, np.ndarray]) -> dict[str
 
 
 def clipping(pg: Page):
-    """Heat map of the share each reading's clamp moves, per layer of the trained full-precision ResNet, and the summary."""
+    """Heat map of the share each reading's clamp moves, per layer of the trained full-precision ResNet,
+    and the summary."""
     plt = _plt()
     a, d = pg.profile.resnet
     cfg = pg.profile.config(a, d, seed=pg.seeds[0])
@@ -40,8 +41,12 @@ def clipping(pg: Page):
     names = stats["layers"]
     prov = provenance(fp_df)
     readings = [r for r in READING_INFO if r in pg.profile.readings]
-    fig, axes = plt.subplots(1, len(readings) + 1, figsize=(2.3 * len(readings) + 1.8, 0.2 * len(names) + 1.8),
-                             gridspec_kw={"width_ratios": [1] * len(readings) + [0.08]})
+    fig, axes = plt.subplots(
+        1,
+        len(readings) + 1,
+        figsize=(2.3 * len(readings) + 1.8, 0.2 * len(names) + 1.8),
+        gridspec_kw={"width_ratios": [1] * len(readings) + [0.08]},
+    )
     cax, axes = axes[-1], axes[:-1]
     summary = {"bitwidth": [f"{b}-bit" for b in heat_bits]}
     shares = clipped_table(stats, readings, heat_bits)
@@ -68,15 +73,29 @@ def clipping(pg: Page):
     pg.keep("clip_provenance", prov)
     pg.keep("clip_model", model_name(a, d))
     df = pd.DataFrame(summary)
-    return styled(df, "clip-summary", "Share of all weights clipped (weighted by layer size), by reading", prov,
-                  {c: PCT for c in df.columns if c != "bitwidth"})
+    return styled(
+        df,
+        "clip-summary",
+        "Share of all weights clipped (weighted by layer size), by reading",
+        prov,
+        {c: PCT for c in df.columns if c != "bitwidth"},
+    )
 
 
 def clipping_rerun(pg: Page):
-    """The ResNet's rows at every bitwidth under every reading: what the clipping does to the model and to the attack."""
+    """The ResNet's rows at every bitwidth under every reading: what the clipping does to the model
+    and to the attack."""
     a, d = pg.profile.resnet
-    frames = [pg.run([c for c in paper_configs(pg.profile, [(a, d)], pg.bits, pg.seeds, reading=r)
-                      if r == "literal" or c.quant.method == "mia"]) for r in pg.profile.readings]
+    frames = [
+        pg.run(
+            [
+                c
+                for c in paper_configs(pg.profile, [(a, d)], pg.bits, pg.seeds, reading=r)
+                if r == "literal" or c.quant.method == "mia"
+            ]
+        )
+        for r in pg.profile.readings
+    ]
     df = pd.concat(frames, ignore_index=True)
     t = labelled(mean_over_seeds(df, BY))
     cols = ["target_train_acc", "target_test_acc", "attack_acc", "auc"]
@@ -88,5 +107,10 @@ def clipping_rerun(pg: Page):
             pg.keep(f"clip_{_slug(r)}_test_acc", row.iloc[0]["target_test_acc"])
             pg.keep(f"clip_{_slug(r)}_attack_acc", row.iloc[0]["attack_acc"])
     pg.keep("clip_bits", b)
-    return styled(show, "clip-rerun", "Table 3's ResNet rows under every reading of the quantizer", provenance(df),
-                  {LABELS[c]: (PCT if c.endswith("acc") else NUM) for c in cols})
+    return styled(
+        show,
+        "clip-rerun",
+        "Table 3's ResNet rows under every reading of the quantizer",
+        provenance(df),
+        {LABELS[c]: (PCT if c.endswith("acc") else NUM) for c in cols},
+    )

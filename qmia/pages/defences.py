@@ -27,9 +27,16 @@ def _setting(c) -> tuple[str, str]:
 def _short(setting: str) -> str:
     """A setting's name shortened for a crowded plot: 'pruning 80 % (global)' -> 'pruned 80 %', 'PTQ 4-bit per-channel'
     -> 'PTQ 4-bit ch.'."""
-    for long, short in (("pruning ", "pruned "), (" (global)", ""), (" per-channel", " ch."),
-                        (" per-tensor", " t."), ("proposed, literal (z = 2), ", "literal "), ("proposed, centred z, ", "centred "),
-                        ("DoReFa-Net, ", "DoReFa "), (FULL_PRECISION, "full prec.")):
+    for long, short in (
+        ("pruning ", "pruned "),
+        (" (global)", ""),
+        (" per-channel", " ch."),
+        (" per-tensor", " t."),
+        ("proposed, literal (z = 2), ", "literal "),
+        ("proposed, centred z, ", "centred "),
+        ("DoReFa-Net, ", "DoReFa "),
+        (FULL_PRECISION, "full prec."),
+    ):
         setting = setting.replace(long, short)
     return setting
 
@@ -42,9 +49,14 @@ def defences_frontier(pg: Page, n_boot: int = 400):
     df = pg.run(configs, attacks=DEFENCE_ATTACKS)
     stored = stored_part(df)
     if not len(stored):
-        return _pending_page(pg, df, "defences-table", "Each defence and strength against LiRA online",
-                             ("defences_frontier",), ("def_alpha", "def_best", "def_best_tpr", "def_best_acc", "def_fp_tpr",
-                                                      "def_fp_acc", "def_provenance"))
+        return _pending_page(
+            pg,
+            df,
+            "defences-table",
+            "Each defence and strength against LiRA online",
+            ("defences_frontier",),
+            ("def_alpha", "def_best", "def_best_tpr", "def_best_acc", "def_fp_tpr", "def_fp_acc", "def_provenance"),
+        )
     alpha = lowest_measurable_fpr(int(stored["n_nonmembers"].min()))
     rows, waiting = [], []
     for c in dict.fromkeys(c.with_(seed=0) for c in configs):
@@ -57,35 +69,56 @@ def defences_frontier(pg: Page, n_boot: int = 400):
             continue
         outs = [load_outcome(r) for _, r in mine.iterrows()]
         low, auc = estimate(outs, f"tpr@{alpha}", n_boot=n_boot), estimate(outs, "auc", n_boot=n_boot)
-        rows.append({"family": family, "defence": FAMILIES[family], "setting": name, "test acc.": mine["target_test_acc"].mean(),
-                     "AUC": auc.value, "auc_lo": auc.lo, "auc_hi": auc.hi, "tpr": low.value, "tpr_lo": low.lo, "tpr_hi": low.hi,
-                     "TPR @ 0.1 % FPR": mine["tpr_at_0.1%fpr"].mean(), "TPR @ 1 % FPR": mine["tpr_at_1%fpr"].mean()})
+        rows.append(
+            {
+                "family": family,
+                "defence": FAMILIES[family],
+                "setting": name,
+                "test acc.": mine["target_test_acc"].mean(),
+                "AUC": auc.value,
+                "auc_lo": auc.lo,
+                "auc_hi": auc.hi,
+                "tpr": low.value,
+                "tpr_lo": low.lo,
+                "tpr_hi": low.hi,
+                "TPR @ 0.1 % FPR": mine["tpr_at_0.1%fpr"].mean(),
+                "TPR @ 1 % FPR": mine["tpr_at_1%fpr"].mean(),
+            }
+        )
     t = pd.DataFrame(rows)
     dom = dominated_by(t["test acc."].to_numpy(), t["tpr"].to_numpy())
     front = {i for i, d in enumerate(dom) if not d}  # every dominated setting is dominated by one on the frontier
     t["dominated by"] = [", ".join(t["setting"][j] for j in d if j in front) or "–" for d in dom]
     show = t[["defence", "setting", "test acc.", "AUC", "TPR @ 0.1 % FPR", "TPR @ 1 % FPR", "dominated by"]].copy()
-    show.insert(4, f"TPR @ {alpha:.1%} FPR (95 % CI)", [f"{v:.2%} ({lo:.2%} – {hi:.2%})" for v, lo, hi in
-                                                         zip(t["tpr"], t["tpr_lo"], t["tpr_hi"])])
+    show.insert(
+        4,
+        f"TPR @ {alpha:.1%} FPR (95 % CI)",
+        [f"{v:.2%} ({lo:.2%} – {hi:.2%})" for v, lo, hi in zip(t["tpr"], t["tpr_lo"], t["tpr_hi"])],
+    )
     if waiting:
         show = pd.concat([show, pd.DataFrame(waiting)], ignore_index=True)
         show[STATUS] = show[STATUS].fillna("")
         show["dominated by"] = show["dominated by"].fillna("–")
     prov = provenance(df)
-    st = styled(show, "defences-table", "Each defence and strength: test accuracy against LiRA online with reference "
-                f"models trained with the same defence ({pg.profile.lira_refs} per target); 'dominated by': the settings on the "
-                "frontier with at least its test accuracy and at most its TPR (point estimates)",
-                f"{prov} · {n_boot} bootstrap resamples",
-                {"test acc.": PCT, "AUC": NUM, "TPR @ 0.1 % FPR": "{:.2%}", "TPR @ 1 % FPR": "{:.2%}",
-                 "dominated by": "{}"},
-                ("TPR @ 0.1 % FPR", "TPR @ 1 % FPR"))
+    st = styled(
+        show,
+        "defences-table",
+        "Each defence and strength: test accuracy against LiRA online with reference "
+        f"models trained with the same defence ({pg.profile.lira_refs} per target); 'dominated by': the settings "
+        "on the frontier with at least its test accuracy and at most its TPR (point estimates)",
+        f"{prov} · {n_boot} bootstrap resamples",
+        {"test acc.": PCT, "AUC": NUM, "TPR @ 0.1 % FPR": "{:.2%}", "TPR @ 1 % FPR": "{:.2%}", "dominated by": "{}"},
+        ("TPR @ 0.1 % FPR", "TPR @ 1 % FPR"),
+    )
     # one sentence per defence: its settings on the frontier, and what dominates the others
     sentences = []
     for family in [f for f in FAMILIES if f in set(t["family"])]:
         sub = t[t["family"] == family]
         free = [r["setting"] for i, r in sub.iterrows() if not dom[i]]
         beaten = [f"{r['setting']} (by {r['dominated by']})" for i, r in sub.iterrows() if dom[i]]
-        text = f"**{FAMILIES[family]}**: " + (f"on the frontier: {', '.join(free)}" if free else "no setting on the frontier")
+        text = f"**{FAMILIES[family]}**: " + (
+            f"on the frontier: {', '.join(free)}" if free else "no setting on the frontier"
+        )
         sentences.append(text + (f"; dominated: {'; '.join(beaten)}." if beaten else "."))
     if waiting:
         sentences.append(f"Not computed yet, so not on this frontier: {', '.join(w['setting'] for w in waiting)}.")
@@ -112,11 +145,24 @@ def defences_frontier(pg: Page, n_boot: int = 400):
         for (family, sub), marker in zip(t.groupby("family", sort=False), "*osv^D"):
             sub = sub[sub["test acc."] >= keep] if zoom else sub
             y = sub["tpr"].clip(lower=floor)
-            ax.errorbar(sub["test acc."], y, yerr=[y - sub["tpr_lo"].clip(lower=floor), sub["tpr_hi"].clip(lower=floor) - y],
-                        fmt=marker, ms=11 if marker == "*" else 7, capsize=3, label=FAMILIES[family], alpha=0.85)
+            ax.errorbar(
+                sub["test acc."],
+                y,
+                yerr=[y - sub["tpr_lo"].clip(lower=floor), sub["tpr_hi"].clip(lower=floor) - y],
+                fmt=marker,
+                ms=11 if marker == "*" else 7,
+                capsize=3,
+                label=FAMILIES[family],
+                alpha=0.85,
+            )
             for _, r in sub.iterrows() if zoom else ():
-                ax.annotate(_short(r["setting"]), (r["test acc."], max(r["tpr"], floor)), textcoords="offset points",
-                            xytext=(5, -3), fontsize=7)
+                ax.annotate(
+                    _short(r["setting"]),
+                    (r["test acc."], max(r["tpr"], floor)),
+                    textcoords="offset points",
+                    xytext=(5, -3),
+                    fontsize=7,
+                )
         ax.axhline(alpha, color="k", ls="--", lw=0.8, label=f"chance (TPR = FPR = {alpha:.1%})")
         ax.set_yscale("log")
         ax.set_xlabel("target test accuracy (utility)")

@@ -52,7 +52,12 @@ def fig5(pg: Page):
         for _, row in curves.iterrows():
             fpr, tpr = load_roc(row)
             name = bitwidth(row) + ("" if row["method"] == "none" else f", {row['reading']}")
-            ax.plot(fpr, tpr, lw=1.6, label=f"{name}{f', seed {row.seed}' if len(pg.seeds) > 1 else ''} (AUC {row['auc']:.3f})")
+            ax.plot(
+                fpr,
+                tpr,
+                lw=1.6,
+                label=f"{name}{f', seed {row.seed}' if len(pg.seeds) > 1 else ''} (AUC {row['auc']:.3f})",
+            )
         grid = np.logspace(-4, 0, 50) if log else np.linspace(0, 1, 50)
         ax.plot(grid, grid, "k--", lw=0.8, label="chance")
         if log:
@@ -69,11 +74,17 @@ def fig5(pg: Page):
     t = labelled(mean_over_seeds(df, BY))
     cols = ["auc", "advantage", "tpr_at_0.1%fpr", "tpr_at_1%fpr", "attack_acc"]
     show = t[["model", "bitwidth", "reading"] + cols].rename(columns=LABELS)
-    show["AUC 95 % CI (examples; mean over seeds)"] = [f"{lo:.3f} – {hi:.3f}" for lo, hi in zip(t["auc_lo"], t["auc_hi"])]
-    return styled(show, "fig5-auc", "Area under the ROC curves of Figure 5, the advantage and the true positive rate at low "
-                  "false positive rates", prov, {"AUC": NUM, "advantage (TPR − FPR)": NUM, "TPR @ 0.1 % FPR": NUM,
-                                                 "TPR @ 1 % FPR": NUM, "attack acc.": PCT},
-                  not_measurable=("tpr_at_0.1%fpr", "tpr_at_1%fpr"))
+    show["AUC 95 % CI (examples; mean over seeds)"] = [
+        f"{lo:.3f} – {hi:.3f}" for lo, hi in zip(t["auc_lo"], t["auc_hi"])
+    ]
+    return styled(
+        show,
+        "fig5-auc",
+        "Area under the ROC curves of Figure 5, the advantage and the true positive rate at low false positive rates",
+        prov,
+        {"AUC": NUM, "advantage (TPR − FPR)": NUM, "TPR @ 0.1 % FPR": NUM, "TPR @ 1 % FPR": NUM, "attack acc.": PCT},
+        not_measurable=("tpr_at_0.1%fpr", "tpr_at_1%fpr"),
+    )
 
 
 def verdict_table(pg: Page, results: dict[str, ClaimResult], table_id: str, title: str, prefix: str, configs: list):
@@ -86,24 +97,44 @@ def verdict_table(pg: Page, results: dict[str, ClaimResult], table_id: str, titl
             word, reason = _word(res), _why(res)
         else:
             c = res.ours
-            rows.append({"reading": READING_NAMES[r], "bits": res.bits, "before": f"{c.before}", "after": f"{c.after}",
-                         "p (fall)": c.p_value, "test acc. lost": res.utility_drop, "verdict": res.verdict.word,
-                         "why": res.verdict.reason})
+            rows.append(
+                {
+                    "reading": READING_NAMES[r],
+                    "bits": res.bits,
+                    "before": f"{c.before}",
+                    "after": f"{c.after}",
+                    "p (fall)": c.p_value,
+                    "test acc. lost": res.utility_drop,
+                    "verdict": res.verdict.word,
+                    "why": res.verdict.reason,
+                }
+            )
             word, reason = res.verdict.word, res.verdict.reason
         pg.keep(f"{prefix}_{_slug(r)}_verdict", word)
         pg.keep(f"{prefix}_{_slug(r)}_reason", reason)
     ev = pg.evidence()
     show = pd.DataFrame(rows)
-    show = show[[c for c in ("reading", "bits", "before", "after", "p (fall)", "test acc. lost", "verdict", "why")
-                 if c in show.columns]]
+    show = show[
+        [
+            c
+            for c in ("reading", "bits", "before", "after", "p (fall)", "test acc. lost", "verdict", "why")
+            if c in show.columns
+        ]
+    ]
     return styled(show, table_id, title, provenance(ev.frame(configs)), {"p (fall)": "{:.3f}", "test acc. lost": PCT})
 
 
 def fig5_verdicts(pg: Page):
     res = {r: _decide(claims.chance_verdict, pg.evidence(), r) for r in pg.shown_readings()}
-    return verdict_table(pg, res, "fig5-verdict", "Figure 5's reading: the full-precision attack succeeds and the quantized "
-                         "model's attack is at chance (AUC, claim seeds)", "f5", claim_configs(pg.profile, pg.shown_readings()))
-
+    return verdict_table(
+        pg,
+        res,
+        "fig5-verdict",
+        "Figure 5's reading: the full-precision attack succeeds and the quantized "
+        "model's attack is at chance (AUC, claim seeds)",
+        "f5",
+        claim_configs(pg.profile, pg.shown_readings()),
+    )
 
 
 def table6(pg: Page):
@@ -111,21 +142,35 @@ def table6(pg: Page):
     fp = pg.run([pg.profile.config(a, d, seed=s) for s in pg.seeds])
     frames = [fp, pg.run([c for c in dorefa_configs(pg.profile, pg.bits, pg.seeds) if c.quant.method == "dorefa"])]
     for r in pg.shown_readings():
-        frames.append(pg.run([c for c in dorefa_configs(pg.profile, pg.bits, pg.seeds, reading=r) if c.quant.method == "mia"]))
+        frames.append(
+            pg.run([c for c in dorefa_configs(pg.profile, pg.bits, pg.seeds, reading=r) if c.quant.method == "mia"])
+        )
     df = pd.concat(frames, ignore_index=True)
     t = labelled(with_status(mean_over_seeds(df, BY), df, BY))
     t.insert(2, "quantizer", t["method"].map({"none": "–", "mia": "proposed", "dorefa": DOREFA}))
-    cols = ["target_train_acc", "target_test_acc", "attack_acc", "precision_member", "recall_member", "f1_member", "auc"]
+    cols = [
+        "target_train_acc",
+        "target_test_acc",
+        "attack_acc",
+        "precision_member",
+        "recall_member",
+        "f1_member",
+        "auc",
+    ]
     show = t[["model", "bitwidth", "quantizer", "reading"] + cols + _status(t)].rename(columns=LABELS)
     fmt = {LABELS[c]: (PCT if c.endswith("acc") else NUM) for c in cols}
     pg.keep("t6_provenance", provenance(df))
-    return styled(show, "table6", "Table 6: DoReFa-Net and the proposed quantizer against the shadow attack", provenance(df), fmt)
+    return styled(
+        show, "table6", "Table 6: DoReFa-Net and the proposed quantizer against the shadow attack", provenance(df), fmt
+    )
 
 
 def table6_verdicts(pg: Page):
     rows = []
     for r in pg.shown_readings():
-        decided = _decide(claims.dorefa_verdict, pg.evidence(), r)  # at the plan's bitwidths (4 and 8), whatever the page's
+        decided = _decide(
+            claims.dorefa_verdict, pg.evidence(), r
+        )  # at the plan's bitwidths (4 and 8), whatever the page's
         if isinstance(decided, evidence.MissingRow):
             rows.append({"reading": READING_NAMES[r], "verdict at this bitwidth": _word(decided), "why": _why(decided)})
             pg.keep(f"t6_{_slug(r)}_verdict", _word(decided))
@@ -133,15 +178,26 @@ def table6_verdicts(pg: Page):
             continue
         v, per_bits = decided
         for res in per_bits:
-            rows.append({"reading": READING_NAMES[r], "bits": res.bits, "AUC, DoReFa-Net": f"{res.ours.before}",
-                         "AUC, proposed": f"{res.ours.after}", "p (fall)": res.ours.p_value,
-                         "test acc. lost vs DoReFa-Net": res.utility_drop, "verdict at this bitwidth": res.verdict.word})
+            rows.append(
+                {
+                    "reading": READING_NAMES[r],
+                    "bits": res.bits,
+                    "AUC, DoReFa-Net": f"{res.ours.before}",
+                    "AUC, proposed": f"{res.ours.after}",
+                    "p (fall)": res.ours.p_value,
+                    "test acc. lost vs DoReFa-Net": res.utility_drop,
+                    "verdict at this bitwidth": res.verdict.word,
+                }
+            )
         pg.keep(f"t6_{_slug(r)}_verdict", v.word)
         pg.keep(f"t6_{_slug(r)}_reason", v.reason)
-    return styled(pd.DataFrame(rows), "table6-summary", "Does the proposed quantizer defend better than DoReFa-Net? "
-                  "(attack AUC, DoReFa-Net as the baseline; seed 0)", provenance(pg.evidence().rows),
-                  {"p (fall)": "{:.3f}", "test acc. lost vs DoReFa-Net": PCT})
-
+    return styled(
+        pd.DataFrame(rows),
+        "table6-summary",
+        "Does the proposed quantizer defend better than DoReFa-Net? (attack AUC, DoReFa-Net as the baseline; seed 0)",
+        provenance(pg.evidence().rows),
+        {"p (fall)": "{:.3f}", "test acc. lost vs DoReFa-Net": PCT},
+    )
 
 
 def fig6(pg: Page):
@@ -149,20 +205,38 @@ def fig6(pg: Page):
     a, d = pg.profile.resnet
     frames = [pg.run([pg.profile.config(a, d, seed=s) for s in pg.seeds])]
     for r in pg.shown_readings():
-        frames.append(pg.run([c for c in partial_configs(pg.profile, pg.bits, 5, pg.seeds, reading=r) if c.quant.method == "mia"]))
+        frames.append(
+            pg.run([c for c in partial_configs(pg.profile, pg.bits, 5, pg.seeds, reading=r) if c.quant.method == "mia"])
+        )
     df = pd.concat(frames, ignore_index=True)
     prov = provenance(df)
     t = labelled(with_status(mean_over_seeds(df, BY + ["layers"]), df, BY + ["layers"]))
     waiting = t[STATUS].fillna("") if STATUS in t.columns else pd.Series("", index=t.index)
-    t["setting"] = [(FULL_PRECISION if m == "none" else f"{int(b)}-bit {r}, " + ("last 5 layers" if l == "last:5" else "all layers"))
-                    + (" (not computed yet)" if w else "")
-                    for m, b, r, l, w in zip(t["method"], t["bits"], t["reading"], t["layers"], waiting)]
-    metrics = {"target_test_acc": "target test acc.", "attack_acc": "attack acc.", "auc": "attack AUC",
-               "precision_nonmember": "precision (non-members)", "f1_member": "F1 (members)"}
+    t["setting"] = [
+        (
+            FULL_PRECISION
+            if m == "none"
+            else f"{int(b)}-bit {r}, " + ("last 5 layers" if layers == "last:5" else "all layers")
+        )
+        + (" (not computed yet)" if w else "")
+        for m, b, r, layers, w in zip(t["method"], t["bits"], t["reading"], t["layers"], waiting)
+    ]
+    metrics = {
+        "target_test_acc": "target test acc.",
+        "attack_acc": "attack acc.",
+        "auc": "attack AUC",
+        "precision_nonmember": "precision (non-members)",
+        "f1_member": "F1 (members)",
+    }
     fig, ax = plt.subplots(figsize=(7.2, 4.0))
     width = 0.8 / len(t)
     for i, (_, row) in enumerate(t.iterrows()):
-        ax.bar(np.arange(len(metrics)) + (i - (len(t) - 1) / 2) * width, [row[m] for m in metrics], width, label=row["setting"])
+        ax.bar(
+            np.arange(len(metrics)) + (i - (len(t) - 1) / 2) * width,
+            [row[m] for m in metrics],
+            width,
+            label=row["setting"],
+        )
     ax.set_xticks(np.arange(len(metrics)), list(metrics.values()), fontsize=8)
     ax.axhline(0.5, color="k", ls="--", lw=0.8)
     ax.set_ylim(0, 1.05)
@@ -171,14 +245,36 @@ def fig6(pg: Page):
     _finish(pg, fig, "fig6_partial")
     pg.keep("f6_provenance", prov)
     pg.keep("f6_model", model_name(a, d))
-    cols = ["target_train_acc", "target_test_acc", "attack_acc", "auc", "precision_member", "recall_member", "f1_member",
-            "precision_nonmember", "recall_nonmember", "f1_nonmember"]
+    cols = [
+        "target_train_acc",
+        "target_test_acc",
+        "attack_acc",
+        "auc",
+        "precision_member",
+        "recall_member",
+        "f1_member",
+        "precision_nonmember",
+        "recall_nonmember",
+        "f1_nonmember",
+    ]
     show = t[["model", "setting"] + cols + _status(t)].rename(columns=LABELS)
-    return styled(show, "fig6-table", "The numbers of Figure 6", prov, {LABELS[c]: (PCT if c.endswith("acc") else NUM) for c in cols})
+    return styled(
+        show,
+        "fig6-table",
+        "The numbers of Figure 6",
+        prov,
+        {LABELS[c]: (PCT if c.endswith("acc") else NUM) for c in cols},
+    )
 
 
 def fig6_verdicts(pg: Page):
     res = {r: _decide(claims.partial_verdict, pg.evidence(), r) for r in pg.shown_readings()}  # at the plan's 4 bits
     cfgs = [c for r in pg.shown_readings() for c in partial_configs(pg.profile, seeds=(0,), reading=r)]
-    return verdict_table(pg, res, "fig6-verdict", "Does quantizing the last five layers lower the attack? (AUC, seed 0)", "f6",
-                         list(dict.fromkeys(cfgs)))
+    return verdict_table(
+        pg,
+        res,
+        "fig6-verdict",
+        "Does quantizing the last five layers lower the attack? (AUC, seed 0)",
+        "f6",
+        list(dict.fromkeys(cfgs)),
+    )

@@ -76,8 +76,12 @@ def stronger_attacks(pg: Page):
     attacks; glues the RMIA-LiRA comparison and, per quantizer, the strongest attack at 0.1 % FPR."""
     everything = pg.run(lira_configs(pg.profile, seeds=pg.seeds), attacks=("shadow",) + STRONGER_ATTACKS)
     df = stored_part(everything)
-    keys = ("stronger_alpha", "stronger_refs", "strongest_attacks", *(f"{a}_{k}_{m}" for a in ("lira", "rmia")
-                                                                      for k in ("online", "offline") for m in ("auc", "tpr")))
+    keys = (
+        "stronger_alpha",
+        "stronger_refs",
+        "strongest_attacks",
+        *(f"{a}_{k}_{m}" for a in ("lira", "rmia") for k in ("online", "offline") for m in ("auc", "tpr")),
+    )
     if not len(df):
         return _pending_page(pg, everything, "stronger-attacks", "The LiRA targets against every attack", (), keys)[0]
     t = with_status(mean_over_seeds(everything, BY + ["attack"]), everything, BY + ["attack"])
@@ -86,40 +90,64 @@ def stronger_attacks(pg: Page):
     shown = t[t["attack"].isin(STRONGER_SHOWN)].copy()
     shown["order"] = shown["attack"].map(STRONGER_SHOWN.index)
     shown = shown.sort_values(["model", "quantizer", "order"], kind="stable")
-    table = pd.DataFrame({"model": shown["model"], "quantizer": shown["quantizer"],
-                          "attack": shown["attack"].map(attack_name), "AUC": shown["auc"],
-                          "TPR @ 0.1 % FPR (95 % CI)": [_ci(r, "tpr_at_0.1%fpr") for _, r in shown.iterrows()],
-                          "TPR @ 1 % FPR (95 % CI)": [_ci(r, "tpr_at_1%fpr") for _, r in shown.iterrows()]})
+    table = pd.DataFrame(
+        {
+            "model": shown["model"],
+            "quantizer": shown["quantizer"],
+            "attack": shown["attack"].map(attack_name),
+            "AUC": shown["auc"],
+            "TPR @ 0.1 % FPR (95 % CI)": [_ci(r, "tpr_at_0.1%fpr") for _, r in shown.iterrows()],
+            "TPR @ 1 % FPR (95 % CI)": [_ci(r, "tpr_at_1%fpr") for _, r in shown.iterrows()],
+        }
+    )
     if STATUS in shown.columns:
         table[STATUS] = shown[STATUS].fillna("").to_numpy()
         table.loc[table[STATUS] != "", ["TPR @ 0.1 % FPR (95 % CI)", "TPR @ 1 % FPR (95 % CI)"]] = "–"
     # TPR at 0.1 % FPR, or at the lowest rate these non-members make measurable, over the seeds
     alpha = lowest_measurable_fpr(int(df["n_nonmembers"].min()))
-    df = df.assign(quantizer=[quantizer_name(r) for _, r in df.iterrows()],
-                   model=[model_name(a, d) for a, d in zip(df["arch"], df["dataset"])])
-    low = pd.DataFrame([{"model": m, "quantizer": q, "attack": a,
-                         "tpr": point_value([load_outcome(r) for _, r in g.iterrows()], f"tpr@{alpha}")}
-                        for (m, q, a), g in df[df["attack"].isin(STRONGER_SHOWN)].groupby(["model", "quantizer", "attack"],
-                                                                                         sort=False)])
+    df = df.assign(
+        quantizer=[quantizer_name(r) for _, r in df.iterrows()],
+        model=[model_name(a, d) for a, d in zip(df["arch"], df["dataset"])],
+    )
+    low = pd.DataFrame(
+        [
+            {
+                "model": m,
+                "quantizer": q,
+                "attack": a,
+                "tpr": point_value([load_outcome(r) for _, r in g.iterrows()], f"tpr@{alpha}"),
+            }
+            for (m, q, a), g in df[df["attack"].isin(STRONGER_SHOWN)].groupby(
+                ["model", "quantizer", "attack"], sort=False
+            )
+        ]
+    )
     pg.keep("stronger_alpha", alpha)
     for kind in ("online", "offline"):
         for attack in ("lira", "rmia"):  # averaged over the same targets for both attacks, else pending
             both = set(low.loc[low["attack"] == f"lira-{kind}", "quantizer"]) == set(
-                low.loc[low["attack"] == f"rmia-{kind}", "quantizer"])
+                low.loc[low["attack"] == f"rmia-{kind}", "quantizer"]
+            )
             mine = t[(t["attack"] == f"{attack}-{kind}") & (t[STATUS] == "" if STATUS in t.columns else True)]
             pg.keep(f"{attack}_{kind}_auc", float(mine["auc"].mean()) if both and len(mine) else None)
-            pg.keep(f"{attack}_{kind}_tpr", float(low.loc[low["attack"] == f"{attack}-{kind}", "tpr"].mean())
-                    if both and len(mine) else None)
+            pg.keep(
+                f"{attack}_{kind}_tpr",
+                float(low.loc[low["attack"] == f"{attack}-{kind}", "tpr"].mean()) if both and len(mine) else None,
+            )
     pg.keep("stronger_refs", pg.profile.lira_refs)
     parts = []
     for (model, q), sub in low.groupby(["model", "quantizer"], sort=False):
         best = sub.loc[sub["tpr"].idxmax()]
-        parts.append(f"{q} ({model}): {attack_name(best['attack'])}, TPR {best['tpr']:.2%} at "
-                     f"{alpha:.1%} FPR")
+        parts.append(f"{q} ({model}): {attack_name(best['attack'])}, TPR {best['tpr']:.2%} at {alpha:.1%} FPR")
     pg.keep("strongest_attacks", "; ".join(parts))
-    return styled(table, "stronger-attacks", f"The LiRA targets against the paper's attack, LiRA and RMIA (the same "
-                  f"{pg.profile.lira_refs} full-precision reference models per target) and the label-only attacks",
-                  provenance(df), {"AUC": NUM})
+    return styled(
+        table,
+        "stronger-attacks",
+        f"The LiRA targets against the paper's attack, LiRA and RMIA (the same "
+        f"{pg.profile.lira_refs} full-precision reference models per target) and the label-only attacks",
+        provenance(df),
+        {"AUC": NUM},
+    )
 
 
 def _complete_quantizers(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -140,16 +168,33 @@ def _waiting_note(waiting: pd.DataFrame) -> str:
 
 def _ranking_table(df: pd.DataFrame, outcomes: dict, table_id: str, title: str, n_boot: int):
     ranked = rank_quantizers(outcomes, "max_advantage", n_boot=n_boot, seed=0)
-    acc = df.assign(quantizer=[quantizer_name(r) for _, r in df.iterrows()]).groupby("quantizer")["target_test_acc"].mean()
-    show = pd.DataFrame({
-        "rank": ranked["rank"], "quantizer": ranked["quantizer"], "MIS": ranked["mis"],
-        "best advantage (95 % CI)": [f"{v:.3f} ({lo:.3f} – {hi:.3f})" for v, lo, hi in
-                                     zip(ranked["value"], ranked["value_lo"], ranked["value_hi"])],
-        "strongest attack": ranked["strongest_attack"].map(attack_name),
-        "rank holds": ranked["rank_share"], "ranked first": ranked["best_share"],
-        "test acc.": ranked["quantizer"].map(acc)})
-    st = styled(show, table_id, title, f"{provenance(df)} · {n_boot} paired bootstrap resamples",
-                {"MIS": NUM, "rank holds": PCT, "ranked first": PCT, "test acc.": PCT, "rank": INT})
+    acc = (
+        df.assign(quantizer=[quantizer_name(r) for _, r in df.iterrows()])
+        .groupby("quantizer")["target_test_acc"]
+        .mean()
+    )
+    show = pd.DataFrame(
+        {
+            "rank": ranked["rank"],
+            "quantizer": ranked["quantizer"],
+            "MIS": ranked["mis"],
+            "best advantage (95 % CI)": [
+                f"{v:.3f} ({lo:.3f} – {hi:.3f})"
+                for v, lo, hi in zip(ranked["value"], ranked["value_lo"], ranked["value_hi"])
+            ],
+            "strongest attack": ranked["strongest_attack"].map(attack_name),
+            "rank holds": ranked["rank_share"],
+            "ranked first": ranked["best_share"],
+            "test acc.": ranked["quantizer"].map(acc),
+        }
+    )
+    st = styled(
+        show,
+        table_id,
+        title,
+        f"{provenance(df)} · {n_boot} paired bootstrap resamples",
+        {"MIS": NUM, "rank holds": PCT, "ranked first": PCT, "test acc.": PCT, "rank": INT},
+    )
     return ranked.assign(test_acc=ranked["quantizer"].map(acc)), st
 
 
@@ -178,12 +223,30 @@ def ranking_lira(pg: Page, n_boot: int = 1000):
     df, waiting = _complete_quantizers(df)
     pg.keep("useful_share", USEFUL_SHARE)
     if not len(df):
-        return _pending_page(pg, waiting, "ranking-lira", "The LiRA targets ranked by membership-inference security", (),
-                             ("rank_lira_first", "rank_lira_first_acc", "rank_lira_first_share", "rank_lira_useful",
-                              "rank_lira_useful_rank", "rank_lira_useful_mis", "rank_lira_useful_acc"))[0]
-    ranked, st = _ranking_table(df, _outcomes(df), "ranking-lira", "The LiRA targets ranked by membership-inference security, "
-                                "every attack (MIS = 1 − the best advantage of the strongest attack)" + _waiting_note(waiting),
-                                n_boot)
+        return _pending_page(
+            pg,
+            waiting,
+            "ranking-lira",
+            "The LiRA targets ranked by membership-inference security",
+            (),
+            (
+                "rank_lira_first",
+                "rank_lira_first_acc",
+                "rank_lira_first_share",
+                "rank_lira_useful",
+                "rank_lira_useful_rank",
+                "rank_lira_useful_mis",
+                "rank_lira_useful_acc",
+            ),
+        )[0]
+    ranked, st = _ranking_table(
+        df,
+        _outcomes(df),
+        "ranking-lira",
+        "The LiRA targets ranked by membership-inference security, "
+        "every attack (MIS = 1 − the best advantage of the strongest attack)" + _waiting_note(waiting),
+        n_boot,
+    )
     _keep_first(pg, ranked, "rank_lira")
     return st
 
@@ -196,24 +259,52 @@ def ranking_sweep(pg: Page, n_boot: int = 1000):
     df = pg.run(sweep_configs(pg.profile, pg.bits, pg.seeds), attacks=("shadow",) + RANKING_ATTACKS)
     df, waiting = _complete_quantizers(df)
     if not len(df):
-        keys = ("rank_sweep_first", "rank_sweep_first_acc", "rank_sweep_first_share", "rank_sweep_useful",
-                "rank_sweep_useful_rank", "rank_sweep_useful_mis", "rank_sweep_useful_acc", "rank_sweep_last",
-                "rank_sweep_w", "rank_sweep_n", "rank_provenance")
+        keys = (
+            "rank_sweep_first",
+            "rank_sweep_first_acc",
+            "rank_sweep_first_share",
+            "rank_sweep_useful",
+            "rank_sweep_useful_rank",
+            "rank_sweep_useful_mis",
+            "rank_sweep_useful_acc",
+            "rank_sweep_last",
+            "rank_sweep_w",
+            "rank_sweep_n",
+            "rank_provenance",
+        )
         pg.keep("rank_sweep_model", model_name(a, d))
-        st = _pending_page(pg, waiting, "ranking-sweep", "The sweep's quantizers ranked by membership-inference security",
-                           ("ranking_advantage",), keys)[0]
-        agree = _pending_page(pg, waiting, "ranking-agreement", "Each attack's own ranking of the sweep's quantizers",
-                              (), ())[0]
+        st = _pending_page(
+            pg,
+            waiting,
+            "ranking-sweep",
+            "The sweep's quantizers ranked by membership-inference security",
+            ("ranking_advantage",),
+            keys,
+        )[0]
+        agree = _pending_page(
+            pg, waiting, "ranking-agreement", "Each attack's own ranking of the sweep's quantizers", (), ()
+        )[0]
         return st, agree
     outcomes = _outcomes(df)  # read once: the ranking and the attacks' agreement
-    ranked, st = _ranking_table(df, outcomes, "ranking-sweep", f"The sweep's quantizers on {model_name(a, d)} ranked by "
-                                "membership-inference security over the paper's, the metric and the label-only attacks"
-                                + _waiting_note(waiting), n_boot)
+    ranked, st = _ranking_table(
+        df,
+        outcomes,
+        "ranking-sweep",
+        f"The sweep's quantizers on {model_name(a, d)} ranked by "
+        "membership-inference security over the paper's, the metric and the label-only attacks"
+        + _waiting_note(waiting),
+        n_boot,
+    )
     ranks, w = attack_agreement(outcomes, "max_advantage")
     agree = ranks.rename(columns=attack_name).loc[ranked["quantizer"]].reset_index()
     agree = agree.rename(columns={agree.columns[0]: "quantizer"})
-    st_agree = styled(agree, "ranking-agreement", f"Each attack's own ranking of the sweep's quantizers (1 = most secure); "
-                      f"Kendall's W = {w:.2f}", provenance(df), {c: INT for c in agree.columns[1:]})
+    st_agree = styled(
+        agree,
+        "ranking-agreement",
+        f"Each attack's own ranking of the sweep's quantizers (1 = most secure); Kendall's W = {w:.2f}",
+        provenance(df),
+        {c: INT for c in agree.columns[1:]},
+    )
     _keep_first(pg, ranked, "rank_sweep")
     pg.keep("rank_sweep_last", ranked.iloc[-1]["quantizer"])
     pg.keep("rank_sweep_w", w)
@@ -227,8 +318,14 @@ def ranking_sweep(pg: Page, n_boot: int = 1000):
         s = s.sort_values("bits")
         names = [quantizer_name(r) for _, r in s.iterrows()]
         v = by_name.loc[names]
-        ax.errorbar(s["bits"], v["value"], yerr=[v["value"] - v["value_lo"], v["value_hi"] - v["value"]], marker=marker,
-                    capsize=3, label=CURVE_NAMES[curve])
+        ax.errorbar(
+            s["bits"],
+            v["value"],
+            yerr=[v["value"] - v["value_lo"], v["value_hi"] - v["value"]],
+            marker=marker,
+            capsize=3,
+            label=CURVE_NAMES[curve],
+        )
     fp = by_name.loc[FULL_PRECISION]
     ax.axhspan(fp["value_lo"], fp["value_hi"], color="k", alpha=0.1)
     ax.axhline(fp["value"], color="k", lw=1, label="full precision (95 % CI shaded)")

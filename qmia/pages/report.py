@@ -32,9 +32,11 @@ def report_status(pg: Page):
     decided = int(counts[claims.AGREES].sum() + counts[claims.DISAGREES].sum())
     pg.keep("rep_cells_decided", decided)
     pg.keep("rep_cells_pending", pending_cells)
-    cells_line = (f"The readings x statements table has {n_cells} cells ({len(table)} statements x {table.shape[1]} "
-                  f"readings): {decided} decided, {pending_cells} pending, "
-                  f"{int(counts[claims.UNMEASURABLE].sum())} not measurable in this profile.")
+    cells_line = (
+        f"The readings x statements table has {n_cells} cells ({len(table)} statements x {table.shape[1]} "
+        f"readings): {decided} decided, {pending_cells} pending, "
+        f"{int(counts[claims.UNMEASURABLE].sum())} not measurable in this profile."
+    )
     if not pg.stored_only:
         return Markdown(f"Profile **{p.name}**: every result was computed for this build. {cells_line}")
     holding = {n: es for n, es in assign(p).items() if es}
@@ -44,11 +46,16 @@ def report_status(pg: Page):
     from ..results import load_row
 
     rows_total = sum(len(row_keys(c, g, p)) for es in holding.values() for c, g in es)
-    rows_stored = sum(load_row(k) is not None for es in holding.values() for c, g in es for k in row_keys(c, g, p).values())
-    text = (f"**At the paper's scale** (`results/{p.name}/`, nothing trained for this build): {len(done)} of "
-            f"{len(holding)} parts stored, {rows_stored} of {rows_total} result rows: {', '.join(f'`{n}`' for n in done)}."
-            f"\n\n**Pending** ({len(missing)} parts, each named where its numbers would stand): "
-            + "; ".join(f"`{n}` ({part_cost(p, n)})" for n in missing) + f".\n\n{cells_line}")
+    rows_stored = sum(
+        load_row(k) is not None for es in holding.values() for c, g in es for k in row_keys(c, g, p).values()
+    )
+    text = (
+        f"**At the paper's scale** (`results/{p.name}/`, nothing trained for this build): {len(done)} of "
+        f"{len(holding)} parts stored, {rows_stored} of {rows_total} result rows: {', '.join(f'`{n}`' for n in done)}."
+        f"\n\n**Pending** ({len(missing)} parts, each named where its numbers would stand): "
+        + "; ".join(f"`{n}` ({part_cost(p, n)})" for n in missing)
+        + f".\n\n{cells_line}"
+    )
     return Markdown(text)
 
 
@@ -57,6 +64,7 @@ def report_verdicts(pg: Page):
     ev = pg.evidence()
     shown = pg.shown_readings()
     rows = []
+
     def word_and_reason(decided) -> tuple[str, str]:
         if isinstance(decided, evidence.MissingRow):
             return _word(decided), _why(decided)
@@ -64,12 +72,15 @@ def report_verdicts(pg: Page):
         return v.word, v.reason
 
     for r in shown:
-        decisions = [(f"{claim.quote} (abstract)", _decide(claims.abstract_verdict, ev, key, r))
-                     for key, claim in ABSTRACT_CLAIMS.items()]
-        decisions += [("the quantized model's ROC is at chance (Figure 5)", _decide(claims.chance_verdict, ev, r)),
-                      ("the proposed quantizer defends better than DoReFa-Net (Table 6)",
-                       _decide(claims.dorefa_verdict, ev, r)),
-                      ("quantizing the last 5 layers lowers the attack (Figure 6)", _decide(claims.partial_verdict, ev, r))]
+        decisions = [
+            (f"{claim.quote} (abstract)", _decide(claims.abstract_verdict, ev, key, r))
+            for key, claim in ABSTRACT_CLAIMS.items()
+        ]
+        decisions += [
+            ("the quantized model's ROC is at chance (Figure 5)", _decide(claims.chance_verdict, ev, r)),
+            ("the proposed quantizer defends better than DoReFa-Net (Table 6)", _decide(claims.dorefa_verdict, ev, r)),
+            ("quantizing the last 5 layers lowers the attack (Figure 6)", _decide(claims.partial_verdict, ev, r)),
+        ]
         for claim_text, decided in decisions:
             word, reason = word_and_reason(decided)
             rows.append({"claim": claim_text, "reading": READING_NAMES[r], "verdict": word, "why": reason})
@@ -83,14 +94,26 @@ def report_verdicts(pg: Page):
     pg.keep("rep_best", ", ".join(shown[1:]) or "literal")
     prov = provenance(ev.rows)
     pg.keep("rep_provenance", prov)
-    compact = df[["claim", "reading", "verdict"]].pivot_table(index="claim", columns="reading", values="verdict",
-                                                             aggfunc="first", sort=False).reset_index()
-    st_compact = styled(compact, "answer-verdicts", "The answer: each claim's verdict under the literal reading of the "
-                        "quantizer and the reading most consistent with the paper", prov).set_table_styles(
-        [{"selector": "td, th", "props": "white-space: normal; text-align: left; vertical-align: top;"}], overwrite=False)
+    compact = (
+        df[["claim", "reading", "verdict"]]
+        .pivot_table(index="claim", columns="reading", values="verdict", aggfunc="first", sort=False)
+        .reset_index()
+    )
+    st_compact = styled(
+        compact,
+        "answer-verdicts",
+        "The answer: each claim's verdict under the literal reading of the "
+        "quantizer and the reading most consistent with the paper",
+        prov,
+    ).set_table_styles(
+        [{"selector": "td, th", "props": "white-space: normal; text-align: left; vertical-align: top;"}],
+        overwrite=False,
+    )
     pg.keep("answer_table", st_compact)
     st_full = styled(df, "report-verdicts", "Every verdict with its reason (rules in the method chapter)", prov)
-    st_full = st_full.set_table_styles([{"selector": "td", "props": "white-space: normal; text-align: left;"}], overwrite=False)
+    st_full = st_full.set_table_styles(
+        [{"selector": "td", "props": "white-space: normal; text-align: left;"}], overwrite=False
+    )
     return st_compact, st_full
 
 
@@ -119,9 +142,16 @@ def answer_figure(pg: Page):
         outs = ev.outcomes(cfgs)
         tpr = estimate(outs, f"tpr@{alpha}", n_boot=400)
         acc = [ev.row(c)["target_test_acc"] for c in cfgs]
-        ax.errorbar(np.mean(acc), tpr.value, yerr=[[tpr.value - tpr.lo], [tpr.hi - tpr.value]],
-                    xerr=np.std(acc) if len(acc) > 1 else None, fmt=marker, ms=10 if marker == "*" else 7, capsize=3,
-                    label=name if name == FULL_PRECISION or name.startswith("DoReFa") else f"{name}, {b}-bit")
+        ax.errorbar(
+            np.mean(acc),
+            tpr.value,
+            yerr=[[tpr.value - tpr.lo], [tpr.hi - tpr.value]],
+            xerr=np.std(acc) if len(acc) > 1 else None,
+            fmt=marker,
+            ms=10 if marker == "*" else 7,
+            capsize=3,
+            label=name if name == FULL_PRECISION or name.startswith("DoReFa") else f"{name}, {b}-bit",
+        )
     ax.axhline(alpha, color="k", ls="--", lw=0.8, label=f"chance (TPR = FPR = {alpha:.1%})")
     ax.set_xlabel("target test accuracy (utility)")
     ax.set_ylabel(f"shadow attack TPR at {alpha:.1%} FPR")
@@ -129,8 +159,16 @@ def answer_figure(pg: Page):
     ax.set_title(f"Leakage against utility, {model_name(*p.resnet)}", fontsize=10)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
     if waiting:
-        ax.text(1.02, 0.0, "Not computed yet:\n" + "\n".join(waiting), transform=ax.transAxes, fontsize=6.5,
-                va="bottom", ha="left", color="0.3")
+        ax.text(
+            1.02,
+            0.0,
+            "Not computed yet:\n" + "\n".join(waiting),
+            transform=ax.transAxes,
+            fontsize=6.5,
+            va="bottom",
+            ha="left",
+            color="0.3",
+        )
     _finish(pg, fig, "answer_figure")
     pg.keep("answer_alpha", alpha)
     pg.keep("answer_n_nonmembers", n_non)
@@ -153,17 +191,23 @@ def report_needs(pg: Page):
                 lost = float(fp_row["target_test_acc"] - q_row["target_test_acc"])
                 row["test acc. lost"] = lost
                 within = []
-                for key, claim in ABSTRACT_CLAIMS.items():
+                for claim in ABSTRACT_CLAIMS.values():
                     c = ev.compare(fp, q, claim.metric, chance=claims.CHANCE.get(claim.metric))
                     mid, lo, hi = c.relative_interval
-                    row[f"{claim.metric.replace('_', ' ')} lower (claimed {claim.value:.0f} %)"] = f"{mid:.1f} % ({lo:.1f} to {hi:.1f})"
+                    row[f"{claim.metric.replace('_', ' ')} lower (claimed {claim.value:.0f} %)"] = (
+                        f"{mid:.1f} % ({lo:.1f} to {hi:.1f})"
+                    )
                     within.append(lo <= claim.value <= hi)
                 useful = lost <= claims.MAX_UTILITY_DROP
                 measured += 1
                 hits += useful and all(within)
-                row["keeps utility and holds every claim"] = ("yes" if useful and all(within) else
-                                                              "no: utility lost" if not useful else
-                                                              f"no: {sum(within)} of {len(within)} claims in the interval")
+                row["keeps utility and holds every claim"] = (
+                    "yes"
+                    if useful and all(within)
+                    else "no: utility lost"
+                    if not useful
+                    else f"no: {sum(within)} of {len(within)} claims in the interval"
+                )
             except evidence.MixedInstances as e:
                 row[STATUS] = f"not measurable: rows of two trainings of one key ({e})"
             except evidence.MissingRow as e:
@@ -176,8 +220,13 @@ def report_needs(pg: Page):
         show = show[[c for c in show.columns if c != STATUS] + [STATUS]].fillna({STATUS: ""})
     pg.keep("rep_needs_hits", hits)
     pg.keep("rep_needs_measured", measured)
-    return styled(show, "report-needs", f"What the abstract's numbers would need: {model_name(*p.resnet)}, full precision "
-                  "against each reading and bitwidth (seed 0; the paper's quantities, paired bootstrap over the examples): "
-                  "the relative reduction with its 95 % interval, and whether a setting that keeps its utility "
-                  f"(at most {100 * claims.MAX_UTILITY_DROP:.0f} points lost) holds all three claims",
-                  provenance(ev.rows), {"test acc. lost": PCT})
+    return styled(
+        show,
+        "report-needs",
+        f"What the abstract's numbers would need: {model_name(*p.resnet)}, full precision "
+        "against each reading and bitwidth (seed 0; the paper's quantities, paired bootstrap over the examples): "
+        "the relative reduction with its 95 % interval, and whether a setting that keeps its utility "
+        f"(at most {100 * claims.MAX_UTILITY_DROP:.0f} points lost) holds all three claims",
+        provenance(ev.rows),
+        {"test acc. lost": PCT},
+    )
