@@ -8,14 +8,14 @@ For each architecture it prints images/s of
 
 * ``plain``: the textbook loop: fp32, default layout, ``torch.optim.SGD`` (foreach), the batch
   sliced from a uint8 tensor already on the device, no augmentation;
-* ``qmia``: :func:`qmia.train.fit` (augmentation on the device, bf16 autocast and channels_last, on CUDA
+* ``qmia``: :func:`qmia.loop.fit` (augmentation on the device, bf16 autocast and channels_last, on CUDA
   and on a CPU, fused SGD on CUDA), in full precision and with the paper's 4-bit quantizer (its cost);
   ``@fp32``: the same loop computing in float32 (``precision='fp32'``; on a CPU, qmia's loop before bf16);
 * ``qmia xN``: :func:`qmia.multitrain.fit_many`, N models of the same shape in one vmapped step
   (LiRA's reference models, shadows, seeds), counted as N models' images per second; ``mixed``: the N
   models quantized at different bitwidths and readings, as the sweep's and readings' groups are;
   ResNet-50 in groups of ``--group50`` sizes (default 2 and 4 on CUDA);
-* ``qmia dp-sgd``: DP-SGD with Opacus (:func:`qmia.defences.dp_fit`, one model), where Opacus is installed, and
+* ``qmia dp-sgd``: DP-SGD with Opacus (:func:`qmia.dp.dp_fit`, one model), where Opacus is installed, and
   ``qmia xN dp-sgd``: N models with DP-SGD in one vmapped step (:func:`qmia.multitrain.fit_many_dp`);
 
 and the ratios to the plain loop. Data are synthetic (random uint8 images) of the real shapes;
@@ -47,10 +47,11 @@ from qmia import QuantSpec  # noqa: E402
 from qmia.augment import apply_augment, augment_draws, standardize
 from qmia.config import TrainConfig  # noqa: E402
 from qmia.data import dataset_info
+from qmia.loop import fit  # noqa: E402
 from qmia.models import build_model  # noqa: E402
 from qmia.multitrain import fit_many  # noqa: E402
 from qmia.quantizers import quantize_model, reading_spec  # noqa: E402
-from qmia.train import fit, predict  # noqa: E402
+from qmia.train import predict  # noqa: E402
 
 DATASET = {"lenet": "fashion_mnist", "resnet20": "cifar10", "resnet50": "cifar10"}
 # The step profiles (--profile-steps) run after the throughput rows, and start within this many seconds after --budget.
@@ -194,9 +195,9 @@ def bench_many(
 
 
 def bench_dp(arch: str, n: int, bs: int, epochs: int, dev: torch.device) -> float:
-    """Images/s of DP-SGD (:func:`qmia.defences.dp_fit`: Opacus, per-example gradients, GroupNorm for BatchNorm)
+    """Images/s of DP-SGD (:func:`qmia.dp.dp_fit`: Opacus, per-example gradients, GroupNorm for BatchNorm)
     at epsilon 8 on one model, with qmia's augmentation; the paper profile's DP parts are sized by it."""
-    from qmia.defences import dp_fit
+    from qmia.dp import dp_fit
 
     info = dataset_info(DATASET[arch])
     x, y = synthetic(arch, n, dev)
@@ -214,7 +215,8 @@ def bench_dp(arch: str, n: int, bs: int, epochs: int, dev: torch.device) -> floa
 
 def bench_dp_many(arch: str, n: int, bs: int, epochs: int, dev: torch.device, count: int) -> float:
     """Images/s of ``count`` models trained together with DP-SGD (:func:`qmia.multitrain.fit_many_dp`), epsilon 8."""
-    from qmia.defences import Defence, dp_compatible
+    from qmia.defences import Defence
+    from qmia.dp import dp_compatible
     from qmia.multitrain import fit_many_dp
 
     info = dataset_info(DATASET[arch])

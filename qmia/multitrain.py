@@ -7,7 +7,7 @@ of a DP-SGD target (:func:`fit_many_dp`, Opacus' step vmapped). :func:`fit_many`
 models (``torch.func.stack_module_state``) and runs their forward and backward passes as one
 ``vmap``-ed call, so each kernel does N models' work. Each model keeps its own data, order,
 augmentation draws and BatchNorm statistics, and the summed loss gives every model exactly its
-own gradient, so the result is the same as N runs of :func:`qmia.train.fit` (up to float
+own gradient, so the result is the same as N runs of :func:`qmia.loop.fit` (up to float
 rounding). :func:`train_many` groups the missing configs that can share steps and writes each
 model's cache entry as :func:`qmia.train.train` does.
 """
@@ -26,13 +26,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad_and_value, stack_module_state, vmap
-from tqdm.auto import tqdm
 
-from . import defences
+from . import dp
 from .augment import augment_draws
 from .compute import autocast, default_device, graphed
 from .config import TrainConfig
 from .data import dataset_info
+from .loop import StepResult, descend, epoch_plan, make_batch, make_optimizer, run_epochs, unstack
 from .model_entries import is_cached
 from .quantizers import module_shape
 from .settings import group_size_override
@@ -40,10 +40,7 @@ from .store import lock
 from .train import (
     TrainedModel,
     _progress_enabled,
-    epoch_plan,
     finish,
-    make_batch,
-    make_optimizer,
     prepare,
     restore_outputs,
     starting_model,
@@ -90,7 +87,7 @@ def fit_many(
     """Train ``models`` in place, model j on uint8 images ``xs[j]`` (n x C x H x W) with labels ``ys[j]``.
 
     All configs must share a :func:`group_key` and all ``xs`` a length n. Same loop as
-    :func:`qmia.train.fit`; returns each model's mean loss over the last epoch.
+    :func:`qmia.loop.fit`; returns each model's mean loss over the last epoch.
     """
     if not (len(models) == len(configs) == len(xs) == len(ys)) or not models:
         raise ValueError("fit_many needs as many models, configs, image sets and label sets, at least one")
@@ -103,7 +100,7 @@ def fit_many(
         raise ValueError(f"fit_many needs training sets of one size; got {sorted({len(x) for x in xs})}")
     config = configs[0]
     if config.quant.mode == "project":
-        raise ValueError("mode 'project' rewrites each model's weights after a step; train those with qmia.train.fit")
+        raise ValueError("mode 'project' rewrites each model's weights after a step; train those with qmia.loop.fit")
     info = dataset_info(config.dataset)
     dev = xs[0].device
     count, n = len(models), len(xs[0])
@@ -128,37 +125,28 @@ def fit_many(
 
     sample_idx = torch.arange(bs, device=dev).repeat(count)
     sample = make_batch(x_flat, sample_idx, None, info).view(count, bs, *x_all.shape[2:])
-    step = graphed(
-        losses_of_all, (sample, y_all[:, :bs].clone(), *params.values()), dev, config.precision
-    )  # own static inputs
-    bar = tqdm(range(config.epochs), desc=f"{config.label} x{count}", leave=False, disable=not progress, unit="epoch")
-    last = [float("nan")] * count
-    for _ in bar:
+    losses_of = graphed(losses_of_all, (sample, y_all[:, :bs].clone(), *params.values()), dev, config.precision)
+
+    def start_epoch():
         plans = [epoch_plan(n, c, info, g, dev) for c, g in zip(configs, gens)]
         perms = torch.stack([p for p, _ in plans])  # N x n
         draws = None if plans[0][1] is None else {k: torch.stack([d[k] for _, d in plans]) for k in plans[0][1]}
-        total = torch.zeros(count, device=dev)
-        for i in range(steps):
-            sl = slice(i * bs, (i + 1) * bs)
-            idx = perms[:, sl]  # N x bs
-            flat_draws = None if draws is None else {k: v[:, sl].reshape(-1) for k, v in draws.items()}
-            xb = make_batch(x_flat, (rows * n + idx).reshape(-1), flat_draws, info)
-            xb = xb.view(count, -1, *xb.shape[1:])
-            with autocast(dev, config.precision):
-                losses = step(xb, y_all[rows, idx], *params.values())
-            opt.zero_grad(set_to_none=True)
-            losses.sum().backward()  # model j's loss depends only on model j's parameters
-            opt.step()
-            sched.step()
-            total += losses.detach().float()
-        last = (total / steps).tolist()
-        bar.set_postfix(loss=f"{sum(last) / count:.3f}")
-    with torch.no_grad():
-        for j, model in enumerate(models):
-            for name, tensor in model.named_parameters():
-                tensor.copy_(params[name][j])
-            for name, tensor in model.named_buffers():
-                tensor.copy_(buffers[name][j])
+        return perms, draws
+
+    def step(plan, i: int) -> StepResult:
+        perms, draws = plan
+        sl = slice(i * bs, (i + 1) * bs)
+        idx = perms[:, sl]  # N x bs
+        flat_draws = None if draws is None else {k: v[:, sl].reshape(-1) for k, v in draws.items()}
+        xb = make_batch(x_flat, (rows * n + idx).reshape(-1), flat_draws, info)
+        xb = xb.view(count, -1, *xb.shape[1:])
+        with autocast(dev, config.precision):
+            losses = losses_of(xb, y_all[rows, idx], *params.values())
+        descend(opt, sched, losses.sum())  # model j's loss depends only on model j's parameters
+        return losses.detach().float(), 1
+
+    last = run_epochs(config.epochs, steps, start_epoch, step, f"{config.label} x{count}", progress)
+    unstack(models, params, buffers)
     return last
 
 
@@ -169,11 +157,11 @@ def fit_many_dp(
     ys: Sequence[torch.Tensor],
     progress: bool = True,
 ) -> tuple[list[float], float]:
-    """DP-SGD for N models at once: train ``models`` (:func:`qmia.defences.dp_compatible`, float32) in place, model j
+    """DP-SGD for N models at once: train ``models`` (:func:`qmia.dp.dp_compatible`, float32) in place, model j
     on uint8 images ``xs[j]`` (n x C x H x W) with labels ``ys[j]``; all configs share a :func:`group_key` with a
     ``dp`` defence. Returns each model's mean loss over the last epoch and the epsilon spent (delta = 1/n).
 
-    The step of Opacus' ``DPOptimizer`` (what :func:`qmia.defences.dp_fit` runs for one model), vmapped over the
+    The step of Opacus' ``DPOptimizer`` (what :func:`qmia.dp.dp_fit` runs for one model), vmapped over the
     models: Poisson sampling at rate q = 1 / ceil(n / batch) (each model its own draws), per-example gradients
     (``torch.func``: ``vmap`` of ``grad`` over examples, then over models), each example's gradient scaled to norm
     at most C = ``max_grad_norm`` (factor min(1, C / (||g|| + 1e-6))), summed, plus Gaussian noise of std sigma * C
@@ -194,7 +182,7 @@ def fit_many_dp(
     steps = math.ceil(n / min(config.batch_size, n))
     rate, delta = 1 / steps, 1 / n
     expected = int(n * rate)
-    sigma = defences.noise_multiplier(d.epsilon, delta, rate, config.epochs)
+    sigma = dp.noise_multiplier(d.epsilon, delta, rate, config.epochs)
     clip = float(d.max_grad_norm)
 
     params, buffers = stack_module_state(list(models))
@@ -215,9 +203,7 @@ def fit_many_dp(
     per_example = vmap(grad_and_value(loss_of_example), in_dims=(None, None, 0, 0))  # over one model's batch
     per_model = vmap(per_example, in_dims=(0, 0, 0, 0), randomness="different")
 
-    bar = tqdm(range(config.epochs), desc=f"{config.label} x{count}", leave=False, disable=not progress, unit="epoch")
-    last = [float("nan")] * count
-    for _ in bar:
+    def start_epoch():
         # each model's Poisson batches of this epoch, padded to one size (a multiple of 16) with weight-0 examples
         picked = [[torch.nonzero(torch.rand(n, generator=g) < rate).flatten() for _ in range(steps)] for g in samplers]
         width = max(16, -(-max(len(i) for ms in picked for i in ms) // 16) * 16)
@@ -230,29 +216,26 @@ def fit_many_dp(
         if config.augment:
             per = [augment_draws(steps * width, info, g) for g in augmenters]
             draws = {k: torch.stack([p[k] for p in per]).view(count, steps, width).to(dev) for k in per[0]}
-        idx, weight = idx.to(dev), weight.to(dev)
-        total, seen = torch.zeros(count, device=dev), torch.zeros(count, device=dev)
-        for s in range(steps):
-            i, w = idx[:, s], weight[:, s]  # N x width
-            flat_draws = None if draws is None else {k: v[:, s].reshape(-1) for k, v in draws.items()}
-            xb = make_batch(x_flat, (rows * n + i).reshape(-1), flat_draws, info).view(count, width, *x_flat.shape[1:])
-            grads, losses = per_model({k: v.detach() for k, v in params.items()}, buffers, xb, y_all[rows, i])
-            norms = torch.stack([grads[k].flatten(2).norm(2, dim=-1) for k in names], dim=-1).norm(2, dim=-1)
-            factor = (clip / (norms + 1e-6)).clamp(max=1.0) * w  # N x width; padding gets 0
-            noise = torch.stack([torch.randn(sum(sizes), generator=g, device=dev) for g in noises]) * (sigma * clip)
-            for k, z in zip(names, noise.split(sizes, dim=1)):
-                summed = torch.einsum("nb,nb...->n...", factor, grads[k])
-                params[k].grad = (summed + z.view_as(summed)) / expected
-            opt.step()
-            total += (losses * w).sum(1).detach()
-            seen += w.sum(1)
-        last = (total / seen.clamp(min=1)).tolist()
-        bar.set_postfix(loss=f"{sum(last) / count:.3f}")
-    with torch.no_grad():
-        for j, model in enumerate(models):
-            for name, tensor in model.named_parameters():
-                tensor.copy_(params[name][j])
-    return last, defences.epsilon_spent(sigma, rate, config.epochs * steps, delta)
+        return idx.to(dev), weight.to(dev), draws, width
+
+    def step(plan, s: int) -> StepResult:
+        idx, weight, draws, width = plan
+        i, w = idx[:, s], weight[:, s]  # N x width
+        flat_draws = None if draws is None else {k: v[:, s].reshape(-1) for k, v in draws.items()}
+        xb = make_batch(x_flat, (rows * n + i).reshape(-1), flat_draws, info).view(count, width, *x_flat.shape[1:])
+        grads, losses = per_model({k: v.detach() for k, v in params.items()}, buffers, xb, y_all[rows, i])
+        norms = torch.stack([grads[k].flatten(2).norm(2, dim=-1) for k in names], dim=-1).norm(2, dim=-1)
+        factor = (clip / (norms + 1e-6)).clamp(max=1.0) * w  # N x width; padding gets 0
+        noise = torch.stack([torch.randn(sum(sizes), generator=g, device=dev) for g in noises]) * (sigma * clip)
+        for k, z in zip(names, noise.split(sizes, dim=1)):
+            summed = torch.einsum("nb,nb...->n...", factor, grads[k])
+            params[k].grad = (summed + z.view_as(summed)) / expected
+        descend(opt, None)  # the gradients set above; a constant learning rate
+        return (losses * w).sum(1).detach(), w.sum(1)
+
+    last = run_epochs(config.epochs, steps, start_epoch, step, f"{config.label} x{count}", progress)
+    unstack(models, params)
+    return last, dp.epsilon_spent(sigma, rate, config.epochs * steps, delta)
 
 
 def train_many(
@@ -337,7 +320,7 @@ def _train_dp_chunk(chunk: list[TrainConfig], data_root, dev: torch.device, show
             train_defended(c, data_root, dev, show)
         return
     for job in jobs:
-        job.model = defences.dp_compatible(job.model).to(dev)
+        job.model = dp.dp_compatible(job.model).to(dev)
     t0 = time.perf_counter()
     losses, eps = fit_many_dp(
         [j.model for j in jobs], chunk, [j.x_train for j in jobs], [j.y_train for j in jobs], show

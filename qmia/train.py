@@ -20,18 +20,17 @@ from functools import lru_cache
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
-from . import defences
+from . import defences, dp
 from .augment import apply_augment, augment_draws, normalize, standardize
-from .compute import autocast, compute_record, default_device, graphed, layout
+from .compute import autocast, compute_record, default_device, layout
 from .config import TRAIN_VERSION, TrainConfig
 from .data import SPLITS, dataset_info, half_subset, load_dataset, make_splits
+from .loop import fit
 from .model_entries import ENTRY_FILES, edited, has_weights, is_cached, model_dir, split_accuracy
 from .models import build_model
-from .quantizers import export_quantized, project_weights, quantize_model
+from .quantizers import export_quantized, quantize_model
 from .settings import commit_override, progress_default
 from .store import (
     DamagedEntry,
@@ -90,7 +89,7 @@ def build_exported(config: TrainConfig) -> nn.Module:
     info = dataset_info(config.dataset)
     model = build_model(config.arch, info.channels, info.num_classes, info.image_size)
     if config.defence.kind == "dp":
-        return defences.dp_compatible(model)
+        return dp.dp_compatible(model)
     return export_quantized(quantize_model(model, config.quant, training=True), config.quant)
 
 
@@ -161,89 +160,6 @@ def predict(
     return torch.cat(out)
 
 
-def make_optimizer(params, config: TrainConfig, total_steps: int, dev: torch.device):
-    """SGD (Nesterov momentum, weight decay; fused on CUDA) and a one-cycle schedule over ``total_steps``."""
-    opt = torch.optim.SGD(
-        params,
-        lr=config.lr,
-        momentum=config.momentum,
-        nesterov=True,
-        weight_decay=config.weight_decay,
-        fused=dev.type == "cuda",
-    )
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=total_steps, pct_start=0.15)
-    return opt, sched
-
-
-def epoch_plan(n: int, config: TrainConfig, info, gen: torch.Generator, dev: torch.device):
-    """One epoch's order (a permutation of n, on ``dev``) and augmentation draws (per position, or None).
-
-    Drawn on the CPU from ``gen`` once per epoch and moved in one copy, so the steps never wait
-    for the host; identical on every device.
-    """
-    perm = torch.randperm(n, generator=gen).to(dev, non_blocking=True)
-    draws = augment_draws(n, info, gen, dev) if config.augment else None
-    return perm, draws
-
-
-def make_batch(x_u8: torch.Tensor, idx: torch.Tensor, draws: dict | None, info) -> torch.Tensor:
-    """uint8 images ``x_u8[idx]`` -> augmented (with ``draws``, one per image) and standardised float32."""
-    xb = x_u8[idx].float() / 255
-    if draws is not None:
-        xb = apply_augment(xb, info, draws)
-    return standardize(xb, info)
-
-
-def fit(model: nn.Module, config: TrainConfig, x_u8: torch.Tensor, y: torch.Tensor, progress: bool = True) -> float:
-    """Train ``model`` in place on uint8 images ``x_u8`` (N x C x H x W, on the model's device).
-
-    SGD with Nesterov momentum and weight decay, one-cycle learning rate over all steps,
-    cross-entropy loss, at the config's precision (bf16: autocast and channels_last, on CUDA and on a CPU).
-    Returns the mean loss of the last epoch. :func:`qmia.multitrain.fit_many` is the same loop for several
-    models at once.
-    """
-    info = dataset_info(config.dataset)
-    dev = x_u8.device
-    n = len(x_u8)
-    bs = min(config.batch_size, n)
-    steps = max(n // bs, 1)
-    opt, sched = make_optimizer(model.parameters(), config, config.epochs * steps, dev)
-    gen = torch.Generator().manual_seed(int(config.key[:8], 16))
-    project = config.quant.mode == "project"  # 'mia' only (QuantSpec checks)
-    bar = tqdm(range(config.epochs), desc=config.label, leave=False, disable=not progress, unit="epoch")
-    last = float("nan")
-    model.train()
-    precision = config.precision
-    sample = layout(make_batch(x_u8, torch.arange(bs, device=dev), None, info), dev, precision)
-    forward = graphed(model, (sample,), dev, precision)
-    try:
-        for _ in bar:
-            perm, draws = epoch_plan(n, config, info, gen, dev)
-            total = torch.zeros((), device=dev)
-            for i in range(steps):
-                sl = slice(i * bs, (i + 1) * bs)
-                idx = perm[sl]
-                xb = layout(
-                    make_batch(x_u8, idx, None if draws is None else {k: v[sl] for k, v in draws.items()}, info),
-                    dev,
-                    precision,
-                )
-                with autocast(dev, precision):
-                    loss = F.cross_entropy(forward(xb), y[idx])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
-                if project:
-                    project_weights(model, config.quant)
-                total += loss.detach()
-            last = float(total) / steps
-            bar.set_postfix(loss=f"{last:.3f}")
-    finally:
-        model.__dict__.pop("forward", None)  # make_graphed_callables patched the instance's forward
-    return last
-
-
 def train(
     config: TrainConfig,
     data_root: str | os.PathLike | None = None,
@@ -283,7 +199,7 @@ def train_defended(
     prune: the cached undefended model of the same settings, magnitude-pruned, then fine-tuned with the masks in
         place for :func:`qmia.defences.finetune_epochs_for` epochs (this loop, one-cycle over those epochs).
     ptq: the cached undefended model, its weights rounded to ``bits`` (post-training quantization; no training).
-    dp: trained from scratch with DP-SGD (:func:`qmia.defences.dp_fit`: Opacus, delta = 1/n, the same augmentation,
+    dp: trained from scratch with DP-SGD (:func:`qmia.dp.dp_fit`: Opacus, delta = 1/n, the same augmentation,
         batch size, learning rate and epochs); the epsilon spent is recorded in meta.json as ``dp_epsilon``.
     """
     if is_cached(config) and not force:
@@ -315,7 +231,7 @@ def train_defended(
                     xb = apply_augment(xb, info, augment_draws(len(xb), info, gen, xb.device))
                 return layout(standardize(xb, info), job.dev, config.precision)
 
-            job.model, eps = defences.dp_fit(
+            job.model, eps = dp.dp_fit(
                 job.model,
                 job.x_train.float() / 255,
                 job.y_train,
@@ -373,10 +289,8 @@ def prepare(
     torch.manual_seed(int(config.key[8:16], 16))
     model = build_model(config.arch, info.channels, info.num_classes, info.image_size)
     model = quantize_model(model, config.quant, training=True).to(dev)
-    if dev.type == "cuda":
-        torch.backends.cudnn.benchmark = (
-            True  # fastest kernels for the fixed shapes (bitwise reproducible on the CPU only)
-        )
+    if dev.type == "cuda":  # fastest kernels for the fixed shapes (bitwise reproducible on the CPU only)
+        torch.backends.cudnn.benchmark = True
     if dev.type == "cuda" or config.precision == "bf16":
         model = model.to(memory_format=torch.channels_last)
     return TrainingJob(config, dev, model, x, y, splits, train_idx)

@@ -4,17 +4,15 @@ from torch import nn
 
 from qmia.defences import (
     Defence,
-    dp_compatible,
-    dp_fit,
     finetune_epochs_for,
     make_permanent,
-    noise_multiplier,
     prunable,
     prune_model,
     ptq_model,
     ptq_weight,
     sparsity_of,
 )
+from qmia.dp import dp_compatible, dp_fit, noise_multiplier
 from qmia.models import build_model
 
 

@@ -7,10 +7,11 @@ import torch
 
 from qmia import QuantSpec, get_profile
 from qmia.clipping import max_levels
+from qmia.loop import fit
 from qmia.model_entries import is_cached, model_dir
 from qmia.multitrain import fit_many, group_key, train_many
 from qmia.quantizers import export_quantized, reading_spec, selected_layers
-from qmia.train import fit, prepare
+from qmia.train import prepare
 
 
 def _configs(arch, quant, **kw):
@@ -131,7 +132,7 @@ def test_train_many_caches_each_model_and_reuses_them(_isolated):
 
 
 def _dp_jobs(configs):
-    from qmia.defences import dp_compatible
+    from qmia.dp import dp_compatible
 
     jobs = [prepare(c, device="cpu") for c in configs]
     for j in jobs:
@@ -149,14 +150,14 @@ def test_grouped_dp_sgd_takes_opacus_steps_model_by_model(monkeypatch):
     from opacus import GradSampleModule
     from opacus.optimizers import DPOptimizer
 
-    from qmia import defences
+    from qmia import dp
     from qmia.augment import augment_draws
     from qmia.data import dataset_info
     from qmia.defences import Defence
+    from qmia.loop import make_batch
     from qmia.multitrain import fit_many_dp
-    from qmia.train import make_batch
 
-    monkeypatch.setattr(defences, "noise_multiplier", lambda *a, **k: 0.0)
+    monkeypatch.setattr(dp, "noise_multiplier", lambda *a, **k: 0.0)
     base = (
         get_profile("smoke")
         .config("lenet", "digits")
@@ -194,8 +195,9 @@ def test_grouped_dp_sgd_takes_opacus_steps_model_by_model(monkeypatch):
 
 
 def test_grouped_dp_sgd_adds_the_calibrated_noise_and_reports_opacus_epsilon(monkeypatch):
-    from qmia import defences
-    from qmia.defences import Defence, epsilon_spent
+    from qmia import dp
+    from qmia.defences import Defence
+    from qmia.dp import epsilon_spent
     from qmia.multitrain import fit_many_dp
 
     base = (
@@ -206,7 +208,7 @@ def test_grouped_dp_sgd_adds_the_calibrated_noise_and_reports_opacus_epsilon(mon
     configs = [base, base.with_(seed=1)]
     updates = {}
     for sigma in (0.0, 1.0):
-        monkeypatch.setattr(defences, "noise_multiplier", lambda *a, s=sigma, **k: s)
+        monkeypatch.setattr(dp, "noise_multiplier", lambda *a, s=sigma, **k: s)
         jobs = _dp_jobs(configs)
         before = [torch.cat([p.detach().flatten().clone() for p in j.model.parameters()]) for j in jobs]
         fit_many_dp([j.model for j in jobs], configs, [j.x_train for j in jobs], [j.y_train for j in jobs], False)
@@ -222,7 +224,7 @@ def test_grouped_dp_sgd_adds_the_calibrated_noise_and_reports_opacus_epsilon(mon
     _, eps = fit_many_dp(
         [j.model for j in jobs], [j.config for j in jobs], [j.x_train for j in jobs], [j.y_train for j in jobs], False
     )
-    sigma = defences.noise_multiplier(2.0, 1 / 400, 1.0, 1)
+    sigma = dp.noise_multiplier(2.0, 1 / 400, 1.0, 1)
     assert eps == epsilon_spent(sigma, 1.0, 1, 1 / 400) and 1.98 <= eps <= 2.0
 
 

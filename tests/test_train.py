@@ -5,7 +5,7 @@ import sys
 import pytest
 import torch
 
-from qmia import compute
+from qmia import compute, loop
 from qmia.clipping import max_levels
 from qmia.config import TrainConfig, get_profile
 from qmia.data import SPLITS
@@ -162,7 +162,7 @@ def test_compute_precision_is_a_recorded_setting_of_the_config(monkeypatch):
             seen.setdefault(precision, (output.dtype, inputs[0].is_contiguous(memory_format=torch.channels_last)))
 
         hook = job.model.conv1.register_forward_hook(record)
-        train_mod.fit(job.model, cfg, job.x_train, job.y_train, progress=False)
+        loop.fit(job.model, cfg, job.x_train, job.y_train, progress=False)
         hook.remove()
     assert seen["bf16"] == (torch.bfloat16, True) and seen["fp32"][0] == torch.float32
     m = train(_config(epochs=1, precision="bf16"))

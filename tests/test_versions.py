@@ -104,8 +104,8 @@ def _training() -> tuple[dict, str]:
     from qmia.augment import apply_augment, augment_draws
     from qmia.config import TRAIN_VERSION, TrainConfig
     from qmia.data import DATA_VERSION, dataset_info, half_subset, make_splits
+    from qmia.loop import epoch_plan, make_optimizer
     from qmia.models import build_model
-    from qmia.train import epoch_plan, make_optimizer
 
     out = [t for t in make_splits(2000, 100, 3).values()] + [half_subset(torch.arange(200), i, 4, 1) for i in range(4)]
     for name in ("cifar10", "fashion_mnist"):
