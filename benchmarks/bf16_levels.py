@@ -17,7 +17,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from qmia.quantizers import PAPER_READINGS, QuantSpec, mia_quantize  # noqa: E402
+from qmia.mia_quantizer import mia_quantize  # noqa: E402
+from qmia.quantizers import PAPER_READINGS, QuantSpec  # noqa: E402
 
 
 def bf16_levels(w: torch.Tensor, bits: int, reading: str) -> tuple[int, int, float]:

@@ -10,14 +10,13 @@ and how a variant is scored from the cached outputs; :class:`AttackParams`, the 
 * ``lira``: ``lira-online``, ``lira-offline`` (full-precision reference models, qmia's scoring),
   ``lira-online-adaptive``, ``lira-offline-adaptive`` (reference models quantized like the
   target) and ``lira-online-reference``, ``lira-offline-reference`` (full-precision reference
-  models, scored as Carlini et al.'s reference code does; see :func:`qmia.attacks.lira`).
+  models, scored as Carlini et al.'s reference code does; see :func:`qmia.reference_attacks.lira`).
 * ``rmia``: ``rmia-online``, ``rmia-offline`` (Zarifzadeh et al. 2024, on LiRA's full-precision
   reference models and the attacker's own data as population) and ``rmia-online-adaptive``,
   ``rmia-offline-adaptive`` (reference models quantized like the target).
 * ``label``: ``label-gap`` (member iff the predicted label is right) and ``label-augment`` (the share of
   the training augmentations on which the label stays right, threshold from the full-precision shadow;
   Choquette-Choo et al. 2021): attacks on a model that exposes labels only.
-
 """
 
 from __future__ import annotations
@@ -29,22 +28,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .attacks import (
-    METRICS,
-    RMIA_GAMMA,
-    RMIA_OFFLINE_A,
-    augmentation_attack,
-    gap_attack,
-    lira,
-    metric_attack,
-    rmia,
-    scaled_confidence,
-    shadow_attack,
-    true_class_probability,
-)
+from .attacks import METRICS, augmentation_attack, gap_attack, metric_attack, shadow_attack
 from .config import TrainConfig
 from .defences import Defence
 from .quantizers import QuantSpec
+from .queries import augmented_labels
+from .reference_attacks import RMIA_GAMMA, RMIA_OFFLINE_A, lira, rmia, scaled_confidence, true_class_probability
 from .train import (
     TrainedModel,
 )
@@ -201,8 +190,6 @@ def _label_scores(m: Models, variant: str, settings: dict) -> tuple[np.ndarray, 
     t_logits, t_labels = (torch.cat(x) for x in zip(*(_split(m.target, s) for s in CANDIDATES)))
     if variant == "label-gap":
         return gap_attack(t_logits, t_labels)
-    from .queries import augmented_labels
-
     q = settings["label_queries"]
 
     def correct(model: TrainedModel, splits: tuple[str, ...]) -> list[np.ndarray]:

@@ -15,11 +15,15 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from .claims import not_recovered_note
 from .config import PROFILES, SEED_MAX, Profile, TrainConfig, get_profile
 from .data import DATASETS
+from .evidence import collect
+from .experiment import evaluate
 from .models import ARCHS
 from .preflight import check_folders
 from .quantizers import MAX_BITS, MIN_BITS
+from .reading_choice import most_consistent
 from .settings import (
     STORED_PROFILES,
     quiet_progress,
@@ -27,6 +31,7 @@ from .settings import (
     use_stored_results,
 )
 from .settings import check as check_environment
+from .statements import readings_table
 from .vocabulary import ARCH_NAMES, DATA_NAMES, FULL_PRECISION, LABELS, NOT_MEASURABLE_TEXT, READING_NAMES  # noqa: F401 (the pages import them from here)
 
 PCT = "{:.1%}"
@@ -37,44 +42,44 @@ INT = "{:.0f}"
 # How the prose prints each glued number (Python format specs): the value is glued as this text, so that a number
 # not computed yet reads "pending" in the sentence instead of breaking the build.
 GLUE_FORMATS = {
-    "adaptive_gain": "+.3f",
-    "answer_alpha": ".1%",
-    "clip_centred_test_acc": ".1%",
-    "clip_literal_test_acc": ".1%",
-    "clip_min_anchored_test_acc": ".1%",
-    "clip_share_hi": ".1%",
-    "clip_share_lo": ".1%",
-    "def_alpha": ".1%",
-    "def_best_acc": ".1%",
-    "def_best_tpr": ".2%",
-    "def_fp_acc": ".1%",
-    "def_fp_tpr": ".2%",
-    "def_useful_share": ".0%",
-    "lira_offline_auc": ".3f",
-    "lira_offline_tpr": ".2%",
-    "lira_online_auc": ".3f",
-    "lira_online_tpr": ".2%",
-    "lira_ours_auc": ".3f",
-    "lira_ref_auc": ".3f",
-    "rank_lira_first_acc": ".1%",
-    "rank_lira_useful_mis": ".3f",
-    "rank_sweep_first_acc": ".1%",
-    "rank_sweep_first_share": ".0%",
-    "rank_sweep_useful_acc": ".1%",
-    "rank_sweep_useful_mis": ".3f",
-    "rank_sweep_w": ".2f",
-    "rd_fp_lenet_auc": ".3f",
-    "rd_fp_lenet_test": ".1%",
-    "rd_fp_lenet_train": ".1%",
-    "rd_fp_resnet20_auc": ".3f",
-    "rd_fp_resnet20_test": ".1%",
-    "rd_fp_resnet20_train": ".1%",
-    "rmia_offline_auc": ".3f",
-    "rmia_offline_tpr": ".2%",
-    "rmia_online_auc": ".3f",
-    "rmia_online_tpr": ".2%",
-    "stronger_alpha": ".1%",
-    "useful_share": ".0%",
+    "beyond_paper_adaptive_gain": "+.3f",
+    "beyond_paper_lira_ours_auc": ".3f",
+    "beyond_paper_lira_ref_auc": ".3f",
+    "defences_alpha": ".1%",
+    "defences_best_acc": ".1%",
+    "defences_best_tpr": ".2%",
+    "defences_fp_acc": ".1%",
+    "defences_fp_tpr": ".2%",
+    "defences_useful_share": ".0%",
+    "quantizer_clipping_centred_test_acc": ".1%",
+    "quantizer_clipping_literal_test_acc": ".1%",
+    "quantizer_clipping_min_anchored_test_acc": ".1%",
+    "quantizer_clipping_share_hi": ".1%",
+    "quantizer_clipping_share_lo": ".1%",
+    "ranking_lira_first_acc": ".1%",
+    "ranking_lira_offline_auc": ".3f",
+    "ranking_lira_offline_tpr": ".2%",
+    "ranking_lira_online_auc": ".3f",
+    "ranking_lira_online_tpr": ".2%",
+    "ranking_lira_useful_mis": ".3f",
+    "ranking_rmia_offline_auc": ".3f",
+    "ranking_rmia_offline_tpr": ".2%",
+    "ranking_rmia_online_auc": ".3f",
+    "ranking_rmia_online_tpr": ".2%",
+    "ranking_stronger_alpha": ".1%",
+    "ranking_sweep_first_acc": ".1%",
+    "ranking_sweep_first_share": ".0%",
+    "ranking_sweep_useful_acc": ".1%",
+    "ranking_sweep_useful_mis": ".3f",
+    "ranking_sweep_w": ".2f",
+    "ranking_useful_share": ".0%",
+    "readings_fp_lenet_auc": ".3f",
+    "readings_fp_lenet_test": ".1%",
+    "readings_fp_lenet_train": ".1%",
+    "readings_fp_resnet20_auc": ".3f",
+    "readings_fp_resnet20_test": ".1%",
+    "readings_fp_resnet20_train": ".1%",
+    "report_answer_alpha": ".1%",
 }
 PENDING_TEXT = "pending"  # a glued value whose rows are not computed yet
 
@@ -160,8 +165,6 @@ class Page:
     def run(self, configs: list[TrainConfig], attacks: tuple[str, ...] = ("shadow",)) -> pd.DataFrame:
         """evaluate() each target configuration (models and attack results are cached and reused); with
         :attr:`stored_only`, the rows not stored come back pending (column ``pending`` names their part)."""
-        from .experiment import evaluate
-
         if not configs:
             return pd.DataFrame({"pending": pd.Series(dtype=str)})
         return pd.concat(
@@ -175,16 +178,12 @@ class Page:
     def evidence(self):
         """The readings plan's rows (:func:`qmia.evidence.collect`), computed once per page."""
         if self._evidence is None:
-            from .evidence import collect
-
             self._evidence = collect(self.profile, self.data_root, stored_only=self.stored_only)
         return self._evidence
 
     def shown_readings(self) -> list[str]:
         """The literal reading and the reading(s) most consistent with the paper (by the readings rule: the chosen
         one, or every reading it could not separate)."""
-        from .statements import most_consistent, readings_table
-
         if self._shown is None:
             best = most_consistent(readings_table(self.evidence()))
             self._shown = ["literal"] + [r for r in best if r != "literal"]
@@ -196,16 +195,26 @@ class Page:
         given = {"models": self.models, "bits": self.bits, "seeds": self.seeds}
         return {k: (v, self.defaults[k]) for k, v in given.items() if k in self.defaults and v != self.defaults[k]}
 
-    def keep(self, name: str, value) -> None:
-        """glue() a number, text or figure under ``name`` for the prose (numpy scalars as plain Python values; numbers
-        the prose prints formatted, as :data:`GLUE_FORMATS` says, 'pending' where their rows are not stored yet)."""
-        from myst_nb import glue
+    def glue_key(self, name: str) -> str:
+        """The glue key of a value this page keeps: the page's name, then ``name`` (``fig5_roc`` + ``bits``:
+        ``fig5_roc_bits``); the prose cites it as ``{glue:text}`fig5_roc_bits```."""
+        return f"{self.name}_{name}"
 
-        glue(name, glue_text(name, value), display=False)
+    def keep(self, name: str, value) -> None:
+        """glue() a number or text under :meth:`glue_key` for the prose (numpy scalars as plain Python values;
+        numbers formatted as :data:`GLUE_FORMATS` says, 'pending' where their rows are not stored yet)."""
+        key = self.glue_key(name)
+        self.glue_object(key, glue_text(key, value))
+
+    def glue_object(self, key: str, obj) -> None:
+        """glue() a figure or table under its own id ``key`` (the figure names the site checks)."""
+        from myst_nb import glue  # the book's extra (notebooks); the rest of qmia runs without it
+
+        glue(key, obj, display=False)
 
     def header(self):
         """The page's first output: profile, models, bitwidths, seeds; and a warning when rerun with other values."""
-        from IPython.display import Markdown
+        from IPython.display import Markdown  # the book's extra (notebooks); the rest of qmia runs without it
 
         p = self.profile
         text = (
@@ -269,9 +278,7 @@ def setup(
 
 def note(item: str):
     """The sentence that stands where the paper's ``item`` (e.g. 'Table 3') would stand beside ours."""
-    from IPython.display import Markdown
-
-    from .claims import not_recovered_note
+    from IPython.display import Markdown  # the book's extra (notebooks); the rest of qmia runs without it
 
     return Markdown(not_recovered_note(item))
 
@@ -361,7 +368,7 @@ def styled(
     ``not_measurable``: columns whose missing values mean "too few examples to measure" (low-FPR TPR).
     ``scripts/check_site.py`` finds the book's tables by these ids.
     """
-    from pandas.io.formats.style import Styler
+    from pandas.io.formats.style import Styler  # pandas' Styler needs jinja2, the book's extra
 
     fmt = {c: f for c, f in (formats or {}).items() if c in df.columns}
     st = Styler(df, cell_ids=False).format(fmt, na_rep="–").hide(axis="index")

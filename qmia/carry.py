@@ -18,6 +18,8 @@ import sys
 from pathlib import Path
 
 from .config import Profile, TrainConfig
+from .model_entries import has_weights, is_cached, model_dir
+from .part_status import needed_models
 from .settings import results_root
 from .store import (
     atomic_write_json,
@@ -66,8 +68,6 @@ def _intact(folder: Path) -> dict | None:
 def seed(configs: list[TrainConfig]) -> list[TrainConfig]:
     """Put the carried weights of ``configs`` that the cache lacks into it (weights only, checked by checksum);
     returns the configs seeded."""
-    from .model_entries import is_cached, model_dir
-
     seeded = []
     for c in configs:
         folder = carried_root() / c.key
@@ -93,9 +93,6 @@ def keep(p: Profile, max_bytes: int = MAX_BYTES) -> tuple[list[str], int]:
 
 
 def _keep(p: Profile, max_bytes: int) -> tuple[list[str], int]:
-    from .model_entries import has_weights, is_cached, model_dir
-    from .parts import needed_models
-
     needed = needed_models(p)
     wanted = {c.key for c in needed}
     root = carried_root()

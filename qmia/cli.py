@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 
-from .attack_registry import ATTACKS
-from .attacks import RMIA_GAMMA, RMIA_OFFLINE_A
+import pandas as pd
+
+from . import executor as ex
+from .attack_registry import ATTACKS, AttackParams
 from .config import PRECISIONS, PROFILES, get_profile
 from .data import DATASETS, DatasetUnavailable
 from .executor import EXECUTORS, MARGIN_MIN, Resources, job_status, jobs_folder
+from .experiment import evaluate
 from .models import ARCHS
+from .part_runs import part_table, run_part, verify_stored
+from .part_status import missing_parts, needed_models_parts
 from .parts import PART_NAMES
+from .plan import book_plan, count_models, run_plan
 from .preflight import (
     MAX_LABEL_QUERIES,
     MAX_LIRA_REFS,
@@ -23,9 +30,12 @@ from .preflight import (
     confirm_cpu_scale,
 )
 from .quantizers import MODES, PAPER_READINGS, QUANTIZERS, QuantSpec
+from .reference_attacks import RMIA_GAMMA, RMIA_OFFLINE_A
+from .results import export_csv
 from .settings import check as check_environment
 from .settings import use_stored_results
 from .store import DamagedEntry, remove_stale_parts_once
+from .train import train
 
 
 def _seconds(text: str) -> float:
@@ -110,8 +120,6 @@ def config_from_args(a: argparse.Namespace):
 
 
 def cmd_train(a: argparse.Namespace) -> int:
-    from .train import train
-
     config = config_from_args(a)
     confirm_cpu_scale(a.profile, a.device, a.on_cpu)
     start = time.perf_counter()
@@ -138,13 +146,6 @@ SUMMARY_COLUMNS = [
 
 
 def cmd_run(a: argparse.Namespace) -> int:
-    import json
-
-    import pandas as pd
-
-    from .attack_registry import AttackParams
-    from .experiment import evaluate
-
     config = config_from_args(a)
     check_size(
         a.label_queries, "--label-queries", 1, MAX_LABEL_QUERIES, " (each query holds ~1 MB of draws per 60,000 images)"
@@ -187,9 +188,6 @@ def cmd_run(a: argparse.Namespace) -> int:
 
 
 def cmd_sweep(a: argparse.Namespace) -> int:
-    from .plan import book_plan, count_models, run_plan
-    from .results import export_csv
-
     profile = get_profile(a.profile)
     if a.executor != "serial" and not a.parts:
         return _sweep_jobs(profile, a)
@@ -219,10 +217,6 @@ def cmd_sweep(a: argparse.Namespace) -> int:
 
 def _sweep_jobs(profile, a: argparse.Namespace) -> int:
     """``sweep --executor local|slurm``: every missing part (or ``--part``) as a job; see :mod:`qmia.executor`."""
-    from . import executor as ex
-    from .part_runs import part_table
-    from .parts import missing_parts, needed_models_parts
-
     if a.executor == "local" and not a.dry_run:
         confirm_cpu_scale(profile.name, a.device, a.on_cpu)  # local jobs train here
     given = {name: getattr(a, name) for name in JOB_OPTIONS if getattr(a, name) is not None}
@@ -270,10 +264,6 @@ def _sweep_jobs(profile, a: argparse.Namespace) -> int:
 
 
 def _sweep_parts(profile, a: argparse.Namespace) -> int:
-    import pandas as pd
-
-    from .part_runs import part_table, run_part, verify_stored
-
     if a.part:
         start = time.perf_counter()
         for name in a.part:

@@ -8,7 +8,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .quantizers import PAPER_READINGS, mia_constants, reading_spec, weight_layers
+from .mia_quantizer import mia_constants
+from .quantizers import PAPER_READINGS, reading_spec, weight_layers
 from .results import WEIGHT_STATS_BITS, weight_stats_path
 from .store import DamagedEntry, atomic_write_json, move_aside, read_sealed, seal
 from .train import train

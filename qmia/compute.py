@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import warnings
 from functools import lru_cache
 from pathlib import Path
 
@@ -64,8 +65,6 @@ def cpu_native_bf16() -> bool:
 @lru_cache(maxsize=1)
 def warn_if_emulated_bf16() -> None:
     if not cpu_native_bf16():
-        import warnings
-
         warnings.warn(
             "this CPU has no native bf16 (AMX or AVX-512 BF16): bf16 models train with emulated kernels, "
             "several times slower; --precision fp32 trains (different) fp32 models instead",
@@ -92,7 +91,5 @@ def graphed(fn, sample_args: tuple, dev: torch.device, precision: str):
         with autocast(dev, precision, cache_enabled=False):
             return torch.cuda.make_graphed_callables(fn, sample_args)
     except Exception as e:  # an op that cannot be captured: run eagerly, and say so once
-        import warnings
-
         warnings.warn(f"CUDA graph capture failed ({type(e).__name__}: {e}); training eagerly", stacklevel=2)
         return fn

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field, replace
 from .data import DATA_VERSION, dataset_info
 from .defences import Defence
 from .models import ARCHS
-from .quantizers import QuantSpec
+from .quantizers import PAPER_READINGS, QuantSpec
 from .store import stable_hash
 
 ROLES = ("target", "shadow", "ref")
@@ -166,8 +166,6 @@ class Profile:
         for r in (self.recipe, *self.recipes):
             if r not in RECIPES:
                 raise ValueError(f"unknown recipe {r!r}; valid: {', '.join(RECIPES)}")
-        from .quantizers import PAPER_READINGS
-
         if self.precision not in PRECISIONS:
             raise ValueError(f"unknown precision {self.precision!r}; valid: {', '.join(PRECISIONS)}")
         bad = [r for r in self.readings if r not in PAPER_READINGS]

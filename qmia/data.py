@@ -1,4 +1,4 @@
-"""Datasets as uint8 tensors, the paper's four disjoint splits, and batched augmentation.
+"""Datasets as uint8 tensors: decoded once, cached with their provenance and checksum (splits: :mod:`qmia.splits`).
 
 A dataset is decoded once into ``<cache>/data/<name>-v<DATA_VERSION>.pt`` (images uint8 N x C x H x W,
 labels int64 N; the official train and test sets pooled, train first). Sources:
@@ -33,7 +33,6 @@ from .settings import cache_root, data_root
 from .store import DamagedEntry, atomic_save, move_aside, read_json
 
 DATASETS = ("digits", "fashion_mnist", "cifar10")
-SPLITS = ("target_in", "target_out", "shadow_in", "shadow_out")
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 DATA_VERSION = 1
 
@@ -81,7 +80,7 @@ def _missing(name: str, root: Path, looked: list[str], err: Exception | None) ->
 
 
 def _load_digits() -> tuple[torch.Tensor, torch.Tensor]:
-    from sklearn.datasets import load_digits
+    from sklearn.datasets import load_digits  # heavy: imported only when this data set is read
 
     d = load_digits()
     x = torch.tensor(d.images, dtype=torch.float32)[:, None] / 16.0  # N x 1 x 8 x 8 in [0, 1]
@@ -115,7 +114,7 @@ def _fashion_dir(root: Path, scratch: Path) -> Path:
 
 
 def _load_fashion(root: Path, download: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    from torchvision.datasets import FashionMNIST
+    from torchvision.datasets import FashionMNIST  # heavy: imported only when this data set is read
 
     base = _fashion_dir(root, cache_root() / "data" / "raw")
     raw = base / "FashionMNIST" / "raw"
@@ -144,7 +143,7 @@ def _load_fashion(root: Path, download: bool) -> tuple[torch.Tensor, torch.Tenso
 
 def _decode_images(items: list[tuple[str, bytes, int]]) -> tuple[torch.Tensor, torch.Tensor, set[str]]:
     """(name, encoded bytes, label) -> uint8 N x 3 x H x W, int64 labels, and the file formats seen."""
-    from PIL import Image
+    from PIL import Image  # heavy: imported only when this data set is read
 
     xs, formats = [], set()
     for name, b, _ in items:
@@ -213,7 +212,7 @@ def _pool_image_splits(
 
 def _load_cifar(root: Path, download: bool) -> tuple[torch.Tensor, torch.Tensor, str]:
     """Images, labels and a short description of the copy they came from."""
-    from torchvision.datasets import CIFAR10
+    from torchvision.datasets import CIFAR10  # heavy: imported only when this data set is read
 
     looked = [
         str(root / "cifar-10-batches-py"),
@@ -379,35 +378,3 @@ def data_source(name: str, root: str | os.PathLike | None = None) -> str:
     """
     blob = _load(name, root, download=False)
     return f"{name}: {blob['source']}; images sha256 {blob['sha256'][:12]}"
-
-
-# ----------------------------------------------------------------------------- splits
-
-
-def make_splits(n_total: int, n_per_split: int, seed: int) -> dict[str, torch.Tensor]:
-    """The paper's four disjoint subsets of the pooled data: target/shadow x in/out.
-
-    Returns int64 index tensors of length ``n_per_split`` each, from one seeded permutation.
-    """
-    if 4 * n_per_split > n_total:
-        raise ValueError(f"4 splits of {n_per_split} need {4 * n_per_split} images; the dataset has {n_total}")
-    g = torch.Generator().manual_seed(10_000 + seed)
-    perm = torch.randperm(n_total, generator=g)
-    return {s: perm[i * n_per_split : (i + 1) * n_per_split].clone() for i, s in enumerate(SPLITS)}
-
-
-def half_subset(candidates: torch.Tensor, index: int, count: int, seed: int) -> torch.Tensor:
-    """Training set of LiRA reference model ``index`` of ``count``: a seeded random half of ``candidates``.
-
-    Reference models come in complementary pairs (2k, 2k + 1): one random permutation of the
-    candidates per pair, the first half for model 2k and the rest for 2k + 1. So every model
-    trains on exactly half of the candidates (models of one size can train together, see
-    :mod:`qmia.multitrain`), and with an even ``count`` every candidate is IN exactly
-    ``count / 2`` models and OUT of the others, the balance of Carlini et al.'s code.
-    """
-    if not 0 <= index < count:
-        raise ValueError(f"reference index {index} out of range for {count} reference models")
-    g = torch.Generator().manual_seed(20_000 + 1_000 * seed + index // 2)
-    order = torch.randperm(len(candidates), generator=g)
-    half = len(candidates) // 2
-    return candidates[order[:half] if index % 2 == 0 else order[half:]].sort().values

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .quantizers import _check_bits
+from .quantizers import check_bits
 
 
 def _quantize_unit(x: torch.Tensor, n) -> torch.Tensor:
@@ -31,7 +31,7 @@ class DoReFaWeight(nn.Module):
 
     def __init__(self, bits: int, gain: float = 1.0) -> None:
         super().__init__()
-        self.bits = _check_bits("bits", bits)
+        self.bits = check_bits("bits", bits)
         self.gain = float(gain)
         self.register_buffer("steps", torch.tensor(float(2**bits - 1)), persistent=False)  # 2^b - 1, per model
 
@@ -52,7 +52,7 @@ class DoReFaActivation(nn.Module):
 
     def __init__(self, bits: int) -> None:
         super().__init__()
-        self.bits = _check_bits("act_bits", bits)
+        self.bits = check_bits("act_bits", bits)
         self.register_buffer("steps", torch.tensor(float(2**bits - 1)), persistent=False)  # 2^b - 1, per model
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -4,8 +4,7 @@
 Gaussian noise calibrated by the RDP accountant to (epsilon, delta = 1/n) over the whole run, Poisson sampling
 of batches) in the shared loop (:mod:`qmia.loop`); :func:`qmia.multitrain.fit_many_dp` is the same step for N
 models at once, with the noise multiplier (:func:`noise_multiplier`) and the epsilon spent
-(:func:`epsilon_spent`) from here. Opacus is imported inside each function, so that pruning, PTQ and the
-rest of qmia work without it.
+(:func:`epsilon_spent`) from here. Opacus is imported inside each function: only DP-SGD pays for loading it.
 """
 
 from __future__ import annotations
@@ -16,6 +15,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
 
 from .defences import is_int, is_real
 from .loop import StepResult, descend, run_epochs
@@ -25,9 +25,9 @@ def dp_compatible(model: nn.Module) -> nn.Module:
     """A copy of ``model`` that Opacus can train: BatchNorm replaced by GroupNorm (``ModuleValidator.fix``),
     then validated. Raises ValueError naming the layers that remain unsupported (e.g. a layer with
     buffers such as a pruning mask)."""
-    from opacus.grad_sample import GradSampleModule
-    from opacus.validators import ModuleValidator
-    from opacus.validators.errors import UnsupportedModuleError
+    from opacus.grad_sample import GradSampleModule  # heavy: imported only where DP-SGD runs
+    from opacus.validators import ModuleValidator  # heavy: imported only where DP-SGD runs
+    from opacus.validators.errors import UnsupportedModuleError  # heavy: imported only where DP-SGD runs
 
     fixed = ModuleValidator.fix(model)
     training = fixed.training
@@ -63,7 +63,7 @@ def noise_multiplier(epsilon: float, delta: float, sample_rate: float, epochs: i
     """Gaussian noise multiplier sigma (noise std / clipping norm) for which ``epochs / sample_rate`` steps of
     DP-SGD with Poisson sampling at ``sample_rate`` are (epsilon, delta)-DP under ``accountant`` ('rdp', 'prv',
     'gdp'); Opacus' ``get_noise_multiplier`` (its epsilon is below the target by at most 0.01)."""
-    from opacus.accountants.utils import get_noise_multiplier
+    from opacus.accountants.utils import get_noise_multiplier  # heavy: imported only where DP-SGD runs
 
     if not is_real(epsilon) or epsilon <= 0:
         raise ValueError(f"epsilon must be > 0; got {epsilon!r}")
@@ -87,7 +87,7 @@ def noise_multiplier(epsilon: float, delta: float, sample_rate: float, epochs: i
 def epsilon_spent(sigma: float, sample_rate: float, steps: int, delta: float) -> float:
     """The epsilon at ``delta`` that Opacus' RDP accountant gives ``steps`` DP-SGD steps with Poisson sampling at
     ``sample_rate`` and noise multiplier ``sigma`` (what :func:`dp_fit` reports from its engine)."""
-    from opacus.accountants import RDPAccountant
+    from opacus.accountants import RDPAccountant  # heavy: imported only where DP-SGD runs
 
     accountant = RDPAccountant()
     accountant.history = [(float(sigma), float(sample_rate), int(steps))]
@@ -126,8 +126,7 @@ def dp_fit(
     The epsilon returned is the engine's RDP accountant's at delta = 1/n after the steps taken
     (at most the target; Opacus calibrates to within 0.01 below it).
     """
-    from opacus import PrivacyEngine
-    from torch.utils.data import DataLoader, TensorDataset
+    from opacus import PrivacyEngine  # heavy: imported only where DP-SGD runs
 
     for name, v in (("epochs", epochs), ("batch_size", batch_size)):
         if not is_int(v) or v < 1:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from .config import Profile, TrainConfig
 from .defences import finetune_epochs_for
+from .multitrain import dp_chunks, group_key, group_size_for
 from .parts import PART_NAMES, Entry, assign, carried_into, entry_keys, part_models, part_of, trained_for_later
 from .settings import results_root
 from .store import DamagedEntry, read_sealed
@@ -128,11 +129,9 @@ def estimate_seconds(
     """Estimated GPU seconds of a part: start-up, training (grouped as :func:`qmia.multitrain.train_many`
     groups) at the benchmark rates, each architecture's scaled by its measured factor in ``rates``
     (:func:`measured_rates`), and a fixed cost per result row. Models for which ``have`` is true (e.g.
-    :func:`available`: cached, or carried weights) cost nothing to train; by default every model is trained,
-    as on a bare machine. ``models``: train these instead of the entries' (a models-only part). ``cpu``: on a CPU
-    (:data:`CPU_RATES`, one model at a time, :data:`CPU_SECONDS_PER_ROW`) instead of the GPU."""
-    from .multitrain import dp_chunks, group_key, group_size_for
-
+    :func:`qmia.part_status.available`: cached, or carried weights) cost nothing to train; by default every
+    model is trained, as on a bare machine. ``models``: train these instead of the entries' (a models-only part).
+    ``cpu``: on a CPU (:data:`CPU_RATES`, one model at a time, :data:`CPU_SECONDS_PER_ROW`) instead of the GPU."""
     if not entries and not models:
         return 0.0
     rates = rates or {}

@@ -10,8 +10,10 @@ from collections.abc import Sequence
 import pandas as pd
 
 from .config import Profile, TrainConfig
+from .experiment import PENDING, evaluate
 from .plan import readings_plan
 from .quantizers import QuantSpec
+from .results import load_outcome
 from .uncertainty import AttackOutcome, Comparison, Estimate, compare, estimate
 
 
@@ -54,8 +56,6 @@ class Evidence:
     def __init__(
         self, p: Profile, rows: pd.DataFrame, recipe: str | None = None, n_boot: int = 1000, _memo: dict | None = None
     ) -> None:
-        from .experiment import PENDING
-
         if PENDING not in rows.columns:
             rows = rows.assign(**{PENDING: ""})
         pending = rows[PENDING].fillna("") != ""
@@ -103,8 +103,6 @@ class Evidence:
         return self._all.iloc[picked].reset_index(drop=True)
 
     def outcomes(self, configs: Sequence[TrainConfig], attack: str = "shadow") -> list[AttackOutcome]:
-        from .results import load_outcome
-
         out = []
         for c in configs:
             if ("outcome", c.key, attack) not in self._memo:
@@ -191,8 +189,6 @@ def collect(
 ) -> Evidence:
     """Evaluate (or read from the store) everything the statements and verdicts need under ``p``; ``stored_only``:
     read only, the rows not stored kept as pending (:func:`qmia.experiment.evaluate`)."""
-    from .experiment import evaluate
-
     frames = [
         evaluate(c, attacks, profile=p, data_root=data_root, stored_only=stored_only) for c, attacks in readings_plan(p)
     ]

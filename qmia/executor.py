@@ -83,7 +83,7 @@ def slurm_parameters(r: Resources, n_jobs: int) -> dict:
 
 def sbatch_text(p: Profile, r: Resources, n_jobs: int) -> str:
     """The sbatch script submitit would submit for the array (what ``--dry-run`` prints)."""
-    from submitit.slurm.slurm import _make_sbatch_string
+    from submitit.slurm.slurm import _make_sbatch_string  # the cluster extra: imported only by the executors
 
     params = slurm_parameters(r, n_jobs)
     return _make_sbatch_string(
@@ -146,7 +146,7 @@ class PartJob:
         return rc
 
     def checkpoint(self):  # submitit: called on preemption or time-out; the same job again
-        import submitit
+        import submitit  # the cluster extra: imported only by the executors
 
         self._state("requeued")
         return submitit.helpers.DelayedSubmission(PartJob(self.folder, self.part, self.command))
@@ -218,7 +218,7 @@ def submit(
 ) -> dict[str, str]:
     """Submit ``parts`` as jobs and return {part: job id}. ``slurm``: one job array, returning at once. ``local``:
     ``r.jobs`` processes at a time; returns when all have ended."""
-    import submitit
+    import submitit  # the cluster extra: imported only by the executors
 
     folder = jobs_folder(p)
     folder.mkdir(parents=True, exist_ok=True)

@@ -28,6 +28,7 @@ import torch
 from .attack_registry import ATTACKS, REFERENCE_GROUPS, AttackParams, Models, attack_groups, models_needed
 from .compute import device_label
 from .config import Profile, TrainConfig
+from .data import data_source
 from .metrics import attack_metrics, bootstrap_intervals, roc_points
 from .model_entries import instances_digest, model_instance
 from .multitrain import train_many
@@ -135,6 +136,7 @@ def evaluate(
     rows = {v: load_row(k) for v, k in keys.items()}
     missing = [g for g in groups if any(rows[v] is None for v in ATTACKS[g].variants)]
     if missing and stored_only:
+        # not at the top: estimates (the part a row is pending on) builds on this module's row keys
         from .estimates import pending_text
 
         for g in missing:
@@ -182,8 +184,6 @@ def row_identity(target: TrainConfig, variant: str, group: str, row_key: str, se
 def _compute(
     target: TrainConfig, groups: list[str], keys: dict, settings: dict, data_root, device, progress
 ) -> dict[str, dict]:
-    from .data import data_source
-
     start = time.perf_counter()
     need = models_needed(target, groups, settings["lira_refs"])
     train_many([c for cs in need.values() for c in cs], data_root, device, progress)  # several at once on a GPU

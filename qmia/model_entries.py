@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 import torch
 
 from .config import TrainConfig
-from .data import SPLITS
 from .settings import cache_root
+from .splits import SPLITS
 from .store import SEAL as SEAL_FIELD
 from .store import DamagedEntry, atomic_write_json, damage, move_aside, read_json, seal, seal_damage, stable_hash
 

@@ -9,7 +9,12 @@ import platform
 import time
 
 import pandas as pd
+import torch
 
+from . import carry
+from .attack_registry import models_needed
+from .clipping import weight_stats
+from .compute import cpu_native_bf16, default_device
 from .config import Profile, TrainConfig
 from .estimates import (
     BENCHMARK_CARD,
@@ -22,21 +27,13 @@ from .estimates import (
     part_estimate,
     read_manifest,
 )
-from .parts import (
-    PART_NAMES,
-    _by_target,
-    _stored,
-    assign,
-    available,
-    carried_into,
-    entry_keys,
-    get_part,
-    missing_rows,
-    needed_models,
-    part_models,
-    trained_for_later,
-)
+from .experiment import evaluate
+from .multitrain import train_many
+from .part_status import available, is_stored, missing_rows, needed_models
+from .parts import PART_NAMES, assign, by_target, carried_into, entry_keys, get_part, part_models, trained_for_later
+from .results import load_row
 from .store import DamagedEntry, atomic_write_json, seal
+from .train import TrainedModel, git_commit
 
 
 def part_table(p: Profile) -> pd.DataFrame:
@@ -105,8 +102,6 @@ def verify_stored(p: Profile) -> list[str]:
     """Problems with the stored parts of profile ``p`` (empty when every manifest is complete and true): each
     manifest has its fields, names a clean commit, and lists only rows that are stored, intact, of this profile
     and computed at that commit."""
-    from .results import load_row
-
     problems = []
     for name in PART_NAMES:
         try:
@@ -138,8 +133,6 @@ def verify_stored(p: Profile) -> list[str]:
 
 
 def _gpu_name(device) -> str:
-    import torch
-
     dev = torch.device(device) if device is not None else None
     if torch.cuda.is_available() and (dev is None or dev.type == "cuda"):
         return torch.cuda.get_device_name(dev if dev is not None and dev.index is not None else 0)
@@ -149,9 +142,6 @@ def _gpu_name(device) -> str:
 def _machine(device) -> dict:
     """Where a part runs, as its manifest records it: the GPU or CPU, torch's threads, and on a CPU whether bf16 is
     native."""
-    import torch
-
-    from .compute import cpu_native_bf16
 
     out = {"gpu": _gpu_name(device), "threads": torch.get_num_threads()}
     if out["gpu"].startswith("CPU"):
@@ -170,14 +160,6 @@ def run_part(
     manifest says ``complete: false``. A rerun (here or on another machine with the results folder) seeds the cache
     with those weights (:func:`qmia.carry.seed`) and goes on. Returns the manifest: {part, profile, gpu, threads,
     torch, commit, date, wall_seconds, estimate_seconds, models, rows, complete, runs}."""
-    import torch
-
-    from . import carry
-    from .attack_registry import models_needed
-    from .compute import default_device
-    from .experiment import evaluate
-    from .multitrain import train_many
-    from .train import TrainedModel, git_commit
 
     entries = assign(p)[get_part(name).name]
     later = trained_for_later(p, name)
@@ -187,8 +169,8 @@ def run_part(
     deadline = None if budget is None else time.monotonic() + budget
     on_cpu = (torch.device(device) if device is not None else default_device()).type == "cpu"
     keys = entry_keys(p, entries)
-    missing = {c for c, k in keys if not _stored(k)}
-    todo = {c: gs for c, gs in _by_target(entries).items() if c in missing}
+    missing = {c for c, k in keys if not is_stored(k)}
+    todo = {c: gs for c, gs in by_target(entries).items() if c in missing}
     models = later or part_models(p, [(c, g) for c, gs in todo.items() for g in gs])
     carry.seed(models)
     trained_before = {m for m in models if available(m)}  # carried weights count as trained elsewhere
@@ -221,8 +203,6 @@ def run_part(
     train_many(models, data_root, device, progress, may_start=may_start if (budget is not None or on_cpu) else None)
     clip_model = p.config(*p.resnet, seed=0)
     if clip_model in models and available(clip_model):  # the clipping pages read these weights' statistics
-        from .clipping import weight_stats
-
         weight_stats(clip_model, data_root)
     attacked = 0
     for c, gs in todo.items():
@@ -230,7 +210,7 @@ def run_part(
             evaluate(c, gs, profile=p, data_root=data_root, device=device, progress=progress)
             attacked += 1
     wall = time.perf_counter() - start
-    stored = sorted(k for _, k in keys if _stored(k))
+    stored = sorted(k for _, k in keys if is_stored(k))
     complete = len(stored) == len(keys) and all(available(m) for m in later)
     trained = []
     for m in models:

@@ -4,11 +4,11 @@ GPU command (at most 8 minutes on one H100 in the ``paper`` profile), run on its
 Every (target config, attack group) of the plan belongs to exactly one part: the first, in
 :data:`PARTS`' order, whose rule takes it. The order is what the book needs most: the Tables 3-5
 ResNet-20 models and the abstract's claims first, then LeNet, ResNet-50, Table 6 / Figure 6, LiRA,
-and the sweep. This module is the partition and what each part needs (its models, its rows, which are
-stored); :mod:`qmia.estimates` says what a part costs, :mod:`qmia.part_runs` runs one (a shadow or reference
-model shared with another part is trained again, identically by seed, unless its weights were carried:
-``scripts/carry_models.py``, ``qmia.carry``) and writes ``<results>/parts/<name>.json``, and
-:mod:`qmia.executor` runs parts as jobs.
+and the sweep. This module is the partition and what each part needs (its models, its rows);
+:mod:`qmia.part_status` says which are stored or available here, :mod:`qmia.estimates` what a part costs,
+:mod:`qmia.part_runs` runs one (a shadow or reference model shared with another part is trained again,
+identically by seed, unless its weights were carried: ``scripts/carry_models.py``, ``qmia.carry``) and writes
+``<results>/parts/<name>.json``, and :mod:`qmia.executor` runs parts as jobs.
 
     python -m qmia sweep --profile paper --parts            # the parts, estimates, which are done
     python -m qmia sweep --profile paper --part tables-resnet20
@@ -19,7 +19,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .attack_registry import models_needed
 from .config import Profile, TrainConfig
+from .experiment import row_keys
 from .plan import (
     DEFENCE_ATTACKS,
     RANKING_ATTACKS,
@@ -35,6 +37,7 @@ from .plan import (
     recipe_configs,
     sweep_configs,
 )
+from .train import starting_model
 
 Entry = tuple[TrainConfig, str]  # (target config, attack group)
 
@@ -131,8 +134,6 @@ def _dp_models(half: int):
     the second half with the targets themselves (1), so that each half trains as one group."""
 
     def make(p: Profile) -> list[TrainConfig]:
-        from .attack_registry import models_needed
-
         targets = [c for c in defence_configs(p) if c.defence.kind == "dp"]
         refs = [r for c in targets for r in models_needed(c, DEFENCE_ATTACKS, p.lira_refs)["refs_adaptive"]]
         cut = p.lira_refs // 2
@@ -323,11 +324,6 @@ def part_of(p: Profile, config: TrainConfig, group: str) -> str | None:
     return _PART_OF[p.name].get((config.key, group))
 
 
-def missing_parts(p: Profile) -> list[str]:
-    """The parts of profile ``p`` with rows not stored under the results folder, in plan order."""
-    return [name for name, entries in assign(p).items() if entries and missing_rows(p, entries)]
-
-
 def trained_for_later(p: Profile, name: str) -> list[TrainConfig]:
     """The models a models-only part (one with ``trains``) trains for a later part; empty for another part."""
     part = get_part(name)
@@ -344,25 +340,6 @@ def carried_into(p: Profile, name: str) -> set[TrainConfig]:
     raise ValueError(f"unknown part {name!r}; valid: {', '.join(PART_NAMES)}")
 
 
-def needed_models(p: Profile, names: list[str] | None = None) -> list[TrainConfig]:
-    """The distinct models that parts ``names`` (default: those with missing rows, :func:`missing_parts`) train,
-    in plan order: what a lease still needs trained or carried."""
-    assigned = assign(p)
-    return list(
-        dict.fromkeys(m for n in (missing_parts(p) if names is None else names) for m in part_models(p, assigned[n]))
-    )
-
-
-def needed_models_parts(p: Profile) -> list[str]:
-    """The models-only parts whose models a part with missing rows still needs and that are not all available here."""
-    wanted = set(needed_models(p))
-    return [
-        part.name
-        for part in PARTS
-        if part.trains is not None and any(m in wanted and not available(m) for m in trained_for_later(p, part.name))
-    ]
-
-
 def get_part(name: str) -> Part:
     for part in PARTS:
         if part.name == name:
@@ -370,7 +347,8 @@ def get_part(name: str) -> Part:
     raise ValueError(f"unknown part {name!r}; valid: {', '.join(PART_NAMES)}")
 
 
-def _by_target(entries: list[Entry]) -> dict[TrainConfig, tuple[str, ...]]:
+def by_target(entries: list[Entry]) -> dict[TrainConfig, tuple[str, ...]]:
+    """{target config: its attack groups}, in the entries' order."""
     out: dict[TrainConfig, list[str]] = {}
     for c, g in entries:
         out.setdefault(c, []).append(g)
@@ -380,11 +358,8 @@ def _by_target(entries: list[Entry]) -> dict[TrainConfig, tuple[str, ...]]:
 def part_models(p: Profile, entries: list[Entry]) -> list[TrainConfig]:
     """The distinct models (targets, shadows, reference models) a part trains, in plan order, with the undefended
     models that pruned and post-training-quantized ones start from."""
-    from .attack_registry import models_needed
-    from .train import starting_model
-
     models = [
-        m for c, gs in _by_target(entries).items() for ms in models_needed(c, gs, p.lira_refs).values() for m in ms
+        m for c, gs in by_target(entries).items() for ms in models_needed(c, gs, p.lira_refs).values() for m in ms
     ]
     bases = [b for m in models if (b := starting_model(m)) is not None]
     return list(dict.fromkeys(models + bases))
@@ -392,25 +367,4 @@ def part_models(p: Profile, entries: list[Entry]) -> list[TrainConfig]:
 
 def entry_keys(p: Profile, entries: list[Entry]) -> list[tuple[TrainConfig, str]]:
     """(target config, row key) of every result row the entries store."""
-    from .experiment import row_keys
-
     return [(c, k) for c, g in entries for k in row_keys(c, g, p).values()]
-
-
-def available(config: TrainConfig) -> bool:
-    """Whether a model needs no training here: cached, or carried weights whose outputs are computed at once."""
-    from .model_entries import has_weights, is_cached
-
-    return is_cached(config) or has_weights(config)
-
-
-def _stored(row_key: str) -> bool:
-    """Whether a row is stored and intact (a damaged one is reported and moved aside by :func:`load_row`)."""
-    from .results import load_row
-
-    return load_row(row_key) is not None
-
-
-def missing_rows(p: Profile, entries: list[Entry]) -> int:
-    """How many of the part's result rows are not stored (intact) under the results folder."""
-    return sum(not _stored(k) for _, k in entry_keys(p, entries))

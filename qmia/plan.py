@@ -20,8 +20,11 @@ from collections.abc import Iterable, Sequence
 import pandas as pd
 from tqdm.auto import tqdm
 
+from .attack_registry import ATTACKS, models_needed
 from .config import Profile, TrainConfig
 from .defences import Defence
+from .experiment import evaluate
+from .multitrain import train_many
 from .quantizers import QuantSpec, curve_spec, reading_spec
 
 Pair = tuple[str, str]  # (architecture, dataset)
@@ -208,17 +211,11 @@ def book_plan(p: Profile) -> list[tuple[TrainConfig, tuple[str, ...]]]:
     add(sweep_configs(p), ("shadow",) + RANKING_ATTACKS)
     add(defence_configs(p), DEFENCE_ATTACKS)
     add(precision_configs(p), ("shadow",))
-    from .attack_registry import ATTACKS
-
     return [(c, tuple(a for a in ATTACKS if a in attacks)) for c, attacks in plan.items()]
 
 
 def run_plan(p: Profile, data_root=None, device=None, progress: bool | None = None) -> pd.DataFrame:
     """Evaluate the whole book plan; returns all rows. Cached models and rows are reused."""
-    from .attack_registry import models_needed
-    from .experiment import evaluate
-    from .multitrain import train_many
-
     plan = book_plan(p)
     start = time.perf_counter()
     # every model of the plan first, so that models of one shape train together on a GPU
@@ -234,8 +231,6 @@ def run_plan(p: Profile, data_root=None, device=None, progress: bool | None = No
 
 def count_models(p: Profile) -> dict[str, int]:
     """Distinct models the plan trains, by architecture (targets, shadows and reference models)."""
-    from .attack_registry import models_needed
-
     models = {
         c for config, attacks in book_plan(p) for cs in models_needed(config, attacks, p.lira_refs).values() for c in cs
     }

@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from .config import SEED_MAX
+from .settings import STORED_PROFILES, cache_root, results_root
 
 # The label-only attack holds, per query, the augmentation draws of every image of the data set (about 17 bytes
 # per image: a crop offset pair and a flip or angle, 60,000 images -> ~1 MB) and the labels of the attacked
@@ -54,8 +55,6 @@ def check_folder(path: str | os.PathLike, what: str, *, write: bool = True) -> P
 def check_folders(data_root: str | os.PathLike | None = None) -> None:
     """The cache and results folders (writable) and, when given, a data root (readable; it may be missing: the data
     loader then downloads or names what is missing)."""
-    from .settings import cache_root, results_root
-
     for variable, path in (("QMIA_CACHE", cache_root()), ("QMIA_RESULTS", results_root())):
         check_folder(path, f"{variable} (the {variable[5:].lower()} folder)")
     if data_root is not None:
@@ -114,8 +113,6 @@ def is_cpu(device: str | None) -> bool:
 def confirm_cpu_scale(profile: str, device: str | None, allowed: bool, option: str = "--on-cpu") -> None:
     """Refuse to start a paper-scale computation on a CPU unless ``allowed`` (the option was given): it takes hours
     there (``python -m qmia sweep --parts`` lists the CPU hours per part)."""
-    from .settings import STORED_PROFILES
-
     if profile in STORED_PROFILES and is_cpu(device) and not allowed:
         raise ValueError(
             f"the {profile} profile trains paper-scale models, which take hours on a CPU (about 15 min a "

@@ -22,8 +22,9 @@ import torch
 
 from .augment import augment_draws
 from .compute import default_device
-from .data import SPLITS, dataset_info, load_dataset
+from .data import dataset_info, load_dataset
 from .model_entries import model_instance
+from .splits import SPLITS
 from .store import DamagedEntry, atomic_save, move_aside
 from .train import TrainedModel, predict
 

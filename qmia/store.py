@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from filelock import FileLock
 
 from .settings import cache_root, results_root
 
@@ -240,8 +241,6 @@ def lock(key: str, timeout: float = 6 * 3600):
     model's lock (e.g. :func:`qmia.multitrain.train_many` around a group) may call code that takes it again
     (:func:`qmia.train.train_defended`) without waiting on itself. Other threads and processes wait.
     """
-    from filelock import FileLock
-
     path = cache_root() / "locks" / f"{key}.lock"
     path.parent.mkdir(parents=True, exist_ok=True)
     return FileLock(str(path), timeout=timeout, is_singleton=True)

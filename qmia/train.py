@@ -26,12 +26,13 @@ from . import defences, dp
 from .augment import apply_augment, augment_draws, normalize, standardize
 from .compute import autocast, compute_record, default_device, layout
 from .config import TRAIN_VERSION, TrainConfig
-from .data import SPLITS, dataset_info, half_subset, load_dataset, make_splits
+from .data import dataset_info, load_dataset
 from .loop import fit
 from .model_entries import ENTRY_FILES, edited, has_weights, is_cached, model_dir, split_accuracy
 from .models import build_model
 from .quantizers import export_quantized, quantize_model
 from .settings import commit_override, progress_default
+from .splits import SPLITS, make_splits, training_indices
 from .store import (
     DamagedEntry,
     atomic_save,
@@ -65,17 +66,6 @@ def git_commit() -> str:
         )
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
-
-
-def training_indices(config: TrainConfig, splits: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Indices (into the pooled dataset) a model of this role trains on."""
-    if config.role == "target":
-        return splits["target_in"]
-    if config.role == "shadow":
-        return splits["shadow_in"]
-    return half_subset(
-        torch.cat([splits["target_in"], splits["target_out"]]), config.ref_index, config.ref_count, config.seed
-    )
 
 
 def _progress_enabled(progress: bool | None) -> bool:

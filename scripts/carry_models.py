@@ -69,7 +69,8 @@ def main() -> int:
     a = ap.parse_args()
     from qmia.config import get_profile
     from qmia.estimates import measured_rates, part_estimate
-    from qmia.parts import PART_NAMES, carried_into, missing_parts, needed_models, needed_models_parts
+    from qmia.part_status import missing_parts, needed_models, needed_models_parts
+    from qmia.parts import PART_NAMES, carried_into
     from qmia.settings import use_stored_results
 
     use_stored_results(a.profile)

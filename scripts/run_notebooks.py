@@ -83,7 +83,8 @@ def describe_stored(profile: str) -> None:
         return
     use_stored_results(profile)
     from qmia.config import get_profile
-    from qmia.parts import PART_NAMES, assign, missing_parts
+    from qmia.part_status import missing_parts
+    from qmia.parts import PART_NAMES, assign
 
     p = get_profile(profile)
     missing = missing_parts(p)

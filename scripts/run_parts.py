@@ -72,15 +72,8 @@ def main() -> int:
     from qmia.config import get_profile
     from qmia.estimates import measured_rates, part_estimate
     from qmia.model_entries import model_dir
-    from qmia.parts import (
-        PART_NAMES,
-        assign,
-        available,
-        missing_parts,
-        needed_models,
-        needed_models_parts,
-        trained_for_later,
-    )
+    from qmia.part_status import available, missing_parts, needed_models, needed_models_parts
+    from qmia.parts import PART_NAMES, assign, trained_for_later
     from qmia.settings import cache_root, results_root
 
     start = time.monotonic()

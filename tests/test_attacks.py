@@ -4,23 +4,13 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from qmia.attack_registry import attack_variants
-from qmia.attacks import (
-    augmentation_attack,
-    gap_attack,
-    lira,
-    metric_attack,
-    metric_scores,
-    reference_tpr_at_fpr,
-    rmia,
-    scaled_confidence,
-    shadow_attack,
-    true_class_probability,
-)
+from qmia.attacks import augmentation_attack, gap_attack, metric_attack, metric_scores, shadow_attack
 from qmia.config import TrainConfig
 from qmia.data import dataset_info, load_dataset
 from qmia.experiment import evaluate
 from qmia.metrics import auc_score, best_threshold, tpr_at_fpr
 from qmia.models import build_model
+from qmia.reference_attacks import lira, reference_tpr_at_fpr, rmia, scaled_confidence, true_class_probability
 from qmia.train import predict
 
 
@@ -93,7 +83,9 @@ def test_lira_separates_synthetic_members():
     n, r = 400, 8
     member = np.r_[np.ones(n // 2), np.zeros(n // 2)].astype(bool)
     base = rng.normal(0, 1, n)
-    ref_in = rng.random((r, n)).argsort(0) < r // 2  # each example IN exactly half the refs (as qmia.data.half_subset)
+    ref_in = (
+        rng.random((r, n)).argsort(0) < r // 2
+    )  # each example IN exactly half the refs (as qmia.splits.half_subset)
     ref_obs = base + 1.5 * ref_in + rng.normal(0, 0.3, (r, n))
     target = base + 1.5 * member + rng.normal(0, 0.3, n)
     for online in (True, False):

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from qmia import claims, statements
+from qmia import claims, reading_choice, statements
 from qmia.config import Profile
 from qmia.evidence import Evidence
 from qmia.metrics import attack_metrics, roc_points
@@ -189,14 +189,14 @@ def test_statements_decide_the_readings_that_the_synthetic_rows_encode(evidence)
     assert "95 % CI" in cell("abstract-attack-acc", "min-anchored").detail
     assert cell("no-disruption", "printed").status == claims.DISAGREES
     assert cell("no-disruption", "min-anchored").status == claims.AGREES
-    counts = statements.consistency_counts(table)
+    counts = reading_choice.consistency_counts(table)
     assert (
         counts[[claims.AGREES, claims.DISAGREES, claims.UNMEASURABLE]].sum(axis=1) == len(statements.STATEMENTS)
     ).all()
-    assert (counts[statements.NET] == counts[claims.AGREES] - counts[claims.DISAGREES]).all()
-    choice = statements.choose_reading(table)  # the best net, but 400 + 400 examples leave many cells within noise
+    assert (counts[reading_choice.NET] == counts[claims.AGREES] - counts[claims.DISAGREES]).all()
+    choice = reading_choice.choose_reading(table)  # the best net, but 400 + 400 examples leave many cells within noise
     assert choice.shown == "min-anchored" and choice.net["min-anchored"] == max(choice.net.values())
-    assert counts.loc["min-anchored", statements.NOISE] > 0 and not choice.decided
+    assert counts.loc["min-anchored", reading_choice.NOISE] > 0 and not choice.decided
 
 
 def test_verdicts_through_the_evidence(evidence):
@@ -223,9 +223,9 @@ def test_a_baseline_that_does_not_leak_makes_every_claim_not_measurable():
 
 def test_recipes_are_picked_by_the_same_rule_ties_to_the_stated_one():
     t = pd.DataFrame({"recipe": ["paper-stated", "augment-all"], "agreeing statements (best reading)": [2, 2]})
-    assert statements.pick_recipe(t) == "paper-stated"
+    assert reading_choice.pick_recipe(t) == "paper-stated"
     t["agreeing statements (best reading)"] = [1, 3]
-    assert statements.pick_recipe(t) == "augment-all"
+    assert reading_choice.pick_recipe(t) == "augment-all"
 
 
 def test_missing_rows_are_not_measurable_not_an_error(evidence):

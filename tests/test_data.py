@@ -14,15 +14,13 @@ from qmia.augment import augment
 from qmia.data import (
     CIFAR10_CLASSES,
     DATA_VERSION,
-    SPLITS,
     DatasetUnavailable,
     data_checksum,
     data_source,
     dataset_info,
-    half_subset,
     load_dataset,
-    make_splits,
 )
+from qmia.splits import SPLITS, half_subset, make_splits
 from qmia.store import atomic_save
 
 

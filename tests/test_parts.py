@@ -13,7 +13,8 @@ import torch
 from qmia.config import get_profile
 from qmia.estimates import LIMIT_SECONDS, estimate_seconds, part_estimate
 from qmia.part_runs import run_part, verify_stored
-from qmia.parts import PART_NAMES, assign, carried_into, entry_keys, missing_parts, part_models, trained_for_later
+from qmia.part_status import missing_parts
+from qmia.parts import PART_NAMES, assign, carried_into, entry_keys, part_models, trained_for_later
 from qmia.plan import book_plan
 from qmia.results import load_outcome, load_row, save_row
 from qmia.settings import results_root
@@ -219,7 +220,7 @@ def _script(name: str):
 def test_weights_carried_from_one_lease_to_the_next_are_not_trained_again(tmp_path, monkeypatch):
     from qmia.model_entries import is_cached, model_dir
     from qmia.multitrain import train_many
-    from qmia.parts import available
+    from qmia.part_status import available
     from qmia.settings import cache_root
     from qmia.train import TrainedModel
 
@@ -249,7 +250,7 @@ def test_weights_carried_from_one_lease_to_the_next_are_not_trained_again(tmp_pa
 
 
 def test_a_models_only_part_trains_its_models_and_stores_no_rows():
-    from qmia.parts import available, needed_models_parts
+    from qmia.part_status import available, needed_models_parts
 
     p = get_profile("smoke")
     models = trained_for_later(p, "defences-dp-models-a")
@@ -297,7 +298,7 @@ def test_a_part_stopped_by_its_budget_resumes_elsewhere_with_the_same_rows(tmp_p
     """A part run cut off by its budget stores the rows of its finished targets and carries its trained weights in the
     results folder; resumed with a fresh cache (another machine) and that folder only, it stores the rows of one run
     straight through. A carried file that does not match its checksum is not used (its model is trained again)."""
-    from qmia import carry, part_runs, parts
+    from qmia import carry, part_runs, part_status
     from qmia.settings import cache_root
     from qmia.train import git_commit
 
@@ -335,7 +336,7 @@ def test_a_part_stopped_by_its_budget_resumes_elsewhere_with_the_same_rows(tmp_p
     assert len(resumed["runs"]) == 2 and len(resumed["models"]) == len(straight["models"])
     assert _rows_of(resumed["rows"]) == expected
     # the part is stored: only what other missing parts still need stays carried
-    still_needed = {m.key for m in parts.needed_models(p)}
+    still_needed = {m.key for m in part_status.needed_models(p)}
     assert set(carry.carried_keys()) <= still_needed and len(carry.carried_keys()) < len(resumed["models"])
     assert verify_stored(p) == []
     assert all(m["device"] == "cpu" for m in resumed["models"]) and cache_root().name == "machine-b"

@@ -5,14 +5,13 @@ from hypothesis import strategies as st
 
 from qmia.clipping import clipped_fraction, max_levels
 from qmia.dorefa import DoReFaWeight
+from qmia.mia_quantizer import MIAQuantizer, mia_quantize
 from qmia.models import build_model
 from qmia.quantizers import (
     PAPER_READINGS,
-    MIAQuantizer,
     QuantSpec,
     curve_spec,
     export_quantized,
-    mia_quantize,
     quantize_model,
     selected_layers,
     weight_layers,

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from qmia import beyond_noise, claims, evidence, statements
+from qmia import beyond_noise, claims, evidence, reading_choice, statements
 from qmia.config import Profile
 from qmia.metrics import attack_metrics, roc_points
 from qmia.plan import reading_spec
@@ -133,9 +133,9 @@ def _table(nets: dict[str, list[str]]) -> pd.DataFrame:
 
 
 def test_only_decided_statements_count_and_overlapping_ranges_stay_undecided():
-    clear = statements.choose_reading(_table({"x": list("aaaau"), "y": list("adnup"), "z": list("ddddd")}))
+    clear = reading_choice.choose_reading(_table({"x": list("aaaau"), "y": list("adnup"), "z": list("ddddd")}))
     assert clear.readings == ("x",) and clear.margin == 4 - 1 and clear.bounds["y"] == (-1, 1)
-    close = statements.choose_reading(_table({"x": list("aadnn"), "y": list("adnnu"), "z": list("ddddd")}))
+    close = reading_choice.choose_reading(_table({"x": list("aadnn"), "y": list("adnnu"), "z": list("ddddd")}))
     assert not close.decided and set(close.readings) == {"x", "y"} and "undecided between" in str(close)
 
 
@@ -152,9 +152,9 @@ def test_a_chosen_reading_survives_any_within_noise_flip():
     rng = random.Random(3)
     for _ in range(200):
         table = _table({r: [rng.choice("aadnnup") for _ in range(8)] for r in "wxyz"})
-        choice = statements.choose_reading(table)
+        choice = reading_choice.choose_reading(table)
         if choice.decided:
-            assert all(statements.choose_reading(t).readings == choice.readings for t in _flips(table))
+            assert all(reading_choice.choose_reading(t).readings == choice.readings for t in _flips(table))
 
 
 def test_on_the_stored_paper_rows_no_single_within_noise_flip_changes_the_choice(monkeypatch):
@@ -165,6 +165,6 @@ def test_on_the_stored_paper_rows_no_single_within_noise_flip_changes_the_choice
     from qmia.config import get_profile
 
     table = statements.readings_table(evidence.collect(get_profile("paper"), stored_only=True, n_boot=300))
-    choice = statements.choose_reading(table)
-    flipped = [statements.choose_reading(t) for t in _flips(table)]
+    choice = reading_choice.choose_reading(table)
+    flipped = [reading_choice.choose_reading(t) for t in _flips(table)]
     assert all(c.decided == choice.decided and set(c.readings) == set(choice.readings) for c in flipped), str(choice)

@@ -8,9 +8,9 @@ import torch
 from qmia import compute, loop
 from qmia.clipping import max_levels
 from qmia.config import TrainConfig, get_profile
-from qmia.data import SPLITS
 from qmia.model_entries import model_dir
 from qmia.quantizers import QuantSpec, selected_layers
+from qmia.splits import SPLITS
 from qmia.train import train
 
 
@@ -83,7 +83,7 @@ def test_ref_models_train_on_half_the_candidates():
     cand = set(torch.cat([o["indices"]["target_in"], o["indices"]["target_out"]]).tolist())
     t = set(o["train_indices"].tolist())
     assert t <= cand and 300 < len(t) < 500  # about half of the 800 candidates
-    from qmia.data import half_subset
+    from qmia.splits import half_subset
 
     other = set(half_subset(torch.cat([o["indices"]["target_in"], o["indices"]["target_out"]]), 1, 2, 0).tolist())
     assert not (t & other) and (t | other) == cand  # with 2 models, each candidate is in exactly one

@@ -67,7 +67,8 @@ def _same(recorded: dict, computed: dict) -> bool:
 
 def _quantizers() -> tuple[dict, str]:
     from qmia.dorefa import DoReFaActivation, DoReFaWeight
-    from qmia.quantizers import PAPER_READINGS, QUANTIZER_VERSIONS, QuantSpec, mia_quantize
+    from qmia.mia_quantizer import mia_quantize
+    from qmia.quantizers import PAPER_READINGS, QUANTIZER_VERSIONS, QuantSpec
 
     w = torch.linspace(-1.3, 0.9, 211).reshape(1, 211) * torch.linspace(0.5, 1.5, 3).reshape(3, 1)
     out = []
@@ -80,9 +81,10 @@ def _quantizers() -> tuple[dict, str]:
 
 
 def _attacks() -> tuple[dict, str]:
-    from qmia.attacks import lira, metric_scores, scaled_confidence
+    from qmia.attacks import metric_scores
     from qmia.experiment import ATTACK_VERSION
     from qmia.metrics import attack_metrics, bootstrap_intervals, roc_points
+    from qmia.reference_attacks import lira, scaled_confidence
 
     g = torch.Generator().manual_seed(0)
     logits, labels = torch.randn(60, 10, generator=g) * 3, torch.randint(0, 10, (60,), generator=g)
@@ -103,9 +105,10 @@ def _attacks() -> tuple[dict, str]:
 def _training() -> tuple[dict, str]:
     from qmia.augment import apply_augment, augment_draws
     from qmia.config import TRAIN_VERSION, TrainConfig
-    from qmia.data import DATA_VERSION, dataset_info, half_subset, make_splits
+    from qmia.data import DATA_VERSION, dataset_info
     from qmia.loop import epoch_plan, make_optimizer
     from qmia.models import build_model
+    from qmia.splits import half_subset, make_splits
 
     out = [t for t in make_splits(2000, 100, 3).values()] + [half_subset(torch.arange(200), i, 4, 1) for i in range(4)]
     for name in ("cifar10", "fashion_mnist"):

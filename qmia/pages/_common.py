@@ -31,7 +31,7 @@ def _finish(pg: Page, fig, key: str) -> None:
     """Lay a figure out, close it and glue it under ``key`` (its provenance line is in its caption, once)."""
     fig.tight_layout()
     _plt().close(fig)
-    pg.keep(key, fig)
+    pg.glue_object(key, fig)
 
 
 def _shown_rows(pg: Page, models=None, bits=None, seeds=None) -> pd.DataFrame:
@@ -76,13 +76,13 @@ def _pending_page(
 ):
     """What a page (or section) shows when none of its rows is stored: one table naming each part it waits for and
     its cost, placeholder figures, and 'pending' for every number its prose cites."""
-    from IPython.display import Markdown
+    from IPython.display import Markdown  # the book's extra (notebooks); the rest of qmia runs without it
 
     lines = _pending_lines(df)
     for f in figures:
         _pending_figure(pg, f, lines)
     for k in keys:
-        pg.keep(k, provenance(df) if k.endswith("_provenance") else None)
+        pg.keep(k, provenance(df) if k == "provenance" or k.endswith("_provenance") else None)
     pending = df[df["pending"] != ""]
     counts = pending.groupby("pending", sort=False).size().reset_index(name="rows")
     table = pd.DataFrame({"what": [title] * len(counts), "rows": counts["rows"], STATUS: counts["pending"]})

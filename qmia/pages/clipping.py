@@ -62,16 +62,16 @@ def clipping(pg: Page):
     fig.suptitle(f"Weights the clamp moves, trained full-precision {model_name(a, d)}", fontsize=10)
     fig.subplots_adjust(bottom=0.1)
     plt.close(fig)
-    pg.keep("clip_heatmap", fig)
+    pg.glue_object("clip_heatmap", fig)
     lit = summary[f"clipped share, {READING_NAMES['literal']}"]
     for b, v in zip(heat_bits, lit):
-        pg.keep(f"clip_share_{b}", v)
-    pg.keep("clip_bits_hi", max(pg.bits))
-    pg.keep("clip_share_hi", lit[heat_bits.index(max(pg.bits))])
-    pg.keep("clip_bits_lo", min(pg.bits))
-    pg.keep("clip_share_lo", lit[heat_bits.index(min(pg.bits))])
-    pg.keep("clip_provenance", prov)
-    pg.keep("clip_model", model_name(a, d))
+        pg.keep(f"share_{b}", v)
+    pg.keep("bits_hi", max(pg.bits))
+    pg.keep("share_hi", lit[heat_bits.index(max(pg.bits))])
+    pg.keep("bits_lo", min(pg.bits))
+    pg.keep("share_lo", lit[heat_bits.index(min(pg.bits))])
+    pg.keep("provenance", prov)
+    pg.keep("model", model_name(a, d))
     df = pd.DataFrame(summary)
     return styled(
         df,
@@ -104,9 +104,9 @@ def clipping_rerun(pg: Page):
     for r in pg.profile.readings:
         row = t[(t["bits"] == b) & (t["reading"] == READING_NAMES[r])]
         if len(row):
-            pg.keep(f"clip_{_slug(r)}_test_acc", row.iloc[0]["target_test_acc"])
-            pg.keep(f"clip_{_slug(r)}_attack_acc", row.iloc[0]["attack_acc"])
-    pg.keep("clip_bits", b)
+            pg.keep(f"{_slug(r)}_test_acc", row.iloc[0]["target_test_acc"])
+            pg.keep(f"{_slug(r)}_attack_acc", row.iloc[0]["attack_acc"])
+    pg.keep("bits", b)
     return styled(
         show,
         "clip-rerun",

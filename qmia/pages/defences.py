@@ -55,7 +55,7 @@ def defences_frontier(pg: Page, n_boot: int = 400):
             "defences-table",
             "Each defence and strength against LiRA online",
             ("defences_frontier",),
-            ("def_alpha", "def_best", "def_best_tpr", "def_best_acc", "def_fp_tpr", "def_fp_acc", "def_provenance"),
+            ("alpha", "best", "best_tpr", "best_acc", "fp_tpr", "fp_acc", "provenance"),
         )
     alpha = lowest_measurable_fpr(int(stored["n_nonmembers"].min()))
     rows, waiting = [], []
@@ -127,17 +127,17 @@ def defences_frontier(pg: Page, n_boot: int = 400):
     fp_acc = float(t.loc[t["family"] == "none", "test acc."].iloc[0])
     useful = t[t["test acc."] >= USEFUL_SHARE * fp_acc]
     best = useful.loc[useful["tpr"].idxmin()]
-    pg.keep("def_alpha", alpha)
-    pg.keep("def_refs", pg.profile.lira_refs)
-    pg.keep("def_best", f"{best['setting']} ({FAMILIES[best['family']]})")
-    pg.keep("def_best_tpr", float(best["tpr"]))
-    pg.keep("def_best_acc", float(best["test acc."]))
-    pg.keep("def_fp_tpr", float(t.loc[t["family"] == "none", "tpr"].iloc[0]))
-    pg.keep("def_fp_acc", fp_acc)
-    pg.keep("def_useful_share", USEFUL_SHARE)
+    pg.keep("alpha", alpha)
+    pg.keep("refs", pg.profile.lira_refs)
+    pg.keep("best", f"{best['setting']} ({FAMILIES[best['family']]})")
+    pg.keep("best_tpr", float(best["tpr"]))
+    pg.keep("best_acc", float(best["test acc."]))
+    pg.keep("fp_tpr", float(t.loc[t["family"] == "none", "tpr"].iloc[0]))
+    pg.keep("fp_acc", fp_acc)
+    pg.keep("useful_share", USEFUL_SHARE)
     a, d = pg.profile.sweep
-    pg.keep("def_model", model_name(a, d))
-    pg.keep("def_provenance", prov)
+    pg.keep("model", model_name(a, d))
+    pg.keep("provenance", prov)
     floor = alpha / 10  # a TPR of 0 on a log axis: drawn at a tenth of the FPR
     fig, axes = plt.subplots(1, 2, figsize=(10.4, 4.6), gridspec_kw={"width_ratios": [1, 1.25]})
     keep = USEFUL_SHARE * fp_acc
@@ -171,6 +171,6 @@ def defences_frontier(pg: Page, n_boot: int = 400):
     axes[1].set_title(f"Settings keeping ≥ {USEFUL_SHARE:.0%} of full precision's accuracy", fontsize=10)
     axes[1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
     _finish(pg, fig, "defences_frontier")
-    from IPython.display import Markdown
+    from IPython.display import Markdown  # the book's extra (notebooks); the rest of qmia runs without it
 
     return st, Markdown("\n\n".join(sentences))

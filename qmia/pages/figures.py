@@ -44,9 +44,9 @@ def fig5(pg: Page):
     df = _shown_rows(pg, models=[pg.profile.resnet])
     curves = df[(df["method"] == "none") | (df["bits"] == b)]
     prov = provenance(df)
-    pg.keep("f5_provenance", prov)
-    pg.keep("f5_model", model_name(*pg.profile.resnet))
-    pg.keep("f5_bits", b)
+    pg.keep("provenance", prov)
+    pg.keep("model", model_name(*pg.profile.resnet))
+    pg.keep("bits", b)
     for log in (False, True):
         fig, ax = plt.subplots(figsize=(5.2, 4.6))
         for _, row in curves.iterrows():
@@ -87,7 +87,7 @@ def fig5(pg: Page):
     )
 
 
-def verdict_table(pg: Page, results: dict[str, ClaimResult], table_id: str, title: str, prefix: str, configs: list):
+def verdict_table(pg: Page, results: dict[str, ClaimResult], table_id: str, title: str, configs: list):
     """One verdict per shown reading (Figures 5-6): the comparison it rests on and its reason; glued by reading.
     ``configs``: the target configurations the verdicts were computed from (for the provenance line)."""
     rows = []
@@ -110,8 +110,8 @@ def verdict_table(pg: Page, results: dict[str, ClaimResult], table_id: str, titl
                 }
             )
             word, reason = res.verdict.word, res.verdict.reason
-        pg.keep(f"{prefix}_{_slug(r)}_verdict", word)
-        pg.keep(f"{prefix}_{_slug(r)}_reason", reason)
+        pg.keep(f"{_slug(r)}_verdict", word)
+        pg.keep(f"{_slug(r)}_reason", reason)
     ev = pg.evidence()
     show = pd.DataFrame(rows)
     show = show[
@@ -132,7 +132,6 @@ def fig5_verdicts(pg: Page):
         "fig5-verdict",
         "Figure 5's reading: the full-precision attack succeeds and the quantized "
         "model's attack is at chance (AUC, claim seeds)",
-        "f5",
         claim_configs(pg.profile, pg.shown_readings()),
     )
 
@@ -159,7 +158,7 @@ def table6(pg: Page):
     ]
     show = t[["model", "bitwidth", "quantizer", "reading"] + cols + _status(t)].rename(columns=LABELS)
     fmt = {LABELS[c]: (PCT if c.endswith("acc") else NUM) for c in cols}
-    pg.keep("t6_provenance", provenance(df))
+    pg.keep("provenance", provenance(df))
     return styled(
         show, "table6", "Table 6: DoReFa-Net and the proposed quantizer against the shadow attack", provenance(df), fmt
     )
@@ -173,8 +172,8 @@ def table6_verdicts(pg: Page):
         )  # at the plan's bitwidths (4 and 8), whatever the page's
         if isinstance(decided, evidence.MissingRow):
             rows.append({"reading": READING_NAMES[r], "verdict at this bitwidth": _word(decided), "why": _why(decided)})
-            pg.keep(f"t6_{_slug(r)}_verdict", _word(decided))
-            pg.keep(f"t6_{_slug(r)}_reason", _why(decided))
+            pg.keep(f"{_slug(r)}_verdict", _word(decided))
+            pg.keep(f"{_slug(r)}_reason", _why(decided))
             continue
         v, per_bits = decided
         for res in per_bits:
@@ -189,8 +188,8 @@ def table6_verdicts(pg: Page):
                     "verdict at this bitwidth": res.verdict.word,
                 }
             )
-        pg.keep(f"t6_{_slug(r)}_verdict", v.word)
-        pg.keep(f"t6_{_slug(r)}_reason", v.reason)
+        pg.keep(f"{_slug(r)}_verdict", v.word)
+        pg.keep(f"{_slug(r)}_reason", v.reason)
     return styled(
         pd.DataFrame(rows),
         "table6-summary",
@@ -243,8 +242,8 @@ def fig6(pg: Page):
     ax.set_title(f"Partial quantization of {model_name(a, d)}", fontsize=10)
     ax.legend(fontsize=7, loc="upper right")
     _finish(pg, fig, "fig6_partial")
-    pg.keep("f6_provenance", prov)
-    pg.keep("f6_model", model_name(a, d))
+    pg.keep("provenance", prov)
+    pg.keep("model", model_name(a, d))
     cols = [
         "target_train_acc",
         "target_test_acc",
@@ -275,6 +274,5 @@ def fig6_verdicts(pg: Page):
         res,
         "fig6-verdict",
         "Does quantizing the last five layers lower the attack? (AUC, seed 0)",
-        "f6",
         list(dict.fromkeys(cfgs)),
     )

@@ -201,20 +201,20 @@ def _ranking_table(df: pd.DataFrame, outcomes: dict, table_id: str, title: str, 
 USEFUL_SHARE = 0.9  # a quantizer "keeps its utility" at >= this share of full precision's test accuracy
 
 
-def _keep_first(pg: Page, ranked: pd.DataFrame, prefix: str) -> None:
+def _keep_first(pg: Page, ranked: pd.DataFrame, ranking: str) -> None:
     """Glue the most secure quantizer, and the most secure one that keeps its utility (a model that stopped
     learning leaks nothing and is useless, so the ranking alone would crown it)."""
     first = ranked.iloc[0]
-    pg.keep(f"{prefix}_first", first["quantizer"])
-    pg.keep(f"{prefix}_first_share", float(first["best_share"]))
-    pg.keep(f"{prefix}_first_acc", float(first["test_acc"]))
+    pg.keep(f"{ranking}_first", first["quantizer"])
+    pg.keep(f"{ranking}_first_share", float(first["best_share"]))
+    pg.keep(f"{ranking}_first_acc", float(first["test_acc"]))
     floor = USEFUL_SHARE * float(ranked.loc[ranked["quantizer"] == FULL_PRECISION, "test_acc"].iloc[0])
     useful = ranked[ranked["test_acc"] >= floor]
     best = useful.iloc[0]
-    pg.keep(f"{prefix}_useful", best["quantizer"])
-    pg.keep(f"{prefix}_useful_rank", int(best["rank"]))
-    pg.keep(f"{prefix}_useful_mis", float(best["mis"]))
-    pg.keep(f"{prefix}_useful_acc", float(best["test_acc"]))
+    pg.keep(f"{ranking}_useful", best["quantizer"])
+    pg.keep(f"{ranking}_useful_rank", int(best["rank"]))
+    pg.keep(f"{ranking}_useful_mis", float(best["mis"]))
+    pg.keep(f"{ranking}_useful_acc", float(best["test_acc"]))
 
 
 def ranking_lira(pg: Page, n_boot: int = 1000):
@@ -230,13 +230,13 @@ def ranking_lira(pg: Page, n_boot: int = 1000):
             "The LiRA targets ranked by membership-inference security",
             (),
             (
-                "rank_lira_first",
-                "rank_lira_first_acc",
-                "rank_lira_first_share",
-                "rank_lira_useful",
-                "rank_lira_useful_rank",
-                "rank_lira_useful_mis",
-                "rank_lira_useful_acc",
+                "lira_first",
+                "lira_first_acc",
+                "lira_first_share",
+                "lira_useful",
+                "lira_useful_rank",
+                "lira_useful_mis",
+                "lira_useful_acc",
             ),
         )[0]
     ranked, st = _ranking_table(
@@ -247,7 +247,7 @@ def ranking_lira(pg: Page, n_boot: int = 1000):
         "every attack (MIS = 1 − the best advantage of the strongest attack)" + _waiting_note(waiting),
         n_boot,
     )
-    _keep_first(pg, ranked, "rank_lira")
+    _keep_first(pg, ranked, "lira")
     return st
 
 
@@ -260,19 +260,19 @@ def ranking_sweep(pg: Page, n_boot: int = 1000):
     df, waiting = _complete_quantizers(df)
     if not len(df):
         keys = (
-            "rank_sweep_first",
-            "rank_sweep_first_acc",
-            "rank_sweep_first_share",
-            "rank_sweep_useful",
-            "rank_sweep_useful_rank",
-            "rank_sweep_useful_mis",
-            "rank_sweep_useful_acc",
-            "rank_sweep_last",
-            "rank_sweep_w",
-            "rank_sweep_n",
-            "rank_provenance",
+            "sweep_first",
+            "sweep_first_acc",
+            "sweep_first_share",
+            "sweep_useful",
+            "sweep_useful_rank",
+            "sweep_useful_mis",
+            "sweep_useful_acc",
+            "sweep_last",
+            "sweep_w",
+            "sweep_n",
+            "provenance",
         )
-        pg.keep("rank_sweep_model", model_name(a, d))
+        pg.keep("sweep_model", model_name(a, d))
         st = _pending_page(
             pg,
             waiting,
@@ -305,11 +305,11 @@ def ranking_sweep(pg: Page, n_boot: int = 1000):
         provenance(df),
         {c: INT for c in agree.columns[1:]},
     )
-    _keep_first(pg, ranked, "rank_sweep")
-    pg.keep("rank_sweep_last", ranked.iloc[-1]["quantizer"])
-    pg.keep("rank_sweep_w", w)
-    pg.keep("rank_sweep_n", len(ranked))
-    pg.keep("rank_sweep_model", model_name(a, d))
+    _keep_first(pg, ranked, "sweep")
+    pg.keep("sweep_last", ranked.iloc[-1]["quantizer"])
+    pg.keep("sweep_w", w)
+    pg.keep("sweep_n", len(ranked))
+    pg.keep("sweep_model", model_name(a, d))
     st_rows = mean_over_seeds(df, BY)
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     by_name = ranked.set_index("quantizer")
@@ -337,5 +337,5 @@ def ranking_sweep(pg: Page, n_boot: int = 1000):
     ax.set_title(f"Membership advantage against bitwidth, {model_name(a, d)}", fontsize=10)
     ax.legend(fontsize=8)
     _finish(pg, fig, "ranking_advantage")
-    pg.keep("rank_provenance", provenance(df))
+    pg.keep("provenance", provenance(df))
     return st, st_agree

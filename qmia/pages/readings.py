@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .. import claims, statements
+from .. import claims, reading_choice, statements
 from ..book import (
     LABELS,
     NUM,
@@ -19,6 +19,7 @@ from ..book import (
 from ..clipping import clipped_table, weight_stats
 from ..plan import paper_configs, precision_configs, runs_reading
 from ..results import load_outcome, provenance
+from ..uncertainty import compare
 from ..vocabulary import FULL_PRECISION, READING_INFO
 from ._common import _status
 from .clipping import _overall_shares
@@ -59,8 +60,8 @@ def readings_statements(pg: Page):
     conclusion by the stated rule (glued)."""
     ev = pg.evidence()
     table = statements.readings_table(ev)
-    counts = statements.consistency_counts(table)
-    choice = statements.choose_reading(table)
+    counts = reading_choice.consistency_counts(table)
+    choice = reading_choice.choose_reading(table)
     rows, details = [], []
     for s in statements.STATEMENTS:
         link = f'<a href="{s.page}.html">{s.where}</a>'
@@ -95,15 +96,15 @@ def readings_statements(pg: Page):
     ).set_table_styles(left, overwrite=False)
     n = len(statements.STATEMENTS)
     pg.keep(
-        "rd_best",
+        "best",
         str(choice) if choice.decided else f"undecided between {', '.join(READING_NAMES[r] for r in choice.readings)}",
     )
-    pg.keep("rd_best_agrees", int(counts.loc[choice.shown, claims.AGREES]))
-    pg.keep("rd_best_disagrees", int(counts.loc[choice.shown, claims.DISAGREES]))
-    pg.keep("rd_shown", READING_NAMES[choice.shown])
-    pg.keep("rd_n_statements", n)
-    pg.keep("rd_literal_agrees", int(counts.loc["literal", claims.AGREES]) if "literal" in counts.index else 0)
-    pg.keep("rd_provenance", prov)
+    pg.keep("best_agrees", int(counts.loc[choice.shown, claims.AGREES]))
+    pg.keep("best_disagrees", int(counts.loc[choice.shown, claims.DISAGREES]))
+    pg.keep("shown", READING_NAMES[choice.shown])
+    pg.keep("n_statements", n)
+    pg.keep("literal_agrees", int(counts.loc["literal", claims.AGREES]) if "literal" in counts.index else 0)
+    pg.keep("provenance", prov)
     counts_df = counts.reset_index().rename(columns={"index": "reading"})
     counts_df["range of the net"] = [f"{choice.bounds[r][0]} to {choice.bounds[r][1]}" for r in counts.index]
     counts_df["reading"] = counts_df["reading"].map(READING_NAMES)
@@ -146,9 +147,9 @@ def readings_fit(pg: Page):
         ["model", "bitwidth", "reading", "target_train_acc", "target_test_acc", "gap", "AUC (95 % CI)"] + _status(t)
     ].rename(columns=LABELS)
     for _, r in t[(t["method"] == "none") & (t["pending"] == "")].iterrows():
-        pg.keep(f"rd_fp_{r['arch']}_train", r["target_train_acc"])
-        pg.keep(f"rd_fp_{r['arch']}_test", r["target_test_acc"])
-        pg.keep(f"rd_fp_{r['arch']}_auc", r["auc"])
+        pg.keep(f"fp_{r['arch']}_train", r["target_train_acc"])
+        pg.keep(f"fp_{r['arch']}_test", r["target_test_acc"])
+        pg.keep(f"fp_{r['arch']}_auc", r["auc"])
     return styled(
         show,
         "readings-fit",
@@ -163,8 +164,6 @@ def readings_precision(pg: Page, n_boot: int = 1000):
     """The precision ablation: the profile's ResNet at full precision and at its highest bitwidth, in the profile's
     precision and in the other (:func:`qmia.plan.precision_configs`): accuracy and the shadow attack, and the AUC's
     change with its paired bootstrap interval over examples (same splits and seed)."""
-    from ..uncertainty import compare
-
     others = precision_configs(pg.profile)
     mine = [c.with_(precision=pg.profile.precision) for c in others]
     df = pg.run(mine + others)
@@ -207,10 +206,10 @@ def readings_precision(pg: Page, n_boot: int = 1000):
 
 def readings_recipes(pg: Page):
     ev = pg.evidence()
-    table = statements.recipe_table(ev)
-    pick = statements.pick_recipe(table)
-    pg.keep("rd_recipe_pick", pick)
-    pg.keep("rd_recipe_profile", pg.profile.recipe)
+    table = reading_choice.recipe_table(ev)
+    pick = reading_choice.pick_recipe(table)
+    pg.keep("recipe_pick", pick)
+    pg.keep("recipe_profile", pg.profile.recipe)
     return styled(
         table,
         "readings-recipes",

@@ -5,12 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .. import claims, evidence, statements
+from .. import claims, evidence, reading_choice, statements
 from ..book import PCT, READING_NAMES, STATUS, Page, model_name, styled
 from ..claims import ABSTRACT_CLAIMS
+from ..estimates import part_cost
+from ..experiment import row_keys
+from ..part_status import missing_parts
+from ..parts import assign
 from ..plan import reading_bits, reading_spec
 from ..quantizers import QuantSpec
-from ..results import provenance
+from ..results import load_row, provenance
 from ..uncertainty import estimate, lowest_measurable_fpr
 from ..vocabulary import FULL_PRECISION
 from ._common import _decide, _finish, _plt, _slug, _why, _word
@@ -19,19 +23,16 @@ from ._common import _decide, _finish, _plt, _slug, _why, _word
 def report_status(pg: Page):
     """The report's first lines: what this build holds at its profile's scale and what is pending, counted: parts and
     rows stored, the parts not computed yet with their costs, and the readings x statements table decided / pending."""
-    from IPython.display import Markdown
-
-    from ..estimates import part_cost
-    from ..parts import assign, missing_parts
+    from IPython.display import Markdown  # the book's extra (notebooks); the rest of qmia runs without it
 
     p = pg.profile
     table = statements.readings_table(pg.evidence())
-    counts = statements.consistency_counts(table)
+    counts = reading_choice.consistency_counts(table)
     n_cells = table.size
     pending_cells = int(counts[claims.PENDING].sum())
     decided = int(counts[claims.AGREES].sum() + counts[claims.DISAGREES].sum())
-    pg.keep("rep_cells_decided", decided)
-    pg.keep("rep_cells_pending", pending_cells)
+    pg.keep("cells_decided", decided)
+    pg.keep("cells_pending", pending_cells)
     cells_line = (
         f"The readings x statements table has {n_cells} cells ({len(table)} statements x {table.shape[1]} "
         f"readings): {decided} decided, {pending_cells} pending, "
@@ -42,9 +43,6 @@ def report_status(pg: Page):
     holding = {n: es for n, es in assign(p).items() if es}
     missing = [n for n in missing_parts(p) if n in holding]
     done = [n for n in holding if n not in missing]
-    from ..experiment import row_keys
-    from ..results import load_row
-
     rows_total = sum(len(row_keys(c, g, p)) for es in holding.values() for c, g in es)
     rows_stored = sum(
         load_row(k) is not None for es in holding.values() for c, g in es for k in row_keys(c, g, p).values()
@@ -87,13 +85,13 @@ def report_verdicts(pg: Page):
     df = pd.DataFrame(rows)
     for r in shown:
         sub = df[df["reading"] == READING_NAMES[r]]
-        pg.keep(f"rep_{_slug(r)}_reproduced", int((sub["verdict"] == claims.REPRODUCED).sum()))
+        pg.keep(f"{_slug(r)}_reproduced", int((sub["verdict"] == claims.REPRODUCED).sum()))
         for i, word in enumerate(sub["verdict"]):
-            pg.keep(f"rep_{_slug(r)}_{i}", word)
-    pg.keep("rep_n_claims", int(len(df) / len(shown)))
-    pg.keep("rep_best", ", ".join(shown[1:]) or "literal")
+            pg.keep(f"{_slug(r)}_{i}", word)
+    pg.keep("n_claims", int(len(df) / len(shown)))
+    pg.keep("best", ", ".join(shown[1:]) or "literal")
     prov = provenance(ev.rows)
-    pg.keep("rep_provenance", prov)
+    pg.keep("provenance", prov)
     compact = (
         df[["claim", "reading", "verdict"]]
         .pivot_table(index="claim", columns="reading", values="verdict", aggfunc="first", sort=False)
@@ -109,7 +107,7 @@ def report_verdicts(pg: Page):
         [{"selector": "td, th", "props": "white-space: normal; text-align: left; vertical-align: top;"}],
         overwrite=False,
     )
-    pg.keep("answer_table", st_compact)
+    pg.glue_object("answer_table", st_compact)
     st_full = styled(df, "report-verdicts", "Every verdict with its reason (rules in the method chapter)", prov)
     st_full = st_full.set_table_styles(
         [{"selector": "td", "props": "white-space: normal; text-align: left;"}], overwrite=False
@@ -218,8 +216,8 @@ def report_needs(pg: Page):
     show = pd.DataFrame(rows)
     if STATUS in show.columns:
         show = show[[c for c in show.columns if c != STATUS] + [STATUS]].fillna({STATUS: ""})
-    pg.keep("rep_needs_hits", hits)
-    pg.keep("rep_needs_measured", measured)
+    pg.keep("needs_hits", hits)
+    pg.keep("needs_measured", measured)
     return styled(
         show,
         "report-needs",

@@ -26,7 +26,8 @@ from ._common import BY, _decide, _measure_name, _shown_rows, _slug, _table, _wh
 
 
 def claim_table(pg: Page, key: str, prefix: str):
-    """The abstract's claim ``key`` under each shown reading: our measure, the paper's quantity, the verdict."""
+    """The abstract's claim ``key`` under each shown reading: our measure, the paper's quantity, the verdict
+    (table id ``<prefix>-claim``)."""
     claim = ABSTRACT_CLAIMS[key]
     ev = pg.evidence()
     rows, results = [], {}
@@ -43,7 +44,7 @@ def claim_table(pg: Page, key: str, prefix: str):
                 }
             )
             for k, v in {"verdict": _word(res), "reason": _why(res)}.items():
-                pg.keep(f"{prefix}_{_slug(r)}_{k}", v)
+                pg.keep(f"{_slug(r)}_{k}", v)
             continue
         results[r] = res
         o, pq = res.ours, res.paper_quantity
@@ -72,7 +73,7 @@ def claim_table(pg: Page, key: str, prefix: str):
             "paper_reduction": pq.relative,
             "bits": res.bits,
         }.items():
-            pg.keep(f"{prefix}_{_slug(r)}_{k}", v)
+            pg.keep(f"{_slug(r)}_{k}", v)
     df = pd.DataFrame(rows)
     used = sorted({s for res in results.values() for s in res.seeds}) or [0]
     seeds = ", ".join(map(str, used)) + (
@@ -80,8 +81,8 @@ def claim_table(pg: Page, key: str, prefix: str):
     )
     cfgs = claim_configs(pg.profile, pg.shown_readings())
     prov = provenance(pg.run(cfgs))
-    pg.keep(f"{prefix}_provenance", prov)
-    pg.keep(f"{prefix}_model", model_name(*pg.profile.resnet))
+    pg.keep("provenance", prov)
+    pg.keep("model", model_name(*pg.profile.resnet))
     return styled(
         df,
         f"{prefix}-claim",

@@ -1,0 +1,49 @@
+"""What of the book's parts is done here: which rows are stored, which models are available without training,
+and so which parts and models are still missing (:mod:`qmia.parts` holds the partition itself).
+"""
+
+from __future__ import annotations
+
+from .config import Profile, TrainConfig
+from .model_entries import has_weights, is_cached
+from .parts import PARTS, Entry, assign, entry_keys, part_models, trained_for_later
+from .results import load_row
+
+
+def missing_parts(p: Profile) -> list[str]:
+    """The parts of profile ``p`` with rows not stored under the results folder, in plan order."""
+    return [name for name, entries in assign(p).items() if entries and missing_rows(p, entries)]
+
+
+def needed_models(p: Profile, names: list[str] | None = None) -> list[TrainConfig]:
+    """The distinct models that parts ``names`` (default: those with missing rows, :func:`missing_parts`) train,
+    in plan order: what a lease still needs trained or carried."""
+    assigned = assign(p)
+    return list(
+        dict.fromkeys(m for n in (missing_parts(p) if names is None else names) for m in part_models(p, assigned[n]))
+    )
+
+
+def needed_models_parts(p: Profile) -> list[str]:
+    """The models-only parts whose models a part with missing rows still needs and that are not all available here."""
+    wanted = set(needed_models(p))
+    return [
+        part.name
+        for part in PARTS
+        if part.trains is not None and any(m in wanted and not available(m) for m in trained_for_later(p, part.name))
+    ]
+
+
+def available(config: TrainConfig) -> bool:
+    """Whether a model needs no training here: cached, or carried weights whose outputs are computed at once."""
+    return is_cached(config) or has_weights(config)
+
+
+def is_stored(row_key: str) -> bool:
+    """Whether a row is stored and intact (a damaged one is reported and moved aside by :func:`load_row`)."""
+    return load_row(row_key) is not None
+
+
+def missing_rows(p: Profile, entries: list[Entry]) -> int:
+    """How many of the part's result rows are not stored (intact) under the results folder."""
+    return sum(not is_stored(k) for _, k in entry_keys(p, entries))
