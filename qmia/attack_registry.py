@@ -17,6 +17,10 @@ and how a variant is scored from the cached outputs; :class:`AttackParams`, the 
 * ``label``: ``label-gap`` (member iff the predicted label is right) and ``label-augment`` (the share of
   the training augmentations on which the label stays right, threshold from the full-precision shadow;
   Choquette-Choo et al. 2021): attacks on a model that exposes labels only.
+* ``whitebox``: ``whitebox`` (Nasr et al. 2019: each example's loss and per-layer gradient norms under the target's
+  weights, the classifier trained on the full-precision shadow's) and ``whitebox-adaptive`` (on the shadow
+  quantized like the target): an attacker who holds the weights, as on an edge device.
+
 """
 
 from __future__ import annotations
@@ -28,11 +32,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .attacks import METRICS, augmentation_attack, gap_attack, metric_attack, shadow_attack
+from .attacks import METRICS, augmentation_attack, gap_attack, metric_attack, shadow_attack, whitebox_attack
 from .config import TrainConfig
 from .defences import Defence
 from .quantizers import QuantSpec
-from .queries import augmented_labels
+from .queries import augmented_labels, whitebox_features
 from .reference_attacks import RMIA_GAMMA, RMIA_OFFLINE_A, lira, rmia, scaled_confidence, true_class_probability
 from .train import (
     TrainedModel,
@@ -201,6 +205,17 @@ def _label_scores(m: Models, variant: str, settings: dict) -> tuple[np.ndarray, 
     return scores, preds
 
 
+def _whitebox_scores(m: Models, variant: str, settings: dict) -> tuple[np.ndarray, np.ndarray]:
+    """The white-box attack: the classifier learns from the shadow's features of its own in / out data (the
+    adaptive variant's shadow is quantized like the target) and scores the target's candidates."""
+    shadow = m.shadow_adaptive if variant == "whitebox-adaptive" else m.shadow_fp
+    s = whitebox_features(shadow, POPULATION, m.data_root, m.device)
+    t = whitebox_features(m.target, CANDIDATES, m.data_root, m.device)
+    return whitebox_attack(
+        s["shadow_in"].numpy(), s["shadow_out"].numpy(), torch.cat([t[c] for c in CANDIDATES]).numpy()
+    )
+
+
 @dataclass(frozen=True)
 class AttackGroup:
     """One entry of the registry: the models it needs, the rows it gives, how a row is scored, and the
@@ -267,6 +282,13 @@ ATTACKS: dict[str, AttackGroup] = {
             _label_scores,
             "label-only attacks (Choquette-Choo et al. 2021): gap and augmentation robustness",
             ("label_queries",),
+        ),
+        AttackGroup(
+            "whitebox",
+            ("shadow_fp", "shadow_adaptive"),
+            ("whitebox", "whitebox-adaptive"),
+            _whitebox_scores,
+            "white-box attack (Nasr et al. 2019): loss and per-layer gradient norms under the weights",
         ),
     )
 }

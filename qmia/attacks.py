@@ -11,6 +11,7 @@ own shadow or reference models.
   entropy, modified entropy), threshold chosen on the shadow model's outputs.
 * LiRA (Carlini et al. 2022) and RMIA (Zarifzadeh et al. 2024), which compare the target with reference
   models: :mod:`qmia.reference_attacks`.
+* :func:`whitebox_attack`: Nasr et al. 2019's white-box attack, on features that need the weights.
 * :func:`gap_attack` and :func:`augmentation_attack`: label-only, Choquette-Choo et al. 2021
   (the gap attack is Yeom et al. 2018's baseline; the augmentation attack thresholds, on the
   shadow, the share of augmented queries whose predicted label is correct).
@@ -21,6 +22,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 from sklearn.neural_network import MLPClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 from .metrics import best_threshold
 
@@ -194,3 +197,22 @@ def augmentation_attack(
     s_in, s_out, t = (a.astype(bool).mean(1) for a in arrays.values())
     thr = best_threshold(np.concatenate([s_in, s_out]), np.r_[np.ones(len(s_in)), np.zeros(len(s_out))])
     return t, (t >= thr).astype(int), thr
+
+
+def whitebox_attack(
+    shadow_in: np.ndarray, shadow_out: np.ndarray, target: np.ndarray, hidden: int = 64, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Nasr et al. 2019's white-box attack on per-example features that need the weights (each example's loss and
+    the norm of its gradient per weight layer, n x features: :func:`qmia.queries.gradient_features`): an MLP with
+    one hidden layer learns member / non-member from the shadow model's features on its own training (in) and
+    held-out (out) data, on log10 features standardised on the shadow's, then scores the target's examples
+    (``target``: members then non-members, whose membership is never an input). Returns scores and predictions."""
+
+    def logs(a: np.ndarray) -> np.ndarray:
+        return np.log10(np.asarray(a, dtype=np.float64) + 1e-12)  # losses and gradient norms span decades
+
+    x_train = logs(np.concatenate([shadow_in, shadow_out]))
+    y_train = np.r_[np.ones(len(shadow_in)), np.zeros(len(shadow_out))].astype(int)
+    clf = make_pipeline(StandardScaler(), MLPClassifier(hidden_layer_sizes=(hidden,), max_iter=500, random_state=seed))
+    scores = clf.fit(x_train, y_train).predict_proba(logs(target))[:, 1]
+    return scores, (scores >= 0.5).astype(int)

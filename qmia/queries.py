@@ -1,5 +1,6 @@
 """Queries of a trained model beyond the outputs stored at training: its predicted labels under the
-training augmentations, which the label-only augmentation attack reads (Choquette-Choo et al. 2021).
+training augmentations, which the label-only augmentation attack reads (Choquette-Choo et al. 2021), and
+its per-example loss gradients, which the white-box attack reads (Nasr et al. 2019, :func:`whitebox_features`).
 
 ``augmented_labels(model, splits, n_queries)`` loads the cached weights and the data, predicts the
 label of every example of ``splits`` on ``n_queries`` versions of it (query 0 the image itself, the
@@ -19,11 +20,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call, grad_and_value, vmap
 
-from .augment import augment_draws
+from .augment import augment_draws, normalize
 from .compute import default_device
 from .data import dataset_info, load_dataset
 from .model_entries import model_instance
+from .quantizers import weight_layers
 from .splits import SPLITS
 from .store import DamagedEntry, atomic_save, move_aside
 from .train import TrainedModel, predict
@@ -35,17 +40,18 @@ def _draws(n_images: int, query: int, info) -> dict[str, torch.Tensor]:
     return augment_draws(n_images, info, torch.Generator().manual_seed(QUERY_SEED + query))
 
 
-def labels_digest(labels: dict[str, torch.Tensor]) -> str:
-    """sha256 (hex) of {split: int64 labels}, split names in order with each tensor's shape and bytes."""
+def labels_digest(labels: dict[str, torch.Tensor], dtype: torch.dtype = torch.int64) -> str:
+    """sha256 (hex) of {split: tensor} as ``dtype`` (int64 labels; float32 white-box features), split names in order
+    with each tensor's shape and bytes."""
     h = hashlib.sha256()
     for split in sorted(labels):
-        t = labels[split].to(torch.int64).contiguous()
+        t = labels[split].to(dtype).contiguous()
         h.update(f"{split}:{tuple(t.shape)};".encode())
         h.update(t.numpy().tobytes())
     return h.hexdigest()
 
 
-def _read_cache(path: Path, model: TrainedModel) -> dict[str, torch.Tensor]:
+def _read_cache(path: Path, model: TrainedModel, dtype: torch.dtype = torch.int64) -> dict[str, torch.Tensor]:
     """The labels cached at ``path`` for this model instance; {} when there is none, or when the file does not load,
     was written before it recorded its model (an older cache), belongs to another model or was changed (reported
     and moved aside: it is queried again)."""
@@ -60,7 +66,7 @@ def _read_cache(path: Path, model: TrainedModel) -> dict[str, torch.Tensor]:
             raise DamagedEntry("it records neither its model nor its checksum (an older cache)")
         if blob["model"] != model_instance(model):
             raise DamagedEntry(f"its labels are of model instance {blob['model']!r}, not {model_instance(model)!r}")
-        if blob["sha256"] != labels_digest(blob["labels"]):
+        if blob["sha256"] != labels_digest(blob["labels"], dtype):
             raise DamagedEntry("its labels do not match their sha256")
     except DamagedEntry as e:
         move_aside(path, str(e))
@@ -112,4 +118,74 @@ def augmented_labels(
             ]
             cached[s] = torch.stack(cols, 1)
         atomic_save({"labels": cached, "model": model_instance(model), "sha256": labels_digest(cached)}, path)
+    return {s: cached[s] for s in splits}
+
+
+# ----------------------------------------------------------------------------- white-box: per-example gradients
+
+
+def gradient_features(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-example cross-entropy (float32, n) and the L2 norm of its gradient with respect to the weight of each
+    convolution and fully connected layer (float32, n x layers, in forward order), of ``model`` in eval mode on
+    standardised inputs ``x`` (n x C x H x W) with int64 labels ``y`` (n).
+
+    ``torch.func``: ``vmap`` of ``grad`` over the examples of a batch, so one pass gives every example's gradient;
+    equal to one ``backward()`` per example. The gradient is the deployed network's own at its weights: an exported
+    quantized model holds the quantized weights as plain tensors, so it is the gradient with respect to them of the
+    forward the device computes (DoReFa-Net's quantized activations pass it straight through their rounding,
+    as in training)."""
+    model.eval()
+    names = [f"{n}.weight" for n, _ in weight_layers(model)]
+    params = {k: v.detach() for k, v in model.named_parameters()}
+    buffers = dict(model.named_buffers())
+    fixed = {k: v for k, v in params.items() if k not in names}
+
+    def loss_of_one(weights: dict, xi: torch.Tensor, yi: torch.Tensor) -> torch.Tensor:
+        out = functional_call(model, ({**fixed, **weights}, buffers), (xi[None],))
+        return F.cross_entropy(out.float(), yi[None])
+
+    per_example = vmap(grad_and_value(loss_of_one), in_dims=(None, 0, 0))
+    losses, norms = [], []
+    for i in range(0, len(x), batch_size):
+        grads, loss = per_example({k: params[k] for k in names}, x[i : i + batch_size], y[i : i + batch_size])
+        norms.append(torch.stack([grads[k].flatten(1).norm(dim=1) for k in names], dim=1))
+        losses.append(loss)
+    return torch.cat(losses).detach().float().cpu(), torch.cat(norms).detach().float().cpu()
+
+
+def whitebox_features(
+    model: TrainedModel,
+    splits: Sequence[str],
+    data_root: str | os.PathLike | None = None,
+    device: torch.device | str | None = None,
+) -> dict[str, torch.Tensor]:
+    """{split: n x (1 + layers) float32}: each example's loss and its gradient norm per weight layer
+    (:func:`gradient_features`) under ``model``'s cached weights, in the order of its stored outputs. Computed once
+    from the weights and the data, then read from ``whitebox_features.pt`` beside the model (checked like the
+    augmented labels: the instance it came from and its sha256)."""
+    bad = [s for s in splits if s not in SPLITS]
+    if bad:
+        raise ValueError(f"unknown split(s) {bad}; valid: {', '.join(SPLITS)}")
+    path = model.path / "whitebox_features.pt"
+    cached = _read_cache(path, model, torch.float32)
+    missing = [s for s in splits if s not in cached]
+    if missing:
+        if not (model.path / "model.pt").exists():
+            raise FileNotFoundError(
+                f"{model.config.label}: the white-box attack reads the model's weights, and they are not in the "
+                f"cache ({model.path / 'model.pt'}); carry them or train it again on a machine with the data"
+            )
+        dev = torch.device(device) if device is not None else default_device()
+        info = dataset_info(model.config.dataset)
+        x, _ = load_dataset(model.config.dataset, data_root)
+        net = model.load(dev)
+        for s in missing:
+            idx = model.outputs["indices"][s]
+            xs = normalize(x[idx].to(dev), info)
+            loss, norms = gradient_features(net, xs, model.outputs["labels"][s].to(dev))
+            cached[s] = torch.cat([loss[:, None], norms], dim=1)
+        blob = {"labels": cached, "model": model_instance(model), "sha256": labels_digest(cached, torch.float32)}
+        atomic_save(blob, path)
     return {s: cached[s] for s in splits}

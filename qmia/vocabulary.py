@@ -55,6 +55,7 @@ ATTACK_NAMES = {
     "rmia-offline": "RMIA offline",
     "label-gap": "label-only: gap",
     "label-augment": "label-only: augmentation",
+    "whitebox": "white-box: loss and gradient norms",
     **{f"metric-{m}": f"metric: {m}" for m in ("confidence", "loss", "entropy", "mentropy")},
 }
 

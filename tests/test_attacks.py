@@ -277,12 +277,12 @@ def test_class_wise_falls_back_to_the_global_threshold():
 
 
 def test_unknown_attack_lists_the_valid_ones():
-    with pytest.raises(ValueError, match="shadow, adaptive, metric, lira, rmia, label, all"):
+    with pytest.raises(ValueError, match="shadow, adaptive, metric, lira, rmia, label, whitebox, all"):
         attack_variants(["shadow", "label-only"])
     every = attack_variants("all")
-    assert every[0] == "shadow" and len(every) == len(set(every)) == 18
+    assert every[0] == "shadow" and len(every) == len(set(every)) == 20
     assert every[10:12] == ["lira-online-reference", "lira-offline-reference"]  # LiRA scored as Carlini et al.'s code
-    assert every[-2:] == ["label-gap", "label-augment"]
+    assert every[-4:] == ["label-gap", "label-augment", "whitebox", "whitebox-adaptive"]
 
 
 def test_memorising_model_leaks_and_attacks_detect_it():

@@ -1,0 +1,206 @@
+"""Model extraction (Tramèr et al. 2016; the threat of the DivQAT paper): an attacker queries the target with its
+own images and trains a surrogate on the answers.
+
+* Access (:data:`ACCESS`): ``probs`` (the full probability vector), ``top3`` (the three largest probabilities,
+  rounded to two decimals, renormalised: what a thrifty API returns) or ``label`` (the top-1 label only).
+* The pool: the attacker's own data, the shadow split (shadow_in then shadow_out, in an order seeded by the target's
+  seed); a budget of B queries takes its first B images (:data:`BUDGETS` at paper scale).
+* The surrogate: an untrained model of ``arch`` (by default the target's), trained in the shared loop with the
+  target's recipe (epochs, batch size, learning rate, augmentation) against the answers as probability targets
+  (cross-entropy; ``label``: one-hot).
+* Reported on the target's held-out split (``target_out``, which neither saw): the surrogate's test accuracy and
+  its fidelity, the share of examples on which it predicts the target's label, each with a 95 % Wilson interval.
+
+A result is a sealed JSON record in ``<results>/extraction/<key>.json``, keyed by the target's key, the access,
+the budget and the surrogate's architecture; a rerun reads it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .augment import apply_augment, augment_draws, standardize
+from .compute import default_device
+from .data import dataset_info, load_dataset
+from .loop import StepResult, descend, run_epochs
+from .models import ARCHS, build_model
+from .settings import results_root
+from .store import DamagedEntry, atomic_write_json, move_aside, read_sealed, seal, stable_hash
+from .train import TrainedModel, git_commit, predict
+
+ACCESS = ("probs", "top3", "label")
+BUDGETS = (1_000, 5_000, 15_000)  # queries at paper scale (the pool holds 2 x n_per_split images)
+EXTRACTION_VERSION = 1
+POOL_SEED = 30_000  # the pool's order: torch.Generator().manual_seed(POOL_SEED + target seed)
+Z95 = 1.959963984540054
+
+
+def answers(logits: torch.Tensor, access: str) -> torch.Tensor:
+    """What the target returns for each query (float32 n x classes, rows summing to 1) under ``access``."""
+    if access not in ACCESS:
+        raise ValueError(f"unknown access level {access!r}; valid: {', '.join(ACCESS)}")
+    p = torch.softmax(logits.float(), dim=1)
+    if access == "probs":
+        return p
+    if access == "label":
+        return F.one_hot(p.argmax(1), p.shape[1]).float()
+    top, idx = p.topk(min(3, p.shape[1]), dim=1)
+    kept = torch.zeros_like(p).scatter(1, idx, torch.round(top * 100) / 100)
+    empty = kept.sum(1) == 0  # every kept probability rounded to 0: the label is what is left
+    kept[empty] = F.one_hot(p[empty].argmax(1), p.shape[1]).float()
+    return kept / kept.sum(1, keepdim=True)
+
+
+def wilson(k: int, n: int) -> tuple[float, float, float]:
+    """The share k / n with its 95 % Wilson score interval (lo, hi)."""
+    if n < 1:
+        return float("nan"), float("nan"), float("nan")
+    p = k / n
+    centre = (p + Z95**2 / (2 * n)) / (1 + Z95**2 / n)
+    half = Z95 * math.sqrt(p * (1 - p) / n + Z95**2 / (4 * n * n)) / (1 + Z95**2 / n)
+    return p, max(0.0, centre - half), min(1.0, centre + half)
+
+
+def fit_surrogate(
+    model: nn.Module,
+    inputs,
+    targets: torch.Tensor,
+    *,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    momentum: float = 0.9,
+    weight_decay: float = 5e-4,
+    seed: int = 0,
+    progress: bool = False,
+) -> float:
+    """Train ``model`` in place against ``targets`` (n x classes, probability rows) in the shared loop: cross-entropy
+    with probability targets, SGD with Nesterov momentum and a one-cycle learning rate. ``inputs``: a tensor
+    (n x ...) fed as it is, or a function of a batch's indices that returns the model's input (images
+    standardised and augmented). Returns the mean loss of the last epoch."""
+    n = len(targets)
+    bs = min(batch_size, n)
+    steps = max(n // bs, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, nesterov=True, weight_decay=weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps, pct_start=0.15)
+    gen = torch.Generator().manual_seed(seed)
+    batch = inputs if callable(inputs) else (lambda idx: inputs[idx])
+    model.train()
+
+    def step(perm: torch.Tensor, i: int) -> StepResult:
+        idx = perm[i * bs : (i + 1) * bs]
+        loss = F.cross_entropy(model(batch(idx)), targets[idx])
+        descend(opt, sched, loss)
+        return loss.detach(), 1
+
+    (last,) = run_epochs(epochs, steps, lambda: torch.randperm(n, generator=gen), step, "surrogate", progress)
+    return last
+
+
+def check_request(access: str, budget: int, pool_size: int, arch: str | None = None) -> None:
+    """ValueError naming the valid values for an unknown access level or architecture, or a budget outside
+    1..pool_size."""
+    if access not in ACCESS:
+        raise ValueError(f"unknown access level {access!r}; valid: {', '.join(ACCESS)}")
+    if isinstance(budget, bool) or not isinstance(budget, int) or not 1 <= budget <= pool_size:
+        raise ValueError(
+            f"query budget must be an integer from 1 to {pool_size} (the attacker's pool: the shadow split); "
+            f"got {budget!r}"
+        )
+    if arch is not None and arch not in ARCHS:
+        raise ValueError(f"unknown surrogate architecture {arch!r}; valid: {', '.join(ARCHS)}")
+
+
+def extraction_key(target: TrainedModel, access: str, budget: int, arch: str) -> str:
+    return stable_hash(
+        {"target": target.config.key, "access": access, "budget": budget, "arch": arch, "v": EXTRACTION_VERSION}
+    )
+
+
+def extract(
+    target: TrainedModel,
+    access: str,
+    budget: int,
+    arch: str | None = None,
+    data_root: str | os.PathLike | None = None,
+    device: torch.device | str | None = None,
+    progress: bool = False,
+) -> dict:
+    """Query ``target`` with the first ``budget`` images of the attacker's pool under ``access``, train a surrogate
+    on the answers and return (and store) its test accuracy and fidelity with their intervals."""
+    cfg = target.config
+    arch = arch or cfg.arch
+    pool_idx = torch.cat([target.outputs["indices"][s] for s in ("shadow_in", "shadow_out")])
+    check_request(access, budget, len(pool_idx), arch)
+    key = extraction_key(target, access, budget, arch)
+    path = results_root() / "extraction" / f"{key}.json"
+    if path.exists():
+        try:
+            return read_sealed(path)
+        except DamagedEntry as e:
+            move_aside(path, str(e))
+    start = time.perf_counter()
+    dev = torch.device(device) if device is not None else default_device()
+    info = dataset_info(cfg.dataset)
+    x, _ = load_dataset(cfg.dataset, data_root)
+    order = torch.randperm(len(pool_idx), generator=torch.Generator().manual_seed(POOL_SEED + cfg.seed))
+    queried = pool_idx[order[:budget]]
+    net = target.load(dev)
+    asked = answers(predict(net, x[queried], info, precision=cfg.precision), access).to(dev)
+    x_pool = x[queried].to(dev)
+    gen = torch.Generator().manual_seed(int(cfg.key[:8], 16) + POOL_SEED)
+
+    def batch(idx: torch.Tensor) -> torch.Tensor:
+        xb = x_pool[idx].float() / 255
+        if cfg.augment:
+            xb = apply_augment(xb, info, augment_draws(len(idx), info, gen, dev))
+        return standardize(xb, info)
+
+    torch.manual_seed(int(cfg.key[8:16], 16) + POOL_SEED)
+    surrogate = build_model(arch, info.channels, info.num_classes, info.image_size).to(dev)
+    fit_surrogate(
+        surrogate,
+        batch,
+        asked,
+        epochs=cfg.epochs,
+        batch_size=cfg.batch_size,
+        lr=cfg.lr,
+        momentum=cfg.momentum,
+        weight_decay=cfg.weight_decay,
+        seed=int(cfg.key[:8], 16),
+        progress=progress,
+    )
+    test_idx = target.outputs["indices"]["target_out"]
+    labels = target.outputs["labels"]["target_out"]
+    mine = predict(surrogate, x[test_idx].to(dev), info).argmax(1).cpu()
+    theirs = target.outputs["logits"]["target_out"].argmax(1)
+    acc, acc_lo, acc_hi = wilson(int((mine == labels).sum()), len(labels))
+    fid, fid_lo, fid_hi = wilson(int((mine == theirs).sum()), len(labels))
+    row = {
+        "key": key,
+        "target": cfg.key,
+        "target_label": cfg.label,
+        "access": access,
+        "budget": budget,
+        "surrogate_arch": arch,
+        "test_acc": acc,
+        "test_acc_lo": acc_lo,
+        "test_acc_hi": acc_hi,
+        "fidelity": fid,
+        "fidelity_lo": fid_lo,
+        "fidelity_hi": fid_hi,
+        "target_test_acc": float((theirs == labels).float().mean()),
+        "n_test": len(labels),
+        "seconds": time.perf_counter() - start,
+        "device": str(dev),
+        "commit": git_commit(),
+        "version": EXTRACTION_VERSION,
+    }
+    atomic_write_json(seal(row), path)
+    return read_sealed(path)
