@@ -1,8 +1,11 @@
 """Model extraction (issue 29): the answers at each access level, the surrogate's training and the stored result."""
 
+import json
+
 import pytest
 import torch
 
+from qmia.cli import main
 from qmia.config import get_profile
 from qmia.extraction import ACCESS, answers, check_request, extract, fit_surrogate, wilson
 from qmia.train import train
@@ -70,3 +73,22 @@ def test_extraction_of_a_trained_target_is_stored_and_read_back(_isolated):
     assert few["key"] != row["key"] and few["fidelity"] < row["fidelity"]
     with pytest.raises(ValueError, match=f"from 1 to {pool}"):
         extract(target, "probs", pool + 1)
+
+
+def test_extraction_from_the_command_line_and_its_refusals(_isolated, capsys):
+    out = _isolated / "rows.json"
+    base = ["run", "--profile", "smoke", "--arch", "lenet", "--no-progress"]
+    assert main([*base, "--attack", "extraction", "--queries", "100,800", "--access", "label", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())
+    assert [(r["access"], r["budget"]) for r in rows] == [("label", 100), ("label", 800)]
+    assert "fidelity" in capsys.readouterr().out
+    for args, message in (
+        (["--attack", "extraction", "--queries", "801"], "from 1 to 800"),
+        (["--attack", "extraction", "--queries", "0,100"], "from 1 to 800"),
+        (["--attack", "extraction", "--queries", "many"], "comma-separated integers"),
+        (["--attack", "extraction", "--access", "logits"], "valid: probs, top3, label"),
+        (["--attack", "shadow", "--queries", "100"], "options of --attack extraction"),
+    ):
+        with pytest.raises(SystemExit) as e:
+            main([*base, *args])
+        assert e.value.code == 2 and message in capsys.readouterr().err, args
