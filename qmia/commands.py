@@ -105,13 +105,18 @@ def _extraction(a: argparse.Namespace, config) -> int:
         f"{config.label}: target test acc {rows[0]['target_test_acc']:.3f}; {len(rows)} surrogates "
         f"({time.perf_counter() - start:.1f} s); fidelity on {rows[0]['n_test']} held-out examples"
     )
-    with pd.option_context("display.width", 200, "display.max_columns", 20):
-        print(df[EXTRACTION_COLUMNS].round(3).to_string(index=False))
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump(rows, f, indent=1)
-        print(f"wrote {len(rows)} rows to {a.json}")
+    _summary(df[EXTRACTION_COLUMNS], rows, a.json)
     return 0
+
+
+def _summary(table: pd.DataFrame, rows: list[dict], json_path: str | None) -> None:
+    """Print the summary table (3 decimals) and, with ``--json``, write every row."""
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print(table.round(3).to_string(index=False))
+    if json_path:
+        with open(json_path, "w") as f:
+            json.dump(rows, f, indent=1)
+        print(f"wrote {len(rows)} rows to {json_path}")
 
 
 def cmd_run(a: argparse.Namespace) -> int:
@@ -150,13 +155,7 @@ def cmd_run(a: argparse.Namespace) -> int:
         f"{config.label}: target train acc {first.target_train_acc:.3f}, test acc {first.target_test_acc:.3f}; "
         f"shadow test acc {first.shadow_test_acc:.3f}; {time.perf_counter() - start:.1f} s"
     )
-    with pd.option_context("display.width", 200, "display.max_columns", 20):
-        print(df[SUMMARY_COLUMNS].round(3).to_string(index=False))
-    if a.json:
-        rows = json.loads(df.to_json(orient="records"))
-        with open(a.json, "w") as f:
-            json.dump(rows, f, indent=1)
-        print(f"wrote {len(rows)} rows to {a.json}")
+    _summary(df[SUMMARY_COLUMNS], json.loads(df.to_json(orient="records")), a.json)
     return 0
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -74,6 +74,43 @@ def _read_cache(path: Path, model: TrainedModel, dtype: torch.dtype = torch.int6
     return dict(blob["labels"])
 
 
+def _cached_query(
+    model: TrainedModel,
+    splits: Sequence[str],
+    filename: str,
+    dtype: torch.dtype,
+    what: str,
+    compute: Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.Tensor, object, torch.device], torch.Tensor],
+    data_root: str | os.PathLike | None,
+    device: torch.device | str | None,
+) -> dict[str, torch.Tensor]:
+    """{split: tensor} of a query of ``model``'s weights, cached beside it in ``filename`` (with the model instance
+    and the sha256 of the tensors as ``dtype``): a split not cached is computed by ``compute(net, x_u8, y, idx,
+    info, dev)`` from the data set's images and labels and the split's indices into them (the order of the model's
+    stored outputs). ``what`` names the attack in the error for a model whose weights are not here."""
+    bad = [s for s in splits if s not in SPLITS]
+    if bad:
+        raise ValueError(f"unknown split(s) {bad}; valid: {', '.join(SPLITS)}")
+    path = model.path / filename
+    cached = _read_cache(path, model, dtype)
+    missing = [s for s in splits if s not in cached]
+    if missing:
+        if not (model.path / "model.pt").exists():
+            raise FileNotFoundError(
+                f"{model.config.label}: {what} queries the model, and its weights are not in the cache "
+                f"({model.path / 'model.pt'}); carry them, or train it again (python -m qmia run ...) on a machine "
+                "with the data"
+            )
+        dev = torch.device(device) if device is not None else default_device()
+        info = dataset_info(model.config.dataset)
+        x, y = load_dataset(model.config.dataset, data_root)
+        net = model.load(dev)
+        for s in missing:
+            cached[s] = compute(net, x, y, model.outputs["indices"][s], info, dev)
+        atomic_save({"labels": cached, "model": model_instance(model), "sha256": labels_digest(cached, dtype)}, path)
+    return {s: cached[s] for s in splits}
+
+
 def augmented_labels(
     model: TrainedModel,
     splits: Sequence[str],
@@ -84,41 +121,25 @@ def augmented_labels(
     """{split: n x n_queries predicted labels (int64)} of ``model`` on the examples of ``splits`` (in the
     order of its stored outputs); query 0 is the image itself, queries 1.. its training augmentations.
     Computed once from the cached weights and data, then read from the cache."""
-    bad = [s for s in splits if s not in SPLITS]
-    if bad:
-        raise ValueError(f"unknown split(s) {bad}; valid: {', '.join(SPLITS)}")
     if isinstance(n_queries, bool) or not isinstance(n_queries, int) or n_queries < 1:
         raise ValueError(f"n_queries must be a positive integer (1 = the image itself only); got {n_queries!r}")
-    path = model.path / f"augmented_labels_q{n_queries}.pt"
-    cached = _read_cache(path, model)
-    missing = [s for s in splits if s not in cached]
-    if missing:
-        if not (model.path / "model.pt").exists():
-            raise FileNotFoundError(
-                f"{model.config.label}: the label-only augmentation attack queries the model, and its "
-                f"weights are not in the cache ({model.path / 'model.pt'}); train it again "
-                "(python -m qmia run ...) on a machine with the data"
-            )
-        dev = torch.device(device) if device is not None else default_device()
-        info = dataset_info(model.config.dataset)
-        x, _ = load_dataset(model.config.dataset, data_root)
-        net = model.load(dev)
-        draws = [None] + [_draws(len(x), j, info) for j in range(1, n_queries)]
-        for s in missing:
-            idx = model.outputs["indices"][s]
-            cols = [
-                predict(
-                    net,
-                    x[idx],
-                    info,
-                    draws=None if d is None else {k: v[idx] for k, v in d.items()},
-                    precision=model.config.precision,
-                ).argmax(1)
-                for d in draws
-            ]
-            cached[s] = torch.stack(cols, 1)
-        atomic_save({"labels": cached, "model": model_instance(model), "sha256": labels_digest(cached)}, path)
-    return {s: cached[s] for s in splits}
+    draws: list = []  # the draws of every image of the data set (by its index), drawn once
+
+    def labels(net: nn.Module, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor, info, dev) -> torch.Tensor:
+        draws[:] = draws or [None] + [_draws(len(x), j, info) for j in range(1, n_queries)]
+        cols = [
+            predict(
+                net, x[idx], info, draws=None if d is None else {k: v[idx] for k, v in d.items()},
+                precision=model.config.precision,
+            ).argmax(1)
+            for d in draws
+        ]  # fmt: skip
+        return torch.stack(cols, 1)
+
+    what = "the label-only augmentation attack"
+    return _cached_query(
+        model, splits, f"augmented_labels_q{n_queries}.pt", torch.int64, what, labels, data_root, device
+    )
 
 
 # ----------------------------------------------------------------------------- white-box: per-example gradients
@@ -165,27 +186,10 @@ def whitebox_features(
     (:func:`gradient_features`) under ``model``'s cached weights, in the order of its stored outputs. Computed once
     from the weights and the data, then read from ``whitebox_features.pt`` beside the model (checked like the
     augmented labels: the instance it came from and its sha256)."""
-    bad = [s for s in splits if s not in SPLITS]
-    if bad:
-        raise ValueError(f"unknown split(s) {bad}; valid: {', '.join(SPLITS)}")
-    path = model.path / "whitebox_features.pt"
-    cached = _read_cache(path, model, torch.float32)
-    missing = [s for s in splits if s not in cached]
-    if missing:
-        if not (model.path / "model.pt").exists():
-            raise FileNotFoundError(
-                f"{model.config.label}: the white-box attack reads the model's weights, and they are not in the "
-                f"cache ({model.path / 'model.pt'}); carry them or train it again on a machine with the data"
-            )
-        dev = torch.device(device) if device is not None else default_device()
-        info = dataset_info(model.config.dataset)
-        x, _ = load_dataset(model.config.dataset, data_root)
-        net = model.load(dev)
-        for s in missing:
-            idx = model.outputs["indices"][s]
-            xs = normalize(x[idx].to(dev), info)
-            loss, norms = gradient_features(net, xs, model.outputs["labels"][s].to(dev))
-            cached[s] = torch.cat([loss[:, None], norms], dim=1)
-        blob = {"labels": cached, "model": model_instance(model), "sha256": labels_digest(cached, torch.float32)}
-        atomic_save(blob, path)
-    return {s: cached[s] for s in splits}
+
+    def features(net: nn.Module, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor, info, dev) -> torch.Tensor:
+        loss, norms = gradient_features(net, normalize(x[idx].to(dev), info), y[idx].to(dev))
+        return torch.cat([loss[:, None], norms], dim=1)
+
+    what = "the white-box attack"
+    return _cached_query(model, splits, "whitebox_features.pt", torch.float32, what, features, data_root, device)
