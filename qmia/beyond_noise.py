@@ -23,10 +23,8 @@ from .claims import (
 )
 from .evidence import Evidence
 from .plan import reading_bits, reading_spec
-from .uncertainty import Comparison
+from .uncertainty import Z95, Comparison
 from .vocabulary import ARCH_NAMES, MARK
-
-Z95 = 1.959964
 
 
 @dataclass(frozen=True)

@@ -28,17 +28,17 @@ from torch import nn
 from .augment import apply_augment, augment_draws, standardize
 from .compute import default_device
 from .data import dataset_info, load_dataset
-from .loop import StepResult, descend, run_epochs
+from .loop import StepResult, descend, run_epochs, sgd_one_cycle
 from .models import ARCHS, build_model
 from .settings import results_root
 from .store import DamagedEntry, atomic_write_json, move_aside, read_sealed, seal, stable_hash
 from .train import TrainedModel, git_commit, predict
+from .uncertainty import Z95
 
 ACCESS = ("probs", "top3", "label")
 BUDGETS = (1_000, 5_000, 15_000)  # queries at paper scale (the pool holds 2 x n_per_split images)
 EXTRACTION_VERSION = 1
 POOL_SEED = 30_000  # the pool's order: torch.Generator().manual_seed(POOL_SEED + target seed)
-Z95 = 1.959963984540054
 
 
 def answers(logits: torch.Tensor, access: str) -> torch.Tensor:
@@ -87,8 +87,7 @@ def fit_surrogate(
     n = len(targets)
     bs = min(batch_size, n)
     steps = max(n // bs, 1)
-    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, nesterov=True, weight_decay=weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps, pct_start=0.15)
+    opt, sched = sgd_one_cycle(model.parameters(), lr, momentum, weight_decay, epochs * steps)
     gen = torch.Generator().manual_seed(seed)
     batch = inputs if callable(inputs) else (lambda idx: inputs[idx])
     model.train()

@@ -28,18 +28,16 @@ if TYPE_CHECKING:  # config imports defences, which the DP-SGD path (qmia.dp) bu
 StepResult = tuple[torch.Tensor, torch.Tensor | int]
 
 
-def make_optimizer(params, config: TrainConfig, total_steps: int, dev: torch.device):
-    """SGD (Nesterov momentum, weight decay; fused on CUDA) and a one-cycle schedule over ``total_steps``."""
-    opt = torch.optim.SGD(
-        params,
-        lr=config.lr,
-        momentum=config.momentum,
-        nesterov=True,
-        weight_decay=config.weight_decay,
-        fused=dev.type == "cuda",
-    )
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=total_steps, pct_start=0.15)
+def sgd_one_cycle(params, lr: float, momentum: float, weight_decay: float, total_steps: int, fused: bool = False):
+    """SGD with Nesterov momentum and weight decay, and a one-cycle schedule peaking at ``lr`` over ``total_steps``."""
+    opt = torch.optim.SGD(params, lr=lr, momentum=momentum, nesterov=True, weight_decay=weight_decay, fused=fused)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=total_steps, pct_start=0.15)
     return opt, sched
+
+
+def make_optimizer(params, config: TrainConfig, total_steps: int, dev: torch.device):
+    """:func:`sgd_one_cycle` with the config's recipe (fused on CUDA)."""
+    return sgd_one_cycle(params, config.lr, config.momentum, config.weight_decay, total_steps, dev.type == "cuda")
 
 
 def epoch_plan(n: int, config: TrainConfig, info, gen: torch.Generator, dev: torch.device):

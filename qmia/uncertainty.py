@@ -35,6 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+Z95 = 1.959964  # the standard normal's 97.5 % quantile: two-sided 95 % normal intervals
 HARD = (
     "attack_acc",
     "advantage",
