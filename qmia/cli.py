@@ -119,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--queries",
         type=_ints,
         help="extraction: query budgets, e.g. 1000,5000,15000, each 1 to the attacker's pool (2 x n_per_split) "
-        "(default: those of 1000, 5000, 15000 the pool holds, else the whole pool)",
+        "(default: 1000, 5000, 15000 scaled to the pool: 1/30, 1/6 and 1/2 of it, as at paper scale)",
     )
     r.add_argument(
         "--access",

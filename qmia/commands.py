@@ -16,7 +16,7 @@ from .attack_registry import AttackParams
 from .config import get_profile
 from .executor import job_status, jobs_folder
 from .experiment import evaluate
-from .extraction import BUDGETS, check_request, extract
+from .extraction import check_request, extract, scaled_budgets
 from .part_runs import part_table, run_part, verify_stored
 from .part_status import missing_parts, needed_models_parts
 from .plan import book_plan, count_models, run_plan
@@ -86,7 +86,7 @@ EXTRACTION_COLUMNS = ["access", "budget", "surrogate_arch", "test_acc", "fidelit
 def _extraction(a: argparse.Namespace, config) -> int:
     """``run --attack extraction``: a surrogate per access level and query budget (:mod:`qmia.extraction`)."""
     pool = 2 * config.n_per_split
-    budgets = a.queries or [b for b in BUDGETS if b <= pool] or [pool]
+    budgets = a.queries or list(scaled_budgets(pool))
     for access in a.access:
         for b in budgets:
             check_request(access, b, pool, a.surrogate_arch)

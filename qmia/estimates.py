@@ -8,7 +8,18 @@ from collections.abc import Callable
 from .config import Profile, TrainConfig
 from .defences import finetune_epochs_for
 from .multitrain import dp_chunks, group_key, group_size_for
-from .parts import PART_NAMES, Entry, assign, carried_into, entry_keys, part_models, part_of, trained_for_later
+from .parts import (
+    PART_NAMES,
+    Entry,
+    assign,
+    carried_into,
+    entry_keys,
+    extraction_models,
+    part_extractions,
+    part_models,
+    part_of,
+    trained_for_later,
+)
 from .settings import results_root
 from .store import DamagedEntry, read_sealed
 
@@ -167,7 +178,7 @@ def estimate_seconds(
                 * slowdown
             )
     per_row = CPU_SECONDS_PER_ROW if cpu else SECONDS_PER_ROW
-    rows = sum(per_row.get(c.arch, 2.0) for c, _ in entry_keys(p, entries))
+    rows = sum(per_row.get(c.arch, 2.0) for c, _ in entry_keys(p, entries)) + whitebox_seconds(p, entries, cpu)
     return (CPU_STARTUP_SECONDS if cpu else STARTUP_SECONDS) + train + rows
 
 
@@ -183,6 +194,40 @@ def model_seconds(m: TrainConfig, cpu: bool) -> float:
     return 0.0 if m.defence.kind == "ptq" else seconds
 
 
+# The white-box attack's per-example gradients (qmia.queries.gradient_features), images per second: on 2 cores of such
+# a CPU, ResNet-20 measured at 38 img/s on one thread beside a training run (so 2 threads alone are assumed twice
+# that), LeNet-5 at 1,646; on a GPU not yet measured, assumed 30 times the CPU's.
+CPU_WHITEBOX_RATES = {"lenet": 3_000, "resnet20": 76, "resnet50": 4}
+WHITEBOX_GPU_SPEEDUP = 30.0
+
+
+def whitebox_seconds(p: Profile, entries: list[Entry], cpu: bool = False) -> float:
+    """Estimated seconds of the white-box features of the entries' ``whitebox`` groups: each target's candidates
+    and its adaptive shadow's population (4 x n_per_split examples; the full-precision shadow's are shared)."""
+    speed = 1.0 if cpu else WHITEBOX_GPU_SPEEDUP
+    return sum(4 * c.n_per_split / (CPU_WHITEBOX_RATES.get(c.arch, 10) * speed) for c, g in entries if g == "whitebox")
+
+
+# An extraction's seconds besides training its surrogate: querying the target and predicting the test split.
+SECONDS_PER_EXTRACTION = {"lenet": 1.0, "resnet20": 3.0, "resnet50": 10.0}
+CPU_SECONDS_PER_EXTRACTION = {"lenet": 3.0, "resnet20": 30.0, "resnet50": 200.0}
+
+
+def extraction_seconds(requests, rates: dict[str, float] | None = None, cpu: bool = False) -> float:
+    """Estimated seconds of the extractions ``requests`` ((target, access, budget) each) once their targets are
+    trained: each surrogate trains alone on ``budget`` images for the target's epochs, at the benchmark rates."""
+    rates = rates or {}
+    table = CPU_RATES if cpu else BENCHMARK_RATES
+    fixed = CPU_SECONDS_PER_EXTRACTION if cpu else SECONDS_PER_EXTRACTION
+    return sum(
+        _benchmark_seconds(c.arch, 1, c.epochs * budget, table)
+        * rates.get(c.arch, 1.0)
+        * _precision_factor(c.arch, c.precision, cpu)
+        + fixed.get(c.arch, 10.0)
+        for c, _, budget in requests
+    )
+
+
 def part_estimate(
     p: Profile,
     name: str,
@@ -191,7 +236,11 @@ def part_estimate(
     cpu: bool = False,
 ) -> float:
     """Estimated GPU (``cpu``: CPU) seconds of part ``name`` (:func:`estimate_seconds`), a models-only part's from
-    its models."""
+    its models, an extraction part's from its targets and surrogates (:func:`extraction_seconds`)."""
+    requests = part_extractions(p, name)
+    if requests:
+        train = estimate_seconds(p, [], rates, have, models=extraction_models(requests), cpu=cpu)
+        return train + extraction_seconds(requests, rates, cpu)
     return estimate_seconds(p, assign(p)[name], rates, have, models=trained_for_later(p, name) or None, cpu=cpu)
 
 
@@ -204,7 +253,8 @@ def part_cost(p: Profile, name: str) -> str:
         carried = carried_into(p, name)
         gpu = part_estimate(p, name, measured_rates()[0], have=carried.__contains__) / 60
         cpu = part_estimate(p, name, measured_rates(cpu=True)[0], have=carried.__contains__, cpu=True) / 3600
-        cpu_text = "" if any(m.arch == "resnet50" for m in part_models(p, assign(p)[name])) else f" or {cpu:.1f} CPU-h"
+        models = part_models(p, assign(p)[name]) + extraction_models(part_extractions(p, name))
+        cpu_text = "" if any(m.arch == "resnet50" for m in models) else f" or {cpu:.1f} CPU-h"
         _PART_COST[(p.name, name)] = f"about {gpu:.1f} GPU-min{cpu_text}"
     return _PART_COST[(p.name, name)]
 

@@ -12,22 +12,28 @@ own images and trains a surrogate on the answers.
   its fidelity, the share of examples on which it predicts the target's label, each with a 95 % Wilson interval.
 
 A result is a sealed JSON record in ``<results>/extraction/<key>.json``, keyed by the target's key, the access,
-the budget and the surrogate's architecture; a rerun reads it.
+the budget and the surrogate's architecture (:func:`extraction_key`); a rerun reads it (:func:`stored_extraction`).
+It keeps, bit-packed, which test examples the surrogate agrees with the target on (:func:`agreement`), so that two
+targets' fidelities are compared example by example (:func:`compare_fidelity`).
 """
 
 from __future__ import annotations
 
+import base64
 import math
 import os
 import time
+from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .augment import apply_augment, augment_draws, standardize
 from .compute import default_device
-from .data import dataset_info, load_dataset
+from .config import TrainConfig
+from .data import data_source, dataset_info, load_dataset
 from .loop import StepResult, descend, run_epochs, sgd_one_cycle
 from .models import ARCHS, build_model
 from .settings import results_root
@@ -37,8 +43,18 @@ from .uncertainty import Z95
 
 ACCESS = ("probs", "top3", "label")
 BUDGETS = (1_000, 5_000, 15_000)  # queries at paper scale (the pool holds 2 x n_per_split images)
-EXTRACTION_VERSION = 1
+# 2: the record keeps the per-example agreement with the target (``agree``, bit-packed).
+EXTRACTION_VERSION = 2
 POOL_SEED = 30_000  # the pool's order: torch.Generator().manual_seed(POOL_SEED + target seed)
+
+
+PAPER_POOL = 30_000  # the attacker's pool at paper scale (2 x 15,000), for which BUDGETS are given
+
+
+def scaled_budgets(pool: int) -> tuple[int, ...]:
+    """:data:`BUDGETS` scaled to an attacker's pool of ``pool`` images (the same shares of it as at paper scale:
+    1/30, 1/6, 1/2), each at least 10 and at most ``pool``, distinct."""
+    return tuple(dict.fromkeys(min(pool, max(10, round(b * pool / PAPER_POOL))) for b in BUDGETS))
 
 
 def answers(logits: torch.Tensor, access: str) -> torch.Tensor:
@@ -116,9 +132,71 @@ def check_request(access: str, budget: int, pool_size: int, arch: str | None = N
         raise ValueError(f"unknown surrogate architecture {arch!r}; valid: {', '.join(ARCHS)}")
 
 
-def extraction_key(target: TrainedModel, access: str, budget: int, arch: str) -> str:
+def extraction_key(target: TrainConfig, access: str, budget: int, arch: str | None = None) -> str:
+    """The key of an extraction record: the target's key, the access, the budget and the surrogate's architecture
+    (default: the target's)."""
     return stable_hash(
-        {"target": target.config.key, "access": access, "budget": budget, "arch": arch, "v": EXTRACTION_VERSION}
+        {"target": target.key, "access": access, "budget": budget, "arch": arch or target.arch, "v": EXTRACTION_VERSION}
+    )
+
+
+def extraction_path(target: TrainConfig, access: str, budget: int, arch: str | None = None):
+    return results_root() / "extraction" / f"{extraction_key(target, access, budget, arch)}.json"
+
+
+def stored_extraction(target: TrainConfig, access: str, budget: int, arch: str | None = None) -> dict | None:
+    """The stored record of an extraction (None when none is stored; a damaged one is moved aside)."""
+    path = extraction_path(target, access, budget, arch)
+    if not path.exists():
+        return None
+    try:
+        return read_sealed(path)
+    except DamagedEntry as e:
+        move_aside(path, str(e))
+        return None
+
+
+def _pack(bits: torch.Tensor) -> str:
+    return base64.b64encode(np.packbits(bits.numpy().astype(np.uint8)).tobytes()).decode()
+
+
+def agreement(record: dict) -> np.ndarray:
+    """n_test 0/1: on which of the target's held-out examples (in ``target_out`` order) the surrogate predicts the
+    target's label."""
+    packed = np.frombuffer(base64.b64decode(record["agree"]), dtype=np.uint8)
+    return np.unpackbits(packed)[: record["n_test"]].astype(np.int8)
+
+
+@dataclass(frozen=True)
+class FidelityDrop:
+    """``before``'s fidelity minus ``after``'s on the same test examples, with the paired bootstrap's 95 % interval
+    and one-sided p-value (1 + #{resampled drop <= 0}) / (1 + n_boot)."""
+
+    before: float
+    after: float
+    drop: float
+    lo: float
+    hi: float
+    p_value: float
+
+
+def compare_fidelity(before: dict, after: dict, n_boot: int = 2000, seed: int = 0) -> FidelityDrop:
+    """Does ``after``'s surrogate agree less with its target than ``before``'s? Paired by test example (the two
+    targets must share their held-out split: the same data set, size and seed)."""
+    a, b = agreement(before), agreement(after)
+    if len(a) != len(b) or before.get("test_index_sha") != after.get("test_index_sha"):
+        raise ValueError("the two extractions were not measured on the same test examples; cannot pair them")
+    d = (a - b).astype(np.float64)
+    rng = np.random.default_rng(seed)
+    draws = np.array([d[rng.integers(0, len(d), len(d))].mean() for _ in range(n_boot)])
+    lo, hi = np.quantile(draws, [0.025, 0.975])
+    return FidelityDrop(
+        float(a.mean()),
+        float(b.mean()),
+        float(d.mean()),
+        float(lo),
+        float(hi),
+        float((1 + (draws <= 0).sum()) / (1 + n_boot)),
     )
 
 
@@ -137,13 +215,11 @@ def extract(
     arch = arch or cfg.arch
     pool_idx = torch.cat([target.outputs["indices"][s] for s in ("shadow_in", "shadow_out")])
     check_request(access, budget, len(pool_idx), arch)
-    key = extraction_key(target, access, budget, arch)
-    path = results_root() / "extraction" / f"{key}.json"
-    if path.exists():
-        try:
-            return read_sealed(path)
-        except DamagedEntry as e:
-            move_aside(path, str(e))
+    key = extraction_key(cfg, access, budget, arch)
+    path = extraction_path(cfg, access, budget, arch)
+    done = stored_extraction(cfg, access, budget, arch)
+    if done is not None:
+        return done
     start = time.perf_counter()
     dev = torch.device(device) if device is not None else default_device()
     info = dataset_info(cfg.dataset)
@@ -196,6 +272,12 @@ def extract(
         "fidelity_hi": fid_hi,
         "target_test_acc": float((theirs == labels).float().mean()),
         "n_test": len(labels),
+        "agree": _pack(mine == theirs),
+        "test_index_sha": stable_hash(test_idx.tolist()),
+        "seed": cfg.seed,
+        "data": f"{cfg.dataset} ({cfg.n_per_split}/split)",
+        "data_source": data_source(cfg.dataset, data_root),
+        "precision": cfg.precision,
         "seconds": time.perf_counter() - start,
         "device": str(dev),
         "commit": git_commit(),

@@ -28,9 +28,21 @@ from .estimates import (
     read_manifest,
 )
 from .experiment import evaluate
+from .extraction import extract, extraction_key
 from .multitrain import train_many
-from .part_status import available, is_stored, missing_rows, needed_models
-from .parts import PART_NAMES, assign, by_target, carried_into, entry_keys, get_part, part_models, trained_for_later
+from .part_status import available, is_stored, missing_extractions, missing_rows, models_of_part, needed_models
+from .parts import (
+    PART_NAMES,
+    assign,
+    by_target,
+    carried_into,
+    entry_keys,
+    extraction_models,
+    get_part,
+    part_extractions,
+    part_models,
+    trained_for_later,
+)
 from .results import load_row
 from .store import DamagedEntry, atomic_write_json, seal
 from .train import TrainedModel, git_commit
@@ -43,17 +55,20 @@ def part_table(p: Profile) -> pd.DataFrame:
     rates, cards = measured_rates()
     cpu_rates, cpus = measured_rates(cpu=True)
     assigned = assign(p)
+    requests = {name: part_extractions(p, name) for name in assigned}
     missing_of = {name: missing_rows(p, es) for name, es in assigned.items() if es}
+    missing_of.update({name: len(missing_extractions(rs)) for name, rs in requests.items() if rs})
     wanted = set(needed_models(p, [name for name, k in missing_of.items() if k]))
     out = []
     for name, entries in assigned.items():
         later = trained_for_later(p, name)
-        if not entries and not later:
+        if not entries and not later and not requests[name]:
             continue
         counts: dict[str, int] = {}
-        for m in later or part_models(p, entries):
+        for m in models_of_part(p, name, entries):
             counts[m.arch] = counts.get(m.arch, 0) + 1
-        n_rows = len(entry_keys(p, entries))
+        n_rows = len(entry_keys(p, entries)) or len(requests[name])
+        what = "extractions" if requests[name] else "rows"
         missing = missing_of.get(name, 0)
         manifest = read_manifest(name)
         carried = carried_into(p, name)
@@ -62,7 +77,7 @@ def part_table(p: Profile) -> pd.DataFrame:
             if later
             else "done"
             if missing == 0
-            else f"missing {missing} of {n_rows} rows"
+            else f"missing {missing} of {n_rows} {what}"
         )
         out.append(
             {
@@ -163,7 +178,8 @@ def run_part(
 
     entries = assign(p)[get_part(name).name]
     later = trained_for_later(p, name)
-    if not entries and not later:
+    requests = part_extractions(p, name)
+    if not entries and not later and not requests:
         raise ValueError(f"part {name!r} holds nothing of profile {p.name!r}")
     start = time.perf_counter()
     deadline = None if budget is None else time.monotonic() + budget
@@ -171,7 +187,8 @@ def run_part(
     keys = entry_keys(p, entries)
     missing = {c for c, k in keys if not is_stored(k)}
     todo = {c: gs for c, gs in by_target(entries).items() if c in missing}
-    models = later or part_models(p, [(c, g) for c, gs in todo.items() for g in gs])
+    to_extract = missing_extractions(requests)
+    models = later or part_models(p, [(c, g) for c, gs in todo.items() for g in gs]) or extraction_models(to_extract)
     carry.seed(models)
     trained_before = {m for m in models if available(m)}  # carried weights count as trained elsewhere
     to_train = [m for m in models if m not in trained_before]
@@ -209,9 +226,14 @@ def run_part(
         if all(available(m) for ms in models_needed(c, gs, p.lira_refs).values() for m in ms):
             evaluate(c, gs, profile=p, data_root=data_root, device=device, progress=progress)
             attacked += 1
+    for c, access, b in to_extract:  # each extraction whose target is trained (a budget may have stopped the others)
+        if available(c):
+            extract(TrainedModel(c), access, b, None, data_root, device, progress=bool(progress))
+            attacked += 1
     wall = time.perf_counter() - start
     stored = sorted(k for _, k in keys if is_stored(k))
-    complete = len(stored) == len(keys) and all(available(m) for m in later)
+    extracted = sorted(extraction_key(*r) for r in requests if r not in missing_extractions([r]))
+    complete = len(stored) == len(keys) and all(available(m) for m in later) and len(extracted) == len(requests)
     trained = []
     for m in models:
         if m in trained_before or not available(m):
@@ -267,6 +289,7 @@ def run_part(
         "train_seconds": round(sum(t["seconds"] for t in trained), 1),
         "models": trained,
         "rows": stored,
+        **({"extractions": extracted} if requests else {}),
         "complete": complete,
         "runs": runs,
     }

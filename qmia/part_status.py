@@ -5,14 +5,45 @@ and so which parts and models are still missing (:mod:`qmia.parts` holds the par
 from __future__ import annotations
 
 from .config import Profile, TrainConfig
+from .extraction import stored_extraction
 from .model_entries import has_weights, is_cached
-from .parts import PARTS, Entry, assign, entry_keys, part_models, trained_for_later
+from .parts import (
+    PARTS,
+    Entry,
+    assign,
+    entry_keys,
+    extraction_models,
+    part_extractions,
+    part_models,
+    trained_for_later,
+)
+from .plan import ExtractionRequest
 from .results import load_row
 
 
 def missing_parts(p: Profile) -> list[str]:
-    """The parts of profile ``p`` with rows not stored under the results folder, in plan order."""
-    return [name for name, entries in assign(p).items() if entries and missing_rows(p, entries)]
+    """The parts of profile ``p`` with rows (or extraction records) not stored under the results folder, in plan
+    order."""
+    return [
+        name
+        for name, entries in assign(p).items()
+        if (entries and missing_rows(p, entries)) or missing_extractions(part_extractions(p, name))
+    ]
+
+
+def missing_extractions(requests: list[ExtractionRequest]) -> list[ExtractionRequest]:
+    """The extractions whose records are not stored (intact) under the results folder."""
+    return [r for r in requests if stored_extraction(*r) is None]
+
+
+def models_of_part(p: Profile, name: str, entries: list[Entry] | None = None) -> list[TrainConfig]:
+    """The models part ``name`` trains: a models-only part's, the entries' (default: all of the part's), or the
+    targets of its extractions."""
+    return (
+        trained_for_later(p, name)
+        or part_models(p, assign(p)[name] if entries is None else entries)
+        or extraction_models(part_extractions(p, name))
+    )
 
 
 def needed_models(p: Profile, names: list[str] | None = None) -> list[TrainConfig]:
@@ -20,7 +51,9 @@ def needed_models(p: Profile, names: list[str] | None = None) -> list[TrainConfi
     in plan order: what a lease still needs trained or carried."""
     assigned = assign(p)
     return list(
-        dict.fromkeys(m for n in (missing_parts(p) if names is None else names) for m in part_models(p, assigned[n]))
+        dict.fromkeys(
+            m for n in (missing_parts(p) if names is None else names) for m in models_of_part(p, n, assigned[n])
+        )
     )
 
 

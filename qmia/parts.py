@@ -24,12 +24,16 @@ from .config import Profile, TrainConfig
 from .experiment import row_keys
 from .plan import (
     DEFENCE_ATTACKS,
+    EXPOSURE_ATTACKS,
     RANKING_ATTACKS,
     STRONGER_ATTACKS,
+    ExtractionRequest,
     book_plan,
     claim_configs,
     defence_configs,
     dorefa_configs,
+    exposure_configs,
+    extraction_plan,
     lira_configs,
     paper_configs,
     partial_configs,
@@ -46,12 +50,15 @@ Entry = tuple[TrainConfig, str]  # (target config, attack group)
 class Part:
     """A named share of the plan: ``takes(profile)`` is the set of (config, attack group) it may take. A part with
     ``trains`` takes no entries: it trains those models of a later part, whose weights the lease carries to the
-    next (``scripts/carry_models.py``), so that a part too large for one command runs in several."""
+    next (``scripts/carry_models.py``), so that a part too large for one command runs in several. A part with
+    ``extracts`` takes no entries either: it trains those targets and runs their model extractions (records in
+    ``<results>/extraction``, :mod:`qmia.extraction`)."""
 
     name: str
     title: str
     takes: Callable[[Profile], Callable[[Entry], bool]]
     trains: Callable[[Profile], list[TrainConfig]] | None = None
+    extracts: Callable[[Profile], list[ExtractionRequest]] | None = None
 
 
 def _configs(make: Callable[[Profile], list[TrainConfig]], groups: tuple[str, ...] | None = None):
@@ -187,7 +194,7 @@ PARTS: tuple[Part, ...] = (
     Part(
         "tables-lenet",
         "Tables 3-5, LeNet-5: full precision and every reading at each bitwidth (seed 0)",
-        _arch("lenet", exclude=STRONGER_ATTACKS),
+        _arch("lenet", exclude=(*STRONGER_ATTACKS, "whitebox")),
     ),
     Part("resnet50-fp", "Tables 3-5, ResNet-50: full precision", _tables("resnet50", literal=True, bits=(None,))),
     Part("resnet50-4bit", "Tables 3-5, ResNet-50: 4 bits, z = 2", _tables("resnet50", literal=True, bits=(4,))),
@@ -299,6 +306,18 @@ PARTS: tuple[Part, ...] = (
         )
         for curves in (("literal", "centred"), ("min-anchored", "dorefa"))
     ),
+    Part(
+        "whitebox",
+        "Beyond the black box: the white-box attack (and the shadow attack beside it) on the sweep model at full "
+        "precision, the paper's quantizer, DoReFa-Net and post-training quantization",
+        _configs(exposure_configs, groups=EXPOSURE_ATTACKS),
+    ),
+    Part(
+        "extraction",
+        "Beyond the black box: model extraction of the same targets at each access level and query budget (no rows)",
+        _nothing,
+        extracts=extraction_plan,
+    ),
     Part("rest", "Anything of the plan no other part takes", lambda p: lambda e: True),
 )
 PART_NAMES = tuple(part.name for part in PARTS)
@@ -340,6 +359,12 @@ def carried_into(p: Profile, name: str) -> set[TrainConfig]:
     raise ValueError(f"unknown part {name!r}; valid: {', '.join(PART_NAMES)}")
 
 
+def part_extractions(p: Profile, name: str) -> list[ExtractionRequest]:
+    """The extractions part ``name`` runs (empty for a part without ``extracts``)."""
+    part = get_part(name)
+    return list(part.extracts(p)) if part.extracts is not None else []
+
+
 def get_part(name: str) -> Part:
     for part in PARTS:
         if part.name == name:
@@ -363,6 +388,12 @@ def part_models(p: Profile, entries: list[Entry]) -> list[TrainConfig]:
     ]
     bases = [b for m in models if (b := starting_model(m)) is not None]
     return list(dict.fromkeys(models + bases))
+
+
+def extraction_models(requests: list[ExtractionRequest]) -> list[TrainConfig]:
+    """The targets the extractions query, with the undefended models that post-training-quantized ones start from."""
+    targets = list(dict.fromkeys(c for c, _, _ in requests))
+    return list(dict.fromkeys(targets + [b for m in targets if (b := starting_model(m)) is not None]))
 
 
 def entry_keys(p: Profile, entries: list[Entry]) -> list[tuple[TrainConfig, str]]:

@@ -22,10 +22,12 @@ from tqdm.auto import tqdm
 
 from .attack_registry import ATTACKS, models_needed
 from .config import Profile, TrainConfig
-from .defences import Defence
+from .defences import PTQ_MAX_BITS, PTQ_MIN_BITS, Defence
 from .experiment import evaluate
+from .extraction import ACCESS, extract, scaled_budgets
 from .multitrain import train_many
 from .quantizers import QuantSpec, curve_spec, reading_spec
+from .train import train
 
 Pair = tuple[str, str]  # (architecture, dataset)
 
@@ -159,6 +161,48 @@ def defence_configs(p: Profile, seeds: Sequence[int] | None = None) -> list[Trai
     return configs + [p.config(a, d, defence=df, seed=s) for df in defences for s in _seeds(p, seeds)]
 
 
+# Beyond the black box: the white-box attack and model extraction, on the sweep model at the profile's bitwidths.
+EXPOSURE_CURVES = ("literal", "centred", "dorefa")  # quantization-aware training; post-training quantization besides
+EXPOSURE_ATTACKS = ("shadow", "whitebox")  # the black-box attack beside the white-box one, on the same targets
+
+
+def exposure_configs(
+    p: Profile, bits: Sequence[int] | None = None, seeds: Sequence[int] | None = None
+) -> list[TrainConfig]:
+    """The targets of the white-box and extraction page on the profile's sweep model: full precision; the paper's
+    quantizer (literal and centred) and DoReFa-Net at each of ``bits`` (default: the profile's); post-training
+    quantization per output channel at each of ``bits`` (those from 2 to 16)."""
+    a, d = p.sweep
+    configs = [p.config(a, d, seed=s) for s in _seeds(p, seeds)]
+    for b in bits or p.bits:
+        configs += [p.config(a, d, curve_spec(c, b), seed=s) for c in EXPOSURE_CURVES for s in _seeds(p, seeds)]
+        if PTQ_MIN_BITS <= b <= PTQ_MAX_BITS:
+            ptq = Defence("ptq", bits=b, granularity="channel")
+            configs += [p.config(a, d, defence=ptq, seed=s) for s in _seeds(p, seeds)]
+    return configs
+
+
+ExtractionRequest = tuple[
+    TrainConfig, str, int
+]  # (target, access level, query budget); the surrogate: the target's arch
+
+
+def extraction_budgets(p: Profile) -> tuple[int, ...]:
+    """The query budgets at the profile's scale: 1k / 5k / 15k of the paper's 30,000-image pool, scaled to the sweep
+    model's pool (2 x n_per_split)."""
+    a, d = p.sweep
+    return scaled_budgets(2 * p.config(a, d).n_per_split)
+
+
+def extraction_plan(
+    p: Profile, bits: Sequence[int] | None = None, seeds: Sequence[int] | None = None
+) -> list[ExtractionRequest]:
+    """Every extraction the page needs: each target of :func:`exposure_configs` at each access level and budget."""
+    return [
+        (c, access, b) for c in exposure_configs(p, bits, seeds) for access in ACCESS for b in extraction_budgets(p)
+    ]
+
+
 # ResNet-50 is the costliest model by far; the paper's statements about it are about 4 and 8 bits only.
 READING_BITS = {"resnet50": (4, 8)}
 
@@ -211,6 +255,7 @@ def book_plan(p: Profile) -> list[tuple[TrainConfig, tuple[str, ...]]]:
     add(sweep_configs(p), ("shadow",) + RANKING_ATTACKS)
     add(defence_configs(p), DEFENCE_ATTACKS)
     add(precision_configs(p), ("shadow",))
+    add(exposure_configs(p), EXPOSURE_ATTACKS)
     return [(c, tuple(a for a in ATTACKS if a in attacks)) for c, attacks in plan.items()]
 
 
@@ -224,9 +269,31 @@ def run_plan(p: Profile, data_root=None, device=None, progress: bool | None = No
     frames = []
     for config, attacks in tqdm(plan, desc=f"{p.name} plan", unit="target", disable=progress is False):
         frames.append(evaluate(config, attacks, profile=p, data_root=data_root, device=device, progress=progress))
+    run_extractions(extraction_plan(p), data_root, device, progress)
     df = pd.concat(frames, ignore_index=True)
     df.attrs["seconds"] = time.perf_counter() - start
     return df
+
+
+def run_extractions(
+    requests: list[ExtractionRequest], data_root=None, device=None, progress: bool | None = None
+) -> list[dict]:
+    """Each extraction's record (:func:`qmia.extraction.extract`; stored ones are read), its target trained or read
+    from the cache first."""
+    out = []
+    for c, access, b in tqdm(requests, desc="extraction", unit="surrogate", disable=progress is False):
+        out.append(
+            extract(
+                train(c, data_root, device, progress=progress),
+                access,
+                b,
+                None,
+                data_root,
+                device,
+                progress=bool(progress),
+            )
+        )
+    return out
 
 
 def count_models(p: Profile) -> dict[str, int]:

@@ -49,6 +49,10 @@ EXPECTED: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ("stronger-attacks", "ranking-lira", "ranking-sweep", "ranking-agreement"),
         ("ranking-advantage",),
     ),
+    "book/generated/exposure.html": (
+        ("exposure-whitebox", "exposure-whitebox-verdicts", "exposure-extraction", "exposure-extraction-verdicts"),
+        ("exposure-fidelity",),
+    ),
     "book/generated/report.html": (("answer-verdicts", "report-verdicts", "report-needs"), ("answer-figure",)),
 }
 PROSE = ("book/intro.html", "book/method.html", "book/reproduce.html")

@@ -34,6 +34,7 @@ ORDER = (
     "beyond_paper",
     "defences",
     "ranking",
+    "exposure",
     "report",
 )
 
@@ -84,11 +85,11 @@ def describe_stored(profile: str) -> None:
     use_stored_results(profile)
     from qmia.config import get_profile
     from qmia.part_status import missing_parts
-    from qmia.parts import PART_NAMES, assign
+    from qmia.parts import PART_NAMES, assign, part_extractions
 
     p = get_profile(profile)
     missing = missing_parts(p)
-    holding = [n for n, entries in assign(p).items() if entries]
+    holding = [n for n, entries in assign(p).items() if entries or part_extractions(p, n)]
     where = os.environ["QMIA_RESULTS"]
     if not missing:
         print(f"[notebooks] {profile}: every row is stored under {where}; no training", flush=True)

@@ -1,7 +1,8 @@
 """The book's tables and figures: one function per table or figure, called by the notebooks; one module per page
 or family of pages (:mod:`.tables`: Tables 3-5 and the abstract's claims; :mod:`.figures`: Figure 5, Table 6,
 Figure 6; :mod:`.readings`, :mod:`.clipping`, :mod:`.beyond`, :mod:`.ranking` (stronger attacks and the ranking),
-:mod:`.defences`, :mod:`.report`), what they share in :mod:`._common`.
+:mod:`.defences`, :mod:`.exposure` (the white-box attack and model extraction), :mod:`.report`), what they
+share in :mod:`._common`.
 
 Each function takes the notebook's :class:`qmia.book.Page`, runs (or reads) what it needs through
 :func:`qmia.experiment.evaluate`, glues the numbers its prose cites, and returns what the cell
@@ -14,6 +15,7 @@ from __future__ import annotations
 from .beyond import beyond_adaptive, beyond_lira, beyond_sweep
 from .clipping import clipping, clipping_rerun
 from .defences import FAMILIES, defences_frontier
+from .exposure import exposure_extraction, exposure_whitebox
 from .figures import (
     fig5,
     fig5_verdicts,
@@ -60,6 +62,8 @@ __all__ = [
     "clipping",
     "clipping_rerun",
     "defences_frontier",
+    "exposure_extraction",
+    "exposure_whitebox",
     "fig5",
     "fig5_verdicts",
     "fig6",
