@@ -168,6 +168,30 @@ def _sweep(half: int, groups: tuple[str, ...] | None = None, curves: tuple[str, 
     return _configs(make, groups=groups)
 
 
+def exposure_family(c: TrainConfig) -> str:
+    """A target of the white-box and extraction page by family: 'fp', 'literal', 'centred', 'dorefa' or 'ptq'."""
+    return "ptq" if c.defence.kind == "ptq" else "fp" if c.quant.method == "none" else c.quant.curve
+
+
+EXPOSURE_FAMILY_NAMES = {
+    "fp": "full precision",
+    "literal": "the proposed quantizer (literal)",
+    "centred": "the proposed quantizer (centred)",
+    "dorefa": "DoReFa-Net",
+    "ptq": "post-training quantization",
+}
+
+
+def _exposure_rows(families: tuple[str, ...]):
+    return _configs(
+        lambda p: [c for c in exposure_configs(p) if exposure_family(c) in families], groups=EXPOSURE_ATTACKS
+    )
+
+
+def _extractions(families: tuple[str, ...]):
+    return lambda p: [r for r in extraction_plan(p) if exposure_family(r[0]) in families]
+
+
 TABLE_GROUPS = ("shadow", "adaptive", "metric")
 PARTS: tuple[Part, ...] = (
     Part(
@@ -306,17 +330,24 @@ PARTS: tuple[Part, ...] = (
         )
         for curves in (("literal", "centred"), ("min-anchored", "dorefa"))
     ),
-    Part(
-        "whitebox",
-        "Beyond the black box: the white-box attack (and the shadow attack beside it) on the sweep model at full "
-        "precision, the paper's quantizer, DoReFa-Net and post-training quantization",
-        _configs(exposure_configs, groups=EXPOSURE_ATTACKS),
+    *(
+        Part(
+            f"whitebox-{'-'.join(families)}",
+            "Beyond the black box: the white-box attack (and the shadow attack beside it) on the sweep model: "
+            + ", ".join(EXPOSURE_FAMILY_NAMES[f] for f in families),
+            _exposure_rows(families),
+        )
+        for families in (("fp", "literal", "centred"), ("dorefa", "ptq"))
     ),
-    Part(
-        "extraction",
-        "Beyond the black box: model extraction of the same targets at each access level and query budget (no rows)",
-        _nothing,
-        extracts=extraction_plan,
+    *(
+        Part(
+            f"extraction-{'-'.join(families)}",
+            "Beyond the black box: model extraction at each access level and query budget (no rows): "
+            + ", ".join(EXPOSURE_FAMILY_NAMES[f] for f in families),
+            _nothing,
+            extracts=_extractions(families),
+        )
+        for families in (("fp",), ("literal",), ("centred",), ("dorefa",), ("ptq",))
     ),
     Part("rest", "Anything of the plan no other part takes", lambda p: lambda e: True),
 )
@@ -363,6 +394,18 @@ def part_extractions(p: Profile, name: str) -> list[ExtractionRequest]:
     """The extractions part ``name`` runs (empty for a part without ``extracts``)."""
     part = get_part(name)
     return list(part.extracts(p)) if part.extracts is not None else []
+
+
+def extraction_part_of(p: Profile, request: ExtractionRequest) -> str | None:
+    """The part of ``p``'s plan that runs an extraction, or None when the plan does not hold it."""
+    if p.name not in _EXTRACTION_PART:
+        _EXTRACTION_PART[p.name] = {
+            r: part.name for part in PARTS if part.extracts is not None for r in part.extracts(p)
+        }
+    return _EXTRACTION_PART[p.name].get(request)
+
+
+_EXTRACTION_PART: dict[str, dict[ExtractionRequest, str]] = {}  # profile name -> {request: part}
 
 
 def get_part(name: str) -> Part:

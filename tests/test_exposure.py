@@ -12,7 +12,7 @@ from qmia.config import PROFILES, get_profile
 from qmia.exposure import MIN_DROP, extraction_verdict, whitebox_verdict
 from qmia.extraction import ACCESS, _pack, agreement, compare_fidelity, scaled_budgets, stored_extraction
 from qmia.part_runs import part_table, run_part
-from qmia.parts import assign, part_extractions
+from qmia.parts import PART_NAMES, assign, extraction_part_of, part_extractions
 from qmia.plan import EXPOSURE_ATTACKS, book_plan, exposure_configs, extraction_budgets, extraction_plan
 from qmia.uncertainty import AttackOutcome
 
@@ -28,7 +28,9 @@ def test_every_profile_plans_the_page_and_its_parts_hold_it(name):
     assert all(set(EXPOSURE_ATTACKS) <= set(plan[c]) for c in configs)
     requests = extraction_plan(p)
     assert len(requests) == len(configs) * len(ACCESS) * len(extraction_budgets(p))
-    assert part_extractions(p, "extraction") == requests
+    held = [r for n in PART_NAMES for r in part_extractions(p, n)]
+    assert sorted(held, key=repr) == sorted(requests, key=repr) and len(set(held)) == len(held)  # each in one part
+    assert all(extraction_part_of(p, r).startswith("extraction-") for r in requests)
     # every white-box entry has a part, and none falls to the catch-all
     parts = assign(p)
     placed = {(c, g): n for n, es in parts.items() for c, g in es}
@@ -110,15 +112,16 @@ def test_an_extraction_part_runs_stops_and_resumes(_isolated):
     # a profile small enough to run the whole part: 4-bit targets only, 60 images per split, 2 epochs
     small = {"n_per_split": {"digits": 60}, "epochs": {"lenet": 2, "resnet20": 1, "resnet50": 1}, "bits": (4,)}
     p = replace(get_profile("smoke"), name="tiny-exposure", **small)
-    requests = part_extractions(p, "extraction")
-    assert len(requests) == 5 * len(ACCESS) * len(scaled_budgets(120))
-    row = part_table(p).set_index("part").loc["extraction"]
+    name = "extraction-literal"
+    requests = part_extractions(p, name)
+    assert len(requests) == len(ACCESS) * len(scaled_budgets(120))  # the literal 4-bit target
+    row = part_table(p).set_index("part").loc[name]
     assert row["status"] == f"missing {len(requests)} of {len(requests)} extractions"
-    stopped = run_part(p, "extraction", budget=1e-9)  # no time for a single model: nothing trained, nothing stored
+    stopped = run_part(p, name, budget=1e-9)  # no time for a single model: nothing trained, nothing stored
     assert stopped["complete"] is False and all(stored_extraction(*r) is None for r in requests)
-    m = run_part(p, "extraction")
+    m = run_part(p, name)
     assert m["complete"] is True and len(m["extractions"]) == len(requests)
     assert all(stored_extraction(*r) is not None for r in requests)
-    assert part_table(p).set_index("part").loc["extraction", "status"] == "done"
-    again = run_part(p, "extraction")  # everything stored: the first run's record stands
+    assert part_table(p).set_index("part").loc[name, "status"] == "done"
+    again = run_part(p, name)  # everything stored: the first run's record stands
     assert again["extractions"] == m["extractions"] and again["date"] == m["date"]

@@ -7,11 +7,12 @@ from __future__ import annotations
 import pandas as pd
 
 from ..book import NUM, PCT, STATUS, Page, model_name, styled
+from ..claims import ALPHA, MAX_UTILITY_DROP
 from ..data import dataset_info
 from ..estimates import part_cost
 from ..exposure import EXTRACTION_RULE, WHITEBOX_RULE, extraction_verdict, whitebox_verdict
 from ..extraction import ACCESS, extract, stored_extraction
-from ..parts import part_extractions
+from ..parts import extraction_part_of
 from ..plan import EXPOSURE_ATTACKS, exposure_configs, extraction_budgets, extraction_plan
 from ..results import load_outcome, provenance, stored_part
 from ..train import train
@@ -85,7 +86,8 @@ def exposure_whitebox(pg: Page):
     pg.keep("n_targets", len(t))
     fp = done[done["family"] == "none"]
     pg.keep("fp_auc", float(fp["AUC, whitebox"].iloc[0]) if len(fp) else None)
-    useful = done[done["family"] != "none"]
+    fp_acc = float(fp["test acc."].iloc[0]) if len(fp) else float("nan")
+    useful = done[(done["family"] != "none") & (done["test acc."] >= fp_acc - MAX_UTILITY_DROP)]
     if len(useful):
         best = useful.loc[useful["AUC, whitebox-adaptive"].idxmin()]
         pg.keep("best", best["setting"])
@@ -127,14 +129,22 @@ def _whitebox_verdicts(pg: Page, t: pd.DataFrame, by_target: dict, prov: str):
 
 
 def _counts(v: pd.DataFrame) -> str:
+    """'2 reproduced, 10 not reproduced, of 12 comparisons at 5 % one-sided: about 0.6 would come out reproduced by
+    chance alone' (the decided comparisons are many, each at level ALPHA, none corrected for the others)."""
     if not len(v):
         return "no setting"
-    return ", ".join(f"{n} {w}" for w, n in v["verdict"].value_counts().items())
+    decided = int((v["verdict"] != "pending").sum())
+    text = ", ".join(f"{n} {w}" for w, n in v["verdict"].value_counts().items())
+    if decided:
+        text += (
+            f"; of {decided} comparisons, each one-sided at {100 * ALPHA:.0f} %, about {ALPHA * decided:.1f} would "
+            "come out reduced by chance alone"
+        )
+    return text
 
 
 def _extraction_records(pg: Page) -> pd.DataFrame:
     """One row per extraction of the page (stored, computed, or pending with the part that computes it)."""
-    planned = set(part_extractions(pg.profile, "extraction"))
     rows = []
     for c, access, b in extraction_plan(pg.profile, pg.bits, [min(pg.seeds)]):
         rec = stored_extraction(c, access, b)
@@ -144,9 +154,10 @@ def _extraction_records(pg: Page) -> pd.DataFrame:
         row["bits"] = c.quant.bits if c.quant.bits is not None else c.defence.bits
         row["profile"] = pg.profile.name
         if rec is None:
+            part = extraction_part_of(pg.profile, (c, access, b))
             row["pending"] = (
-                f"not computed yet: part `extraction`, {part_cost(pg.profile, 'extraction')}"
-                if (c, access, b) in planned
+                f"not computed yet: part `{part}`, {part_cost(pg.profile, part)}"
+                if part is not None
                 else "not computed yet: not in the plan; compute it with TRAIN=1 or python -m qmia run --attack "
                 "extraction"
             )
