@@ -42,6 +42,7 @@ from .plan import (
     sweep_configs,
 )
 from .train import starting_model
+from .vocabulary import EXPOSURE_FAMILY_NAMES
 
 Entry = tuple[TrainConfig, str]  # (target config, attack group)
 
@@ -171,15 +172,6 @@ def _sweep(half: int, groups: tuple[str, ...] | None = None, curves: tuple[str, 
 def exposure_family(c: TrainConfig) -> str:
     """A target of the white-box and extraction page by family: 'fp', 'literal', 'centred', 'dorefa' or 'ptq'."""
     return "ptq" if c.defence.kind == "ptq" else "fp" if c.quant.method == "none" else c.quant.curve
-
-
-EXPOSURE_FAMILY_NAMES = {
-    "fp": "full precision",
-    "literal": "the proposed quantizer (literal)",
-    "centred": "the proposed quantizer (centred)",
-    "dorefa": "DoReFa-Net",
-    "ptq": "post-training quantization",
-}
 
 
 def _exposure_rows(families: tuple[str, ...]):

@@ -67,6 +67,16 @@ FAMILIES = {
     "ptq": "post-training quantization",
 }
 
+# The extraction attacker's access levels (qmia.extraction.ACCESS) and the white-box page's target families.
+ACCESS_NAMES = {"probs": "full probabilities", "top3": "top-3, rounded", "label": "top-1 label"}
+EXPOSURE_FAMILY_NAMES = {
+    "fp": FULL_PRECISION,
+    "literal": "the proposed quantizer (literal)",
+    "centred": "the proposed quantizer (centred)",
+    "dorefa": DOREFA,
+    "ptq": FAMILIES["ptq"],
+}
+
 MARK = {AGREES: "✓", DISAGREES: "✗", UNMEASURABLE: "–", PENDING: "…"}
 
 

@@ -172,7 +172,7 @@ def test_a_slurm_job_array_is_submitted_with_its_resources(monkeypatch, tmp_path
 
 def test_a_dry_run_prints_the_job_array_without_a_scheduler(tmp_path):
     out = _sweep(tmp_path, "--executor", "slurm", "--dry-run", "--partition", "gpu", "--timeout-min", "45")
-    assert "19 part(s) to submit as slurm jobs" in out.stdout and "#SBATCH --array=0-18%19" in out.stdout
+    assert "26 part(s) to submit as slurm jobs" in out.stdout and "#SBATCH --array=0-25%26" in out.stdout
     assert "#SBATCH --time=45" in out.stdout and "GPU min" in out.stdout
     assert not (tmp_path / "results" / "rows").exists()  # nothing ran
 

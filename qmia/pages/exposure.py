@@ -16,11 +16,10 @@ from ..parts import extraction_part_of
 from ..plan import EXPOSURE_ATTACKS, exposure_configs, extraction_budgets, extraction_plan
 from ..results import load_outcome, provenance, stored_part
 from ..train import train
-from ..vocabulary import NOT_MEASURABLE_TEXT
+from ..vocabulary import ACCESS_NAMES, NOT_MEASURABLE_TEXT
 from ._common import _finish, _pending_figure, _pending_page, _plt
 from .defences import _setting, _short
 
-ACCESS_NAMES = {"probs": "full probabilities", "top3": "top-3, rounded", "label": "top-1 label"}
 SHOWN = ("shadow", "whitebox", "whitebox-adaptive")
 
 
