@@ -178,7 +178,7 @@ def estimate_seconds(
                 * slowdown
             )
     per_row = CPU_SECONDS_PER_ROW if cpu else SECONDS_PER_ROW
-    rows = sum(per_row.get(c.arch, 2.0) for c, _ in entry_keys(p, entries)) + whitebox_seconds(p, entries, cpu)
+    rows = sum(per_row.get(c.arch, 2.0) for c, _ in entry_keys(p, entries)) + whitebox_seconds(entries, cpu)
     return (CPU_STARTUP_SECONDS if cpu else STARTUP_SECONDS) + train + rows
 
 
@@ -201,7 +201,7 @@ CPU_WHITEBOX_RATES = {"lenet": 3_000, "resnet20": 76, "resnet50": 4}
 WHITEBOX_GPU_SPEEDUP = 30.0
 
 
-def whitebox_seconds(p: Profile, entries: list[Entry], cpu: bool = False) -> float:
+def whitebox_seconds(entries: list[Entry], cpu: bool = False) -> float:
     """Estimated seconds of the white-box features of the entries' ``whitebox`` groups: each target's candidates
     and its adaptive shadow's population (4 x n_per_split examples; the full-precision shadow's are shared)."""
     speed = 1.0 if cpu else WHITEBOX_GPU_SPEEDUP

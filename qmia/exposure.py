@@ -28,7 +28,7 @@ from .claims import (
     reduction_verdict,
 )
 from .extraction import FidelityDrop, compare_fidelity
-from .uncertainty import AttackOutcome, compare, estimate
+from .uncertainty import AttackOutcome, compare
 
 WHITEBOX_RULE = "quantization lowers white-box leakage"
 EXTRACTION_RULE = "quantization lowers extraction fidelity"
@@ -56,9 +56,8 @@ def whitebox_verdict(
     """ "Quantization lowers white-box leakage": the full-precision target's white-box outcome (``fp``) against the
     quantized target's adaptive white-box outcome, AUC paired by example; ``utility_drop``: full precision's test
     accuracy minus the quantized target's (a share, 0.05 = 5 points)."""
-    cmp = compare([fp], [quantized], "auc", chance=0.5, n_boot=n_boot)
-    base = estimate([fp], "auc", n_boot=n_boot)
-    v = _at_least(reduction_verdict(cmp, base, utility_drop), cmp.reduction)
+    cmp = compare([fp], [quantized], "auc", chance=0.5, n_boot=n_boot)  # cmp.before: the baseline's AUC estimate
+    v = _at_least(reduction_verdict(cmp, cmp.before, utility_drop), cmp.reduction)
     return ExposureResult(
         v, cmp.before.value, cmp.after.value, cmp.reduction, cmp.reduction_lo, cmp.reduction_hi, utility_drop
     )

@@ -232,7 +232,8 @@ def run_part(
             attacked += 1
     wall = time.perf_counter() - start
     stored = sorted(k for _, k in keys if is_stored(k))
-    extracted = sorted(extraction_key(*r) for r in requests if r not in missing_extractions([r]))
+    not_extracted = set(missing_extractions(requests))
+    extracted = sorted(extraction_key(*r) for r in requests if r not in not_extracted)
     complete = len(stored) == len(keys) and all(available(m) for m in later) and len(extracted) == len(requests)
     trained = []
     for m in models:

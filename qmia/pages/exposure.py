@@ -11,13 +11,13 @@ from ..claims import ALPHA, MAX_UTILITY_DROP
 from ..data import dataset_info
 from ..estimates import part_cost
 from ..exposure import EXTRACTION_RULE, WHITEBOX_RULE, extraction_verdict, whitebox_verdict
-from ..extraction import ACCESS, extract, stored_extraction
+from ..extraction import ACCESS, stored_extraction
+from ..part_status import missing_extractions
 from ..parts import extraction_part_of
-from ..plan import EXPOSURE_ATTACKS, exposure_configs, extraction_budgets, extraction_plan
+from ..plan import EXPOSURE_ATTACKS, exposure_configs, extraction_budgets, extraction_plan, run_extractions
 from ..results import load_outcome, provenance, stored_part
-from ..train import train
 from ..vocabulary import ACCESS_NAMES, NOT_MEASURABLE_TEXT
-from ._common import _finish, _pending_figure, _pending_page, _plt
+from ._common import _finish, _pending_page, _plt
 from .defences import _setting, _short
 
 SHOWN = ("shadow", "whitebox", "whitebox-adaptive")
@@ -144,11 +144,12 @@ def _counts(v: pd.DataFrame) -> str:
 
 def _extraction_records(pg: Page) -> pd.DataFrame:
     """One row per extraction of the page (stored, computed, or pending with the part that computes it)."""
+    requests = extraction_plan(pg.profile, pg.bits, [min(pg.seeds)])
+    if not pg.stored_only:
+        run_extractions(missing_extractions(requests), pg.data_root)
     rows = []
-    for c, access, b in extraction_plan(pg.profile, pg.bits, [min(pg.seeds)]):
+    for c, access, b in requests:
         rec = stored_extraction(c, access, b)
-        if rec is None and not pg.stored_only:
-            rec = extract(train(c, pg.data_root), access, b, None, pg.data_root)
         row = {"config": c, "setting": _name(c), "family": _setting(c)[0], "access": access, "budget": b}
         row["bits"] = c.quant.bits if c.quant.bits is not None else c.defence.bits
         row["profile"] = pg.profile.name
@@ -201,7 +202,7 @@ def exposure_extraction(pg: Page, n_boot: int = 2000):
         prov,
         {"target test acc.": PCT, "budget": "{:,}"},
     )
-    _fidelity_figure(pg, df, budgets, prov)
+    _fidelity_figure(pg, df, budgets)
     classes = dataset_info(d).num_classes
     out = []
     fp = df[(df["family"] == "none") & (df["budget"] == big)].set_index("access")
@@ -251,7 +252,7 @@ def exposure_extraction(pg: Page, n_boot: int = 2000):
     return st, verdicts, None
 
 
-def _fidelity_figure(pg: Page, df: pd.DataFrame, budgets, prov: str) -> None:
+def _fidelity_figure(pg: Page, df: pd.DataFrame, budgets) -> None:
     """Fidelity against the query budget: one row of panels per bitwidth, one panel per access level, one line per
     setting (full precision in every panel)."""
     plt = _plt()
@@ -287,7 +288,4 @@ def _fidelity_figure(pg: Page, df: pd.DataFrame, budgets, prov: str) -> None:
                 ax.set_xlabel("queries", fontsize=8)
             if j == len(ACCESS) - 1:
                 ax.legend(fontsize=6, loc="lower right")
-    if not len(stored):
-        _pending_figure(pg, "exposure_fidelity", [])
-        return
     _finish(pg, fig, "exposure_fidelity")
