@@ -171,6 +171,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --part: start no model that would not finish within this many seconds; what was trained "
         "is kept (results/<profile>/carried/) and a rerun resumes, here or on another machine",
     )
+    w.add_argument(
+        "--rederive",
+        action="store_true",
+        help="with --part: compute again the part's rows stored without their trained instances (from before rows "
+        "recorded them), keeping the former rows under results/<profile>/superseded/; later runs of the part go on",
+    )
     w.add_argument("--no-progress", action="store_true", help="hide progress bars")
     j = w.add_argument_group("jobs", "run the parts as jobs (submitit; pip install -e '.[cluster]')")
     j.add_argument(

@@ -12,13 +12,15 @@ import time
 import pandas as pd
 
 from . import executor as ex
+from . import rederive
 from .attack_registry import AttackParams
 from .config import get_profile
 from .executor import job_status, jobs_folder
 from .experiment import evaluate
 from .extraction import check_request, extract, scaled_budgets
 from .part_runs import part_table, run_part, verify_stored
-from .part_status import missing_parts, needed_models_parts
+from .part_status import missing_parts, needed_models_parts, stale_rows
+from .parts import assign
 from .plan import book_plan, count_models, run_plan
 from .preflight import (
     MAX_LABEL_QUERIES,
@@ -161,6 +163,8 @@ def cmd_run(a: argparse.Namespace) -> int:
 
 def cmd_sweep(a: argparse.Namespace) -> int:
     profile = get_profile(a.profile)
+    if a.rederive and not a.part:
+        raise ValueError("--rederive needs --part NAME (the parts whose rows to compute again; see --parts)")
     if a.executor != "serial" and not a.parts:
         return _sweep_jobs(profile, a)
     given = [f"--{name.replace('_', '-')}" for name in JOB_OPTIONS if getattr(a, name) is not None]
@@ -235,8 +239,27 @@ def _sweep_jobs(profile, a: argparse.Namespace) -> int:
     return 0 if not bad else ex.STOPPED if all(s == "stopped" for s in bad.values()) else 1
 
 
+def _start_rederiving(profile, names: list[str]) -> None:
+    """``sweep --part NAME --rederive``: begin re-deriving each named part that has rows without instances."""
+    assigned = assign(profile)
+    for name in names:
+        stale = stale_rows(profile, assigned[name]) if assigned[name] else 0
+        if rederive.rederiving(name):
+            print(f"part {name}: re-deriving, begun earlier; {stale} rows without instances to go")
+        elif not stale:
+            print(f"part {name}: every stored row records its trained instances; nothing to re-derive")
+        else:
+            rederive.start(name)
+            print(
+                f"part {name}: re-deriving its {stale} rows stored without their trained instances; the former rows "
+                f"are kept in {rederive.superseded_root()}"
+            )
+
+
 def _sweep_parts(profile, a: argparse.Namespace) -> int:
     if a.part:
+        if a.rederive:
+            _start_rederiving(profile, a.part)
         start = time.perf_counter()
         for name in a.part:
             left = None if a.budget is None else a.budget - (time.perf_counter() - start)
@@ -252,12 +275,15 @@ def _sweep_parts(profile, a: argparse.Namespace) -> int:
         return 0
     df = part_table(profile)
     if jobs_folder(profile).is_dir():  # parts submitted as jobs: where each stands
-        df["job"] = [job_status(profile, n) if s != "done" else "" for n, s in zip(df["part"], df["status"])]
+        done = df["status"].str.startswith("done")
+        df["job"] = [job_status(profile, n) if not d else "" for n, d in zip(df["part"], done)]
     with pd.option_context("display.width", 250, "display.max_columns", 20, "display.max_colwidth", 60):
         print(df.drop(columns="holds").to_string(index=False))
-    missing = df[df["status"] != "done"]
+    missing = df[~df["status"].str.startswith("done")]
+    stale = df["status"].str.contains("without instances").sum()
     print(
         f"estimates at rates from {df.attrs['rates_from']}; {len(df) - len(missing)} of {len(df)} parts done"
+        + (f" ({stale} with rows stored without their trained instances: --part NAME --rederive)" if stale else "")
         + (f"; next: {missing.iloc[0]['part']}" if len(missing) else "")
     )
     problems = verify_stored(profile)

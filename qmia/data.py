@@ -282,6 +282,7 @@ def _file_stamp(path: Path) -> list[int]:
 
 
 _VERIFIED: dict[str, list[int]] = {}  # tensor file -> its stamp when its pixels last matched their recorded sha256
+_SOURCES: dict[str, tuple[list[int], str]] = {}  # tensor file -> (its stamp, its data_source line)
 
 
 def _legacy_source(name: str, x: torch.Tensor, y: torch.Tensor) -> str | None:
@@ -376,5 +377,12 @@ def data_source(name: str, root: str | os.PathLike | None = None) -> str:
     nothing is cached, the data set is decoded from local files (never downloaded; else
     :class:`DatasetUnavailable`).
     """
+    cached, _ = _cache_paths(name)
+    known = _SOURCES.get(str(cached))
+    if known is not None and cached.exists() and known[0] == _file_stamp(cached):
+        return known[1]  # read from this very file earlier in this process: no second load of the tensors
     blob = _load(name, root, download=False)
-    return f"{name}: {blob['source']}; images sha256 {blob['sha256'][:12]}"
+    line = f"{name}: {blob['source']}; images sha256 {blob['sha256'][:12]}"
+    if cached.exists():
+        _SOURCES[str(cached)] = (_file_stamp(cached), line)
+    return line

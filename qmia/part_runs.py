@@ -11,7 +11,7 @@ import time
 import pandas as pd
 import torch
 
-from . import carry
+from . import carry, rederive
 from .attack_registry import models_needed
 from .clipping import weight_stats
 from .compute import cpu_native_bf16, default_device
@@ -30,7 +30,15 @@ from .estimates import (
 from .experiment import evaluate
 from .extraction import extract, extraction_key
 from .multitrain import train_many
-from .part_status import available, is_stored, missing_extractions, missing_rows, models_of_part, needed_models
+from .part_status import (
+    available,
+    is_current,
+    missing_extractions,
+    missing_rows,
+    models_of_part,
+    needed_models,
+    stale_rows,
+)
 from .parts import (
     PART_NAMES,
     assign,
@@ -56,7 +64,7 @@ def part_table(p: Profile) -> pd.DataFrame:
     cpu_rates, cpus = measured_rates(cpu=True)
     assigned = assign(p)
     requests = {name: part_extractions(p, name) for name in assigned}
-    missing_of = {name: missing_rows(p, es) for name, es in assigned.items() if es}
+    missing_of = {name: missing_rows(p, es, rederive.rederiving(name)) for name, es in assigned.items() if es}
     missing_of.update({name: len(missing_extractions(rs)) for name, rs in requests.items() if rs})
     wanted = set(needed_models(p, [name for name, k in missing_of.items() if k]))
     out = []
@@ -77,8 +85,13 @@ def part_table(p: Profile) -> pd.DataFrame:
             if later
             else "done"
             if missing == 0
+            else f"re-deriving: {missing} of {n_rows} {what} to go"
+            if rederive.rederiving(name)
             else f"missing {missing} of {n_rows} {what}"
         )
+        stale = stale_rows(p, entries) if entries and status == "done" else 0
+        if stale:  # stored, but from before rows recorded their instances: `--rederive` computes them again
+            status = f"done; {stale} rows without instances"
         out.append(
             {
                 "part": name,
@@ -185,7 +198,8 @@ def run_part(
     deadline = None if budget is None else time.monotonic() + budget
     on_cpu = (torch.device(device) if device is not None else default_device()).type == "cpu"
     keys = entry_keys(p, entries)
-    missing = {c for c, k in keys if not is_stored(k)}
+    again = rederive.rederiving(name)  # rows stored without their instances are computed again (qmia.rederive)
+    missing = {c for c, k in keys if not is_current(k, again)}
     todo = {c: gs for c, gs in by_target(entries).items() if c in missing}
     to_extract = missing_extractions(requests)
     models = later or part_models(p, [(c, g) for c, gs in todo.items() for g in gs]) or extraction_models(to_extract)
@@ -224,6 +238,8 @@ def run_part(
     attacked = 0
     for c, gs in todo.items():
         if all(available(m) for ms in models_needed(c, gs, p.lira_refs).values() for m in ms):
+            if again:  # the target's former rows are kept under superseded/, then computed from these models
+                rederive.supersede([k for t, k in keys if t == c])
             evaluate(c, gs, profile=p, data_root=data_root, device=device, progress=progress)
             attacked += 1
     for c, access, b in to_extract:  # each extraction whose target is trained (a budget may have stopped the others)
@@ -231,7 +247,7 @@ def run_part(
             extract(TrainedModel(c), access, b, None, data_root, device, progress=bool(progress))
             attacked += 1
     wall = time.perf_counter() - start
-    stored = sorted(k for _, k in keys if is_stored(k))
+    stored = sorted(k for _, k in keys if is_current(k, again))
     not_extracted = set(missing_extractions(requests))
     extracted = sorted(extraction_key(*r) for r in requests if r not in not_extracted)
     complete = len(stored) == len(keys) and all(available(m) for m in later) and len(extracted) == len(requests)

@@ -18,6 +18,7 @@ from .parts import (
     trained_for_later,
 )
 from .plan import ExtractionRequest
+from .rederive import is_stale, rederiving
 from .results import load_row
 
 
@@ -27,7 +28,7 @@ def missing_parts(p: Profile) -> list[str]:
     return [
         name
         for name, entries in assign(p).items()
-        if (entries and missing_rows(p, entries)) or missing_extractions(part_extractions(p, name))
+        if (entries and missing_rows(p, entries, rederiving(name))) or missing_extractions(part_extractions(p, name))
     ]
 
 
@@ -77,6 +78,19 @@ def is_stored(row_key: str) -> bool:
     return load_row(row_key) is not None
 
 
-def missing_rows(p: Profile, entries: list[Entry]) -> int:
-    """How many of the part's result rows are not stored (intact) under the results folder."""
-    return sum(not is_stored(k) for _, k in entry_keys(p, entries))
+def is_current(row_key: str, rederive: bool = False) -> bool:
+    """Whether a row is stored and intact and, when its part is being re-derived (``rederive``,
+    :func:`qmia.rederive.rederiving`), records its trained instances (:func:`qmia.rederive.is_stale`)."""
+    row = load_row(row_key)
+    return row is not None and not (rederive and is_stale(row))
+
+
+def missing_rows(p: Profile, entries: list[Entry], rederive: bool = False) -> int:
+    """How many of the part's result rows are not stored (intact) under the results folder; with ``rederive``, rows
+    stored without their instances count as missing too (:func:`is_current`)."""
+    return sum(not is_current(k, rederive) for _, k in entry_keys(p, entries))
+
+
+def stale_rows(p: Profile, entries: list[Entry]) -> int:
+    """How many of the part's stored rows do not record their trained instances (:func:`qmia.rederive.is_stale`)."""
+    return sum(is_stale(load_row(k)) for _, k in entry_keys(p, entries))

@@ -303,9 +303,14 @@ def test_one_key_one_model_whatever_trains_with_it(_isolated, monkeypatch, capfd
     again = evaluate(targets[0], ("shadow", "lira"), profile=p, lira_refs=2)
     assert again["auc"].tolist() == first[0]["auc"].tolist() and len(trained) == len(set(trained))
     monkeypatch.setenv("QMIA_RESULTS", str(_isolated / "results"))
-    monkeypatch.setenv("QMIA_CACHE", str(_isolated / "fresh-cache"))  # trained again, alone this time: a new instance
+    monkeypatch.setenv("QMIA_CACHE", str(_isolated / "fresh-cache"))  # trained again, alone this time
     capfd.readouterr()
-    evaluate(targets[0], "metric", profile=p, lira_refs=2)
-    assert "trained instances of model" in capfd.readouterr().err
+    retrained = evaluate(targets[0], "metric", profile=p, lira_refs=2)
+    warned = "trained instances of model" in capfd.readouterr().err
     conflicts = instance_conflicts(load_results())
-    assert targets[0].key in set(conflicts["key"]) and (conflicts["instances"].map(len) == 2).all()
+    # The rule, not a rounding outcome: on this CPU the lone training rounds otherwise than the group of 4 did (the
+    # README's measurement), but a CPU where both round alike gives the same instance, and then nothing is named.
+    new_instance = set(retrained["target_instance"]) != set(first[0]["target_instance"])
+    assert warned == new_instance
+    assert (targets[0].key in set(conflicts["key"])) == new_instance
+    assert (conflicts["instances"].map(len) == 2).all()
