@@ -341,3 +341,22 @@ def test_a_part_stopped_by_its_budget_resumes_elsewhere_with_the_same_rows(tmp_p
     assert verify_stored(p) == []
     assert all(m["device"] == "cpu" for m in resumed["models"]) and cache_root().name == "machine-b"
     request_cleanup()
+
+
+def test_a_cpu_rate_is_the_pace_of_unhindered_models_not_their_mean():
+    """A CPU run's recorded seconds include pauses and work beside it, which only slow a model: the CPU rate follows
+    the unhindered models (a quantile of the per-model ratios), while a GPU rate stays the total ratio."""
+    from qmia.estimates import CPU_RATES, _benchmark_seconds, manifest_path, measured_rates
+    from qmia.store import atomic_write_json
+
+    bench = _benchmark_seconds("resnet20", 1, 50 * 15_000, CPU_RATES)
+    seconds = (bench, 1.1 * bench, bench, 4 * bench, 3 * bench)  # two of them slowed by a pause
+    model = {"arch": "resnet20", "epochs": 50, "n_train": 15_000, "trained_with": 1, "precision": "bf16 autocast"}
+    models = [{**model, "seconds": s} for s in seconds]
+    for name, gpu in (("claims-resnet20", "CPU (x86_64)"), ("table6-fig6", "NVIDIA H200")):
+        atomic_write_json(seal({"part": name, "gpu": gpu, "models": models}), manifest_path(name))
+    cpu, _ = measured_rates(cpu=True)
+    assert 1.0 <= cpu["resnet20"] <= 1.1  # the mean ratio, 2.0, would double every CPU estimate
+    gpu, cards = measured_rates()
+    gpu_bench = _benchmark_seconds("resnet20", 1, 50 * 15_000)  # a GPU run had the card to itself: the total ratio
+    assert cards == "NVIDIA H200" and gpu["resnet20"] == pytest.approx(sum(seconds) / (5 * gpu_bench))
