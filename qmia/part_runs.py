@@ -34,10 +34,9 @@ from .part_status import (
     available,
     is_current,
     missing_extractions,
-    missing_rows,
     models_of_part,
     needed_models,
-    stale_rows,
+    row_counts,
 )
 from .parts import (
     PART_NAMES,
@@ -64,7 +63,8 @@ def part_table(p: Profile) -> pd.DataFrame:
     cpu_rates, cpus = measured_rates(cpu=True)
     assigned = assign(p)
     requests = {name: part_extractions(p, name) for name in assigned}
-    missing_of = {name: missing_rows(p, es, rederive.rederiving(name)) for name, es in assigned.items() if es}
+    row_counts_of = {name: row_counts(p, es, rederive.rederiving(name)) for name, es in assigned.items() if es}
+    missing_of = {name: missing for name, (missing, _) in row_counts_of.items()}
     missing_of.update({name: len(missing_extractions(rs)) for name, rs in requests.items() if rs})
     wanted = set(needed_models(p, [name for name, k in missing_of.items() if k]))
     out = []
@@ -89,7 +89,7 @@ def part_table(p: Profile) -> pd.DataFrame:
             if rederive.rederiving(name)
             else f"missing {missing} of {n_rows} {what}"
         )
-        stale = stale_rows(p, entries) if entries and status == "done" else 0
+        stale = row_counts_of[name][1] if entries and status == "done" else 0
         if stale:  # stored, but from before rows recorded their instances: `--rederive` computes them again
             status = f"done; {stale} rows without instances"
         out.append(

@@ -73,11 +73,6 @@ def available(config: TrainConfig) -> bool:
     return is_cached(config) or has_weights(config)
 
 
-def is_stored(row_key: str) -> bool:
-    """Whether a row is stored and intact (a damaged one is reported and moved aside by :func:`load_row`)."""
-    return load_row(row_key) is not None
-
-
 def is_current(row_key: str, rederive: bool = False) -> bool:
     """Whether a row is stored and intact and, when its part is being re-derived (``rederive``,
     :func:`qmia.rederive.rederiving`), records its trained instances (:func:`qmia.rederive.is_stale`)."""
@@ -85,12 +80,22 @@ def is_current(row_key: str, rederive: bool = False) -> bool:
     return row is not None and not (rederive and is_stale(row))
 
 
+def row_counts(p: Profile, entries: list[Entry], rederive: bool = False) -> tuple[int, int]:
+    """``(missing, stale)`` for the part's result rows, reading each stored row once: how many are not stored
+    (intact) under the results folder, and how many stored ones do not record their trained instances
+    (:func:`qmia.rederive.is_stale`). With ``rederive`` (the part is being re-derived) the stale ones count as
+    missing too (:func:`is_current`)."""
+    rows = [load_row(k) for _, k in entry_keys(p, entries)]
+    stale = sum(is_stale(r) for r in rows)
+    return sum(r is None for r in rows) + (stale if rederive else 0), stale
+
+
 def missing_rows(p: Profile, entries: list[Entry], rederive: bool = False) -> int:
     """How many of the part's result rows are not stored (intact) under the results folder; with ``rederive``, rows
-    stored without their instances count as missing too (:func:`is_current`)."""
-    return sum(not is_current(k, rederive) for _, k in entry_keys(p, entries))
+    stored without their instances count as missing too (:func:`row_counts`)."""
+    return row_counts(p, entries, rederive)[0]
 
 
 def stale_rows(p: Profile, entries: list[Entry]) -> int:
-    """How many of the part's stored rows do not record their trained instances (:func:`qmia.rederive.is_stale`)."""
-    return sum(is_stale(load_row(k)) for _, k in entry_keys(p, entries))
+    """How many of the part's stored rows do not record their trained instances (:func:`row_counts`)."""
+    return row_counts(p, entries)[1]
