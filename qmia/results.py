@@ -254,7 +254,9 @@ def stored_part(df: pd.DataFrame) -> pd.DataFrame:
 
 def provenance(df: pd.DataFrame) -> str:
     """One line naming the profile(s), seeds, data (with its source and checksum), compute precision and commit(s)
-    behind a table or figure, and how many of its rows are not computed yet."""
+    behind a table or figure, how many of its rows were stored before rows recorded their trained instances (their
+    comparisons with other rows of a key trained twice are not measurable until re-derived, :mod:`qmia.rederive`)
+    and how many are not computed yet."""
     if len(df) == 0:
         return "no results"
     stored = stored_part(df)
@@ -268,9 +270,12 @@ def provenance(df: pd.DataFrame) -> str:
             return "not recorded"
         return ", ".join(sorted({str(v) for v in stored[col] if not (isinstance(v, float) and np.isnan(v))}))
 
+    instances = stored.get("target_instance", pd.Series("", index=stored.index)) if "target_key" in stored else None
+    former = 0 if instances is None else int((instances.fillna("").astype(str) == "").sum())
+    before = f" · {former} of {len(stored)} stored rows from before instances were recorded" if former else ""
     return (
         f"profile {uniq('profile')} · seeds {uniq('seed')} · data {uniq('data')} · source {uniq('data_source')} · "
-        f"device {uniq('device')} · precision {uniq('precision')} · commit {uniq('commit')}{later}"
+        f"device {uniq('device')} · precision {uniq('precision')} · commit {uniq('commit')}{before}{later}"
     )
 
 

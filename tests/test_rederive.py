@@ -100,3 +100,19 @@ def test_rederive_needs_a_part_and_says_when_there_is_nothing_to_do(capsys):
     assert "--rederive needs --part" in capsys.readouterr().err
     _start_rederiving(get_profile("smoke"), ["tables-lenet"])  # no stored rows at all: nothing begun
     assert "nothing to re-derive" in capsys.readouterr().out and not rederive.rederiving("tables-lenet")
+
+
+def test_a_tables_provenance_counts_its_rows_from_before_instances():
+    import pandas as pd
+
+    from qmia.results import provenance
+
+    base = {"profile": "paper", "seed": 0, "commit": "abc1234", "target_key": "k1", "pending": ""}
+    rows = pd.DataFrame([{**base, "target_instance": "sha-a"}, {**base, "target_key": "k2", "target_instance": None}])
+    assert "1 of 2 stored rows from before instances were recorded" in provenance(rows)
+    assert "before instances" not in provenance(rows.iloc[:1])  # every row records its instances: nothing to say
+    gpu_only = rows.drop(columns="target_instance")  # rows that all predate instances have no such column at all
+    assert "2 of 2 stored rows from before instances were recorded" in provenance(gpu_only)
+    assert "before instances" not in provenance(gpu_only.drop(columns="target_key"))  # not result rows: no claim
+    pending = pd.concat([rows, pd.DataFrame([{**base, "target_key": "k3", "pending": "tables-lenet"}])])
+    assert "1 of 2 stored rows" in provenance(pending) and "1 of 3 rows not computed yet" in provenance(pending)
