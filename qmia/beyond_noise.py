@@ -3,8 +3,10 @@
 A rule returns one :class:`Cell`: agrees / disagrees when the comparison behind it is resolved (its 95 % interval
 on one side), not measurable when it is not (``noise``), or because of a utility collapse, a baseline at chance, two
 trainings of one key, or missing models. Comparisons of one attack on two targets are paired by seed and example
-(:func:`drop_rule`, through :meth:`qmia.evidence.Evidence.compare`); comparisons of accuracies use the normal
-interval of a difference of two proportions (:func:`accuracy_gap`). Ties never agree.
+(:func:`drop_rule`, through :meth:`qmia.evidence.Evidence.compare`); comparisons of two models' test accuracies use the
+normal interval of a difference of two proportions, each model's variance at least the training-to-training variance
+measured on the stored rows (:func:`model_gap`, :mod:`qmia.training_noise`): two single trainings differ by more than
+their test examples say. Ties never agree.
 """
 
 from __future__ import annotations
@@ -43,21 +45,48 @@ class Cell:
 
 @dataclass(frozen=True)
 class Gap:
-    """A difference with its 95 % interval (fractions: 0.01 = 1 point)."""
+    """A difference with its 95 % interval (fractions: 0.01 = 1 point); ``training``: the training-to-training
+    variation the interval holds, as text (empty for paired comparisons of one training)."""
 
     value: float
     lo: float
     hi: float
+    training: str = ""
 
     def __str__(self) -> str:
-        return f"{100 * self.value:+.1f} points (95 % CI {100 * self.lo:+.1f} to {100 * self.hi:+.1f})"
+        extra = f"; {self.training}" if self.training else ""
+        return f"{100 * self.value:+.1f} points (95 % CI {100 * self.lo:+.1f} to {100 * self.hi:+.1f}{extra})"
 
 
-def accuracy_gap(a: float, b: float, n_a: int, n_b: int) -> Gap:
-    """a - b for two accuracies measured on n_a and n_b examples: the normal interval of a difference of two
-    independent proportions (the test examples' noise; two trainings of one key differ by ~0.3 points more)."""
-    se = math.sqrt(max(a * (1 - a), 0.0) / n_a + max(b * (1 - b), 0.0) / n_b)
+def accuracy_gap(a: float, b: float, n_a: int, n_b: int, sd_a: float = 0.0, sd_b: float = 0.0) -> Gap:
+    """a - b for two accuracies of two single trainings, measured on n_a and n_b examples: the normal interval of a
+    difference of two independent proportions, each with a variance of at least its training's seed-to-seed
+    variance ``sd_a``**2, ``sd_b``**2 (:mod:`qmia.training_noise`; that variance already holds the test examples'
+    noise, as each seed draws its own split)."""
+    var_a = max(max(a * (1 - a), 0.0) / n_a, sd_a**2)
+    var_b = max(max(b * (1 - b), 0.0) / n_b, sd_b**2)
+    se = math.sqrt(var_a + var_b)
     return Gap(a - b, a - b - Z95 * se, a - b + Z95 * se)
+
+
+def model_gap(
+    ev: Evidence, a: float, b: float, model_a: tuple[str, str], model_b: tuple[str, str] | None = None
+) -> Gap:
+    """:func:`accuracy_gap` of the test accuracies ``a`` and ``b`` of two single trainings of ``model_a`` and
+    ``model_b`` ((architecture, dataset); default the same), each given the training variation measured on the
+    stored rows (:meth:`qmia.evidence.Evidence.training_noise`); examples only where none is measured."""
+    model_b = model_b or model_a
+    noise = [ev.training_noise(arch) for arch, _ in (model_a, model_b)]
+    sds = [n.sd if n is not None else 0.0 for n in noise]
+    g = accuracy_gap(a, b, examples_per_split(ev, *model_a), examples_per_split(ev, *model_b), *sds)
+    if noise[0] == noise[1]:
+        said = str(noise[0]) if noise[0] is not None else "training variation not measured"
+    else:
+        said = "; ".join(
+            f"{short_name(arch)}: {n if n is not None else 'training variation not measured'}"
+            for (arch, _), n in zip((model_a, model_b), noise)
+        )
+    return replace(g, training=said)
 
 
 def drop_gap(c: Comparison) -> Gap:

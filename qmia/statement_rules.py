@@ -15,6 +15,7 @@ from .beyond_noise import (
     drop_rule,
     examples_per_split,
     fp_vs,
+    model_gap,
     models_of,
     not_measurable,
     pct,
@@ -54,11 +55,10 @@ MEMBER_PRECISION_POINTS = (0.07, 0.09)  # the Introduction's "7 to 9 point accur
 def undisrupted(ev: Evidence, reading: str) -> Cell:
     results = []
     for a, d in models_of(ev):
-        n = examples_per_split(ev, a, d)
         fp = ev.row(ev.config(a, d))["target_test_acc"]
         for b in reading_bits(ev.p, a):
             q = ev.row(ev.config(a, d, reading_spec(reading, b)))["target_test_acc"]
-            loss = accuracy_gap(fp, q, n, n)
+            loss = model_gap(ev, fp, q, (a, d))
             state = "yes" if loss.hi <= UNDISRUPTED_POINTS else "no" if loss.lo > UNDISRUPTED_POINTS else "noise"
             results.append((state, f"{short_name(a)} {b}b loses {loss}"))
     return decide(results)
@@ -103,12 +103,11 @@ def abstract(key: str) -> Callable[[Evidence, str], Cell]:
 def resnet50_acc(ev: Evidence, reading: str) -> Cell:
     if not ev.has("resnet50", "cifar10"):
         return not_measurable("ResNet-50 is not in this profile")
-    n = examples_per_split(ev, "resnet50", "cifar10")
     fp = ev.row(ev.config("resnet50", "cifar10"))["target_test_acc"]
     results = []
     for b in bits_of(ev, (4, 8)):
         q = ev.row(ev.config("resnet50", "cifar10", reading_spec(reading, b)))["target_test_acc"]
-        g = accuracy_gap(q, fp, n, n)
+        g = model_gap(ev, q, fp, ("resnet50", "cifar10"))
         results.append((sign(g), f"{b}-bit test acc. {pct(q)} vs fp {pct(fp)}: {g}"))
     return decide(results) if results else not_measurable("no 4- or 8-bit ResNet-50 in this profile")
 
@@ -135,11 +134,10 @@ def shadow_counterpart(ev: Evidence, reading: str) -> Cell:
         return not_measurable("needs both Fashion-MNIST and CIFAR-10 models")
     results = []
     for a, d in found:
-        n = examples_per_split(ev, a, d)
         fp_row, q_row = ev.paired_rows(
             [(ev.config(a, d), "shadow"), (ev.config(a, d, reading_spec(reading, b)), "adaptive")]
         )
-        g = accuracy_gap(fp_row["shadow_test_acc"], q_row["shadow_test_acc"], n, n)
+        g = model_gap(ev, fp_row["shadow_test_acc"], q_row["shadow_test_acc"], (a, d))
         if want[d]:
             state = sign(g)
         else:  # "not the case": the full-precision shadow is not resolved above the quantized one
@@ -189,7 +187,7 @@ def shadow_higher_on_cifar(ev: Evidence, reading: str) -> Cell:
         return not_measurable("needs LeNet / Fashion-MNIST and ResNet-20 / CIFAR-10")
     (fa, fd), (ca, cd) = pair
     f, c = ev.row(ev.config(fa, fd))["shadow_test_acc"], ev.row(ev.config(ca, cd))["shadow_test_acc"]
-    g = accuracy_gap(c, f, examples_per_split(ev, ca, cd), examples_per_split(ev, fa, fd))
+    g = model_gap(ev, c, f, (ca, cd), (fa, fd))
     return decide([(sign(g), f"full-precision shadow test acc. CIFAR-10 {pct(c)}, Fashion-MNIST {pct(f)}: {g}")])
 
 
@@ -200,10 +198,9 @@ def sixteen_like_fp(ev: Evidence, reading: str) -> Cell:
         return not_measurable("no 16-bit models in this profile")
     results = []
     for a, d in [m for m in models_of(ev) if 16 in reading_bits(ev.p, m[0])]:
-        n = examples_per_split(ev, a, d)
         fp = ev.row(ev.config(a, d))["target_test_acc"]
         q = ev.row(ev.config(a, d, reading_spec(reading, 16)))["target_test_acc"]
-        g = accuracy_gap(q, fp, n, n)
+        g = model_gap(ev, q, fp, (a, d))
         state = (
             "yes"
             if -SIMILAR_POINTS <= g.lo and g.hi <= SIMILAR_POINTS

@@ -14,8 +14,9 @@ stored rows (:class:`qmia.evidence.Evidence`) by a stated rule that returns one 
 
 The rules are in :mod:`qmia.statement_rules`, how each comparison is decided in :mod:`qmia.beyond_noise`.
 Comparisons of one attack on two targets are paired by seed and example (:func:`qmia.uncertainty.compare`);
-comparisons of accuracies use the normal interval of a difference of two proportions over the test examples
-(:func:`accuracy_gap`). Ties never agree. "Significant" in the paper's sentence means the interval excludes
+comparisons of two models' test accuracies use the normal interval of a difference of two proportions, each model
+given at least the training-to-training variance measured on the stored rows (:func:`qmia.beyond_noise.model_gap`,
+:mod:`qmia.training_noise`). Ties never agree. "Significant" in the paper's sentence means the interval excludes
 zero. :func:`qmia.reading_choice.choose_reading` counts only decided cells and names the readings it cannot
 separate.
 """

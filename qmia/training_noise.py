@@ -1,0 +1,105 @@
+"""How much a model's test accuracy varies from one training to the next, measured on the stored rows.
+
+Two stored models that differ in one setting (say a full-precision shadow and a 4-bit one) are each one training.
+Their test accuracies differ by the setting's effect, by which test examples were drawn, and by the training itself
+(initialisation, batch order, non-deterministic kernels): ResNet-20's full-precision target scored 72.2, 72.0 and
+71.6 % over seeds 0-2, and one key trained twice on the GPU gave 72.9 and 72.6 %. The interval of a difference of
+two proportions holds only the test examples' part. :func:`measure` pools, over every configuration stored with two
+or more trainings (seeds, or repeated trainings of one key), the seed-to-seed variance of test accuracy; the statement
+rules (:func:`qmia.beyond_noise.accuracy_gap`) give each single training at least that variance. Configurations whose
+models lost their utility (mean test accuracy more than :data:`qmia.claims.MAX_UTILITY_DROP` below the
+architecture's full-precision mean) are left out: a collapse varies in its own way.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pandas as pd
+
+from .claims import MAX_UTILITY_DROP
+from .evidence import row_instance
+from .vocabulary import ARCH_NAMES
+
+CONFIG_COLUMNS = (
+    "arch",
+    "dataset",
+    "method",
+    "bits",
+    "zero_point",
+    "layers",
+    "mode",
+    "reading",
+    "act_bits",
+    "defence",
+    "precision",
+    "epochs",
+    "augment",
+    "n_per_split",
+)  # every setting of a trained target a row records, the seed left out
+
+
+@dataclass(frozen=True)
+class TrainingNoise:
+    """The pooled seed-to-seed standard deviation of test accuracy (a fraction: 0.01 = 1 point), from ``trainings``
+    models in ``configs`` configurations of ``measured_on`` (an architecture name); ``borrowed`` when the compared
+    architecture has no repeated trainings stored and this is the largest measured on another."""
+
+    sd: float
+    configs: int
+    trainings: int
+    measured_on: str
+    borrowed: bool = False
+
+    def __str__(self) -> str:
+        arch = ARCH_NAMES.get(self.measured_on, self.measured_on)
+        source = f"{arch}'s, none repeated here" if self.borrowed else arch
+        return f"training SD {100 * self.sd:.2f} points ({self.trainings} trainings of {source})"
+
+
+def trainings(rows: pd.DataFrame) -> pd.DataFrame:
+    """One row per trained target instance (a key trained twice counts twice): its settings, seed, test accuracy."""
+    cols = [c for c in CONFIG_COLUMNS if c in rows.columns]
+    df = rows[[*cols, "seed", "target_key", "target_test_acc"]].copy()
+    df["instance"] = [row_instance(r, "target") for _, r in rows.iterrows()]
+    df = df.drop_duplicates(["target_key", "instance"]).drop(columns=["target_key", "instance"])
+    for c in cols:  # a setting a row does not record (NaN, None) groups with 'none' (older rows left it out)
+        df[c] = df[c].map(lambda v: "none" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v))
+    return df.dropna(subset=["target_test_acc"])
+
+
+def measure(rows: pd.DataFrame, arch: str) -> TrainingNoise | None:
+    """The pooled training SD of ``arch`` on the stored ``rows``, or None when no configuration that keeps utility
+    was trained twice. Pooled variance: sum over configurations of (n_i - 1) s_i^2 / sum of (n_i - 1)."""
+    if not {"arch", "seed", "target_key", "target_test_acc"} <= set(rows.columns):
+        return None  # rows that do not say which model they are (hand-built ones)
+    df = trainings(rows[rows["arch"] == arch])
+    if df.empty:
+        return None
+    cols = [c for c in CONFIG_COLUMNS if c in df.columns]
+    full = df[df["method"] == "none"] if "method" in df.columns else df.iloc[:0]
+    floor = (full["target_test_acc"].mean() if len(full) else df["target_test_acc"].max()) - MAX_UTILITY_DROP
+    num = dof = n_conf = n_train = 0
+    for _, g in df.groupby(cols, dropna=False):
+        acc = g["target_test_acc"].astype(float)
+        if len(acc) < 2 or acc.mean() < floor:
+            continue
+        num += (len(acc) - 1) * acc.var(ddof=1)
+        dof += len(acc) - 1
+        n_conf += 1
+        n_train += len(acc)
+    return TrainingNoise(math.sqrt(num / dof), n_conf, n_train, arch) if dof else None
+
+
+def for_arch(rows: pd.DataFrame, arch: str) -> TrainingNoise | None:
+    """``arch``'s measured training SD; where it has no repeated trainings, the largest measured on another
+    architecture (marked borrowed); None when the rows hold no repeated trainings at all."""
+    own = measure(rows, arch)
+    if own is not None:
+        return own
+    others = [m for a in sorted(set(rows.get("arch", []))) if a != arch and (m := measure(rows, a)) is not None]
+    if not others:
+        return None
+    worst = max(others, key=lambda m: m.sd)
+    return TrainingNoise(worst.sd, worst.configs, worst.trainings, worst.measured_on, borrowed=True)
