@@ -105,6 +105,13 @@ def readings_statements(pg: Page):
     pg.keep("n_statements", n)
     pg.keep("literal_agrees", int(counts.loc["literal", claims.AGREES]) if "literal" in counts.index else 0)
     pg.keep("provenance", prov)
+    noise = ev.training_noise(pg.profile.resnet[0])
+    pg.keep(
+        "training_noise",
+        f"here a {noise}"
+        if noise is not None
+        else "not measured in these rows (no configuration trained twice), so they hold only the test examples' noise",
+    )
     counts_df = counts.reset_index().rename(columns={"index": "reading"})
     counts_df["range of the net"] = [f"{choice.bounds[r][0]} to {choice.bounds[r][1]}" for r in counts.index]
     counts_df["reading"] = counts_df["reading"].map(READING_NAMES)
