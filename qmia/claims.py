@@ -9,7 +9,7 @@ Two kinds of judgement, never written by hand:
   :func:`partial_verdict`): did we reproduce a claim as a *defence*? One of :data:`VERDICTS`,
   decided by a stated rule from a paired bootstrap over seeds and examples
   (:mod:`qmia.uncertainty`): a reduction is credited only from a full-precision attack that
-  leaks, only down to chance, only when a one-sided test says it is not noise, and only as
+  leaks, only down to chance, only when a one-sided test and its 95 % interval both say it is not noise, and only as
   "reproduced" when the quantized model stays useful.
 * **Consistency** (:mod:`qmia.statements`): does a reading of the quantizer give what the paper
   *reports*? Each checkable statement is decided beyond noise on the paper's own quantities; this
@@ -137,7 +137,9 @@ def reduction_verdict(
     """Verdict on "quantization lowers this metric" (by ``claimed`` % of the full-precision value, if given).
 
     1. not measurable: the full-precision attack does not leak (:func:`leaks` on ``baseline_auc``);
-    2. not reproduced: the reduction (credited only down to chance) is not > 0 at level ``alpha``;
+    2. not reproduced: the reduction (credited only down to chance) is not > 0 at level ``alpha`` (one-sided
+       bootstrap p), or its printed two-sided 95 % interval reaches zero (both must hold, as in the statement
+       rules: a verdict never contradicts the interval shown beside it);
     3. reproduced only with a utility loss: the quantized target lost more than ``max_utility_drop``
        of test accuracy (then quantization broke the model; that is not a defence);
     4. reproduced: at least half the claimed relative reduction (or any, when none is claimed);
@@ -153,6 +155,8 @@ def reduction_verdict(
         what += f" vs claimed {claimed:.0f} %"
     if not (cmp.reduction > 0 and cmp.significant(alpha)):
         return Verdict(NOT_REPRODUCED, what + ": not a significant reduction")
+    if cmp.reduction_lo <= 0:
+        return Verdict(NOT_REPRODUCED, what + ": its 95 % interval holds zero (p alone is not enough)")
     if utility_drop > max_utility_drop:
         return Verdict(WITH_LOSS, what + f"; but test accuracy fell by {100 * utility_drop:.1f} points: not a defence")
     if claimed is None or cmp.relative >= claimed / 2:
@@ -246,8 +250,8 @@ def chance_verdict(ev: Evidence, reading: str, bits: int | None = None) -> Claim
         v = Verdict(NOT_MEASURABLE, _leak_reason(base_auc))
     elif not (after.lo <= 0.5 <= after.hi):
         v = Verdict(NOT_REPRODUCED, what + ": the quantized model's attack is not at chance")
-    elif not cmp.significant():
-        v = Verdict(NOT_REPRODUCED, what + ": the fall is not significant")
+    elif not cmp.significant() or cmp.reduction_lo <= 0:
+        v = Verdict(NOT_REPRODUCED, what + ": the fall is not significant (p, or its 95 % interval reaches zero)")
     elif drop > MAX_UTILITY_DROP:
         v = Verdict(WITH_LOSS, what + f"; but test accuracy fell by {100 * drop:.1f} points: not a defence")
     else:

@@ -92,6 +92,19 @@ def test_noise_is_not_reproduced():
     assert claims.reduction_verdict(cmp, auc, utility_drop=0.0, claimed=14.0).word == claims.NOT_REPRODUCED
 
 
+def test_a_one_sided_p_under_alpha_whose_interval_holds_zero_is_not_reproduced():
+    """The stored 4-bit centred last-5 target: p = 0.046 for the fall of AUC while the 95 % interval of the drop
+    is -0.001 to +0.010. A verdict may not contradict the interval printed beside it."""
+    auc = claims.Estimate("auc", 0.763, 0.757, 0.769, 1, 1000)
+    after = claims.Estimate("auc", 0.758, 0.752, 0.765, 1, 1000)
+    borderline = claims.Comparison("auc", auc, after, 0.005, -0.001, 0.010, 0.046, 0.5)
+    assert borderline.significant()
+    v = claims.reduction_verdict(borderline, auc, utility_drop=0.0)
+    assert v.word == claims.NOT_REPRODUCED and "interval holds zero" in v.reason
+    clear = claims.Comparison("auc", auc, after, 0.005, 0.001, 0.010, 0.046, 0.5)
+    assert claims.reduction_verdict(clear, auc, utility_drop=0.0).word == claims.REPRODUCED
+
+
 def test_verdict_words_are_the_vocabulary():
     with pytest.raises(ValueError, match="unknown verdict"):
         claims.Verdict("partly", "x")

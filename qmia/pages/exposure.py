@@ -121,7 +121,8 @@ def _whitebox_verdicts(pg: Page, t: pd.DataFrame, by_target: dict, prov: str):
         v,
         "exposure-whitebox-verdicts",
         f"'{WHITEBOX_RULE}': the full-precision target's white-box AUC against the quantized target's adaptive "
-        "white-box AUC, paired by example (one-sided, 5 %), with the book's utility guard",
+        "white-box AUC, paired by example (one-sided p < 0.05, 95 % interval above zero), with the book's "
+        "utility guard",
         prov,
         {"why": "{}"},
     )
@@ -245,7 +246,8 @@ def exposure_extraction(pg: Page, n_boot: int = 2000):
         v,
         "exposure-extraction-verdicts",
         f"'{EXTRACTION_RULE}': at {big:,} queries, the full-precision surrogate's fidelity against the quantized "
-        "target's surrogate's, paired by test example (one-sided, 5 %), with the book's utility guard",
+        "target's surrogate's, paired by test example (one-sided p < 0.05, 95 % interval above zero), with the "
+        "book's utility guard",
         prov,
         {"why": "{}"},
     )

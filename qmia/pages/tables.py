@@ -88,7 +88,7 @@ def claim_table(pg: Page, key: str, prefix: str):
         f"{prefix}-claim",
         f"The abstract's claim — {claim.quote!r} — on {model_name(*pg.profile.resnet)}, "
         f"full precision against {min(pg.profile.bits)} bits, seeds {seeds} (paired bootstrap over seeds and "
-        "examples; one-sided test)",
+        "examples; significant: one-sided p < 0.05 and a 95 % interval above zero)",
         prov,
         {FULL_PRECISION: NUM, "quantized": NUM, "p": "{:.3f}", "test acc. lost": PCT},
     )
