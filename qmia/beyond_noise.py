@@ -3,7 +3,8 @@
 A rule returns one :class:`Cell`: agrees / disagrees when the comparison behind it is resolved (its 95 % interval
 on one side), not measurable when it is not (``noise``), or because of a utility collapse, a baseline at chance, two
 trainings of one key, or missing models. Comparisons of one attack on two targets are paired by seed and example
-(:func:`drop_rule`, through :meth:`qmia.evidence.Evidence.compare`); comparisons of two models' test accuracies use the
+(:func:`drop_rule`, through :meth:`qmia.evidence.Evidence.compare`), their intervals at least as wide as two single
+trainings' variation of the metric (:func:`attack_gap`); comparisons of two models' test accuracies use the
 normal interval of a difference of two proportions, each model's variance at least the training-to-training variance
 measured on the stored rows (:func:`model_gap`, :mod:`qmia.training_noise`): two single trainings differ by more than
 their test examples say. Ties never agree.
@@ -23,6 +24,7 @@ from .claims import (
     UNMEASURABLE,
     leaks,
 )
+from .config import TrainConfig
 from .evidence import Evidence
 from .plan import reading_bits, reading_spec
 from .uncertainty import Z95, Comparison
@@ -90,8 +92,30 @@ def model_gap(
 
 
 def drop_gap(c: Comparison) -> Gap:
-    """The drop before - after of a paired comparison, as a Gap."""
+    """The drop before - after of a paired comparison, as a Gap (the examples' and seeds' noise only)."""
     return Gap(c.reduction, c.reduction_lo, c.reduction_hi)
+
+
+def attack_gap(
+    ev: Evidence,
+    before: TrainConfig,
+    after: TrainConfig,
+    metric: str,
+    *,
+    chance: float | None = None,
+    attack_after: str = "shadow",
+) -> Gap:
+    """The drop of one attack's ``metric`` from ``before`` to ``after`` (paired by seed and example,
+    :meth:`qmia.evidence.Evidence.compare`, credited only down to ``chance``), its interval at least as wide as two
+    single trainings' variation: +- 1.96 sqrt(2) times the metric's training SD measured on the stored rows
+    (:mod:`qmia.training_noise`; the pooled seed-to-seed SD of the shadow attack's metric, which also holds a new
+    split's examples, so it errs wide)."""
+    g = drop_gap(ev.compare(before, after, metric, chance=chance, attack_after=attack_after))
+    noise = ev.training_noise(before.arch, metric)
+    if noise is None:
+        return replace(g, training="training variation not measured")
+    half = Z95 * math.sqrt(2.0) * noise.sd
+    return Gap(g.value, min(g.lo, g.value - half), max(g.hi, g.value + half), str(noise))
 
 
 def not_measurable(why: str, noise: bool = False) -> Cell:
@@ -166,7 +190,7 @@ def drop_rule(
             continue
         for m in metrics:
             c = ev.compare(before, after, m, chance=CHANCE.get(m), attack_after=attack_after)
-            g = drop_gap(c)
+            g = attack_gap(ev, before, after, m, chance=CHANCE.get(m), attack_after=attack_after)
             text = f"{label} {m.replace('_', ' ')} {c.before.value:.3f} -> {c.after.value:.3f}, drop {g}"
             results.append((sign(g), text))
     return decide(results, collapsed)

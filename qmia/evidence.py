@@ -176,14 +176,15 @@ class Evidence:
             )
         return self._memo[key]
 
-    def training_noise(self, arch: str):
-        """How much ``arch``'s test accuracy varies between trainings, on these rows: a
-        :class:`qmia.training_noise.TrainingNoise`, or None where none was trained twice."""
+    def training_noise(self, arch: str, metric: str = "target_test_acc"):
+        """How much ``arch``'s test accuracy (or the shadow attack's ``metric``) varies between trainings, on these
+        rows: a :class:`qmia.training_noise.TrainingNoise`, or None where none was trained twice."""
         from . import training_noise  # it reads the utility tolerance from qmia.claims, which imports this module
 
-        if ("training_noise", arch) not in self._memo:
-            self._memo[("training_noise", arch)] = training_noise.for_arch(self.rows, arch)
-        return self._memo[("training_noise", arch)]
+        key = ("training_noise", arch, metric)
+        if key not in self._memo:
+            self._memo[key] = training_noise.for_arch(self.rows, arch, metric)
+        return self._memo[key]
 
     def estimate(self, configs: Sequence[TrainConfig], metric: str = "auc", attack: str = "shadow") -> Estimate:
         """:func:`qmia.uncertainty.estimate` of the configurations' outcomes, computed once per evidence."""

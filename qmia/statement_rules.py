@@ -4,13 +4,14 @@ of :class:`qmia.evidence.Evidence` to a :class:`qmia.beyond_noise.Cell`, with th
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 from .beyond_noise import (
     Cell,
     accuracy_gap,
+    attack_gap,
     bits_of,
     decide,
-    drop_gap,
     drop_per_model,
     drop_rule,
     examples_per_split,
@@ -156,7 +157,8 @@ def cifar_vs_fmnist(ev: Evidence):
 
 def attack_lower_on_fmnist(ev: Evidence, reading: str) -> Cell:
     """LeNet / Fashion-MNIST against ResNet-20 / CIFAR-10 (only those: ResNet-50 is not compared), at full precision
-    and each bitwidth both run: two independent attacks, their accuracies as proportions of their examples."""
+    and each bitwidth both run: two independent attacks, their accuracies as proportions of their examples, each with
+    at least the attack accuracy's training variation (:mod:`qmia.training_noise`)."""
     pair = cifar_vs_fmnist(ev)
     if pair is None:
         return not_measurable("needs LeNet / Fashion-MNIST and ResNet-20 / CIFAR-10")
@@ -166,6 +168,11 @@ def attack_lower_on_fmnist(ev: Evidence, reading: str) -> Cell:
         2 * examples_per_split(ev, ca, cd),
     )  # the attack is scored on members and non-members
     results, collapsed = [], []
+    noise = {a: ev.training_noise(a, "attack_acc") for a in (ca, fa)}  # two single trainings of two models
+    sds = [n.sd if n is not None else 0.0 for n in noise.values()]
+    said = "; ".join(
+        dict.fromkeys(str(n) if n is not None else "training variation not measured" for n in noise.values())
+    )
     fp_f, fp_c = ev.row(ev.config(fa, fd)), ev.row(ev.config(ca, cd))
     for b in [None, *[b for b in ev.p.bits if b in reading_bits(ev.p, fa) and b in reading_bits(ev.p, ca)]]:
         spec = None if b is None else reading_spec(reading, b)
@@ -176,7 +183,7 @@ def attack_lower_on_fmnist(ev: Evidence, reading: str) -> Cell:
         ):
             collapsed.append(label)
             continue
-        g = accuracy_gap(c["attack_acc"], f["attack_acc"], nc, nf)
+        g = replace(accuracy_gap(c["attack_acc"], f["attack_acc"], nc, nf, *sds), training=said)
         results.append((sign(g), f"{label}: {pct(f['attack_acc'])} vs {pct(c['attack_acc'])}, CIFAR-10 higher by {g}"))
     return decide(results, collapsed)
 
@@ -241,7 +248,7 @@ def seven_to_nine(ev: Evidence, reading: str) -> Cell:
         if b_row["target_test_acc"] - a_row["target_test_acc"] > MAX_UTILITY_DROP:
             collapsed.append(label)
             continue
-        g = drop_gap(ev.compare(fp, q, "precision_member"))
+        g = attack_gap(ev, fp, q, "precision_member")
         state = (
             "no" if g.hi < lo_claim or g.lo > hi_claim else "yes" if lo_claim <= g.lo and g.hi <= hi_claim else "noise"
         )
@@ -259,7 +266,7 @@ def resnet20_8bit(ev: Evidence, reading: str) -> Cell:
             f"not measurable (utility collapse: 8-bit test acc. {pct(q_row['target_test_acc'])} vs "
             f"{pct(fp_row['target_test_acc'])})"
         )
-    acc, tpr = drop_gap(ev.compare(fp, q, "attack_acc")), drop_gap(ev.compare(fp, q, "tpr"))
+    acc, tpr = attack_gap(ev, fp, q, "attack_acc"), attack_gap(ev, fp, q, "tpr")
     small = (
         "yes"
         if -SMALL_POINTS <= acc.lo and acc.hi <= SMALL_POINTS
@@ -317,11 +324,12 @@ def f1_28(ev: Evidence, reading: str) -> Cell:
     auc = ev.estimate([d])
     if not leaks(auc):
         return not_measurable(f"not measurable (the DoReFa-Net attack is at chance: AUC {auc})")
-    c = ev.compare(d, m, "f1_member")
-    base, (mid, lo, hi) = c.before.value, c.relative_interval
+    c, g = ev.compare(d, m, "f1_member"), attack_gap(ev, d, m, "f1_member")
+    base = c.before.value
+    mid, lo, hi = (100 * x / base if base else float("nan") for x in (g.value, g.lo, g.hi))
     text = (
         f"4-bit member F1 {c.after.value:.3f} vs DoReFa-Net {base:.3f}: {mid:.1f} % lower (95 % CI {lo:.1f} to "
-        f"{hi:.1f} %)"
+        f"{hi:.1f} %" + (f"; {g.training}" if g.training else "") + ")"
     )
     if d_row["target_test_acc"] - m_row["target_test_acc"] > MAX_UTILITY_DROP:
         return not_measurable("not measurable (utility collapse against DoReFa-Net): " + text)

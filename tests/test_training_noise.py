@@ -1,4 +1,5 @@
-"""Training-to-training variation, measured on stored rows, widens comparisons of single trainings' accuracies."""
+"""Training-to-training variation, measured on stored rows, widens comparisons of single trainings' accuracies and
+of one attack on two single trainings."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pandas as pd
 import pytest
 import test_statements  # its synthetic profile (tests/ is on the path under pytest)
 
-from qmia import beyond_noise, evidence, training_noise
+from qmia import beyond_noise, claims, evidence, training_noise
 
 P = replace(test_statements.P, n_per_split={"cifar10": 15000})  # the paper's split size: 1.3 points resolved
 
@@ -81,3 +82,38 @@ def test_rules_read_the_variation_from_the_evidence_and_say_so():
     alone = evidence.Evidence(P, rows[rows["seed"] == 0])
     g = beyond_noise.model_gap(alone, 0.725, 0.712, ("resnet20", "cifar10"))
     assert beyond_noise.sign(g) == "yes" and "training variation not measured" in str(g)
+
+
+def _attack_rows(models: list[tuple[str, float | None, list[float]]], test_acc: float = 0.80) -> pd.DataFrame:
+    """Shadow-attack rows of repeated ResNet-20 trainings (one per seed) with the given attack accuracies, each with
+    an adaptive-attack row beside it that the measure must not count."""
+    rows = _rows([("resnet20", method, bits, [test_acc] * len(accs)) for method, bits, accs in models])
+    rows["attack_acc"] = [a for _, _, accs in models for a in accs]
+    rows["shadow_key"] = [f"shadow-{s}" for s in rows["seed"]]
+    rows["shadow_instance"] = [f"si{s}" for s in rows["seed"]]
+    return pd.concat([rows, rows.assign(attack="adaptive", attack_acc=0.5)], ignore_index=True)
+
+
+def test_an_attack_metric_is_pooled_over_shadow_attack_rows_only():
+    fp, q = [0.79, 0.80, 0.78], [0.70, 0.74, 0.72]
+    rows = _attack_rows([("none", None, fp), ("mia", 4.0, q)])
+    n = training_noise.measure(rows, "resnet20", "attack_acc")
+    assert n.sd == pytest.approx(np.sqrt((np.var(fp, ddof=1) * 2 + np.var(q, ddof=1) * 2) / 4))
+    assert n.trainings == 6 and "training SD of the attack's attack acc" in str(n)
+    assert training_noise.measure(rows, "resnet20", "no_such_metric") is None
+
+
+def test_a_drop_of_two_single_trainings_holds_the_attacks_training_variation():
+    ev, fp, q = test_statements._evidence(0.2, 0.79)  # about 15 points of attack accuracy on 500 + 500 examples
+    assert beyond_noise.drop_rule(ev, [("4-bit", fp, q)], ("attack_acc",)).status == claims.AGREES
+
+    def with_repeats(accs: list[float]) -> evidence.Evidence:
+        extra = _attack_rows([("none", None, accs)])
+        return evidence.Evidence(ev.p, pd.concat([ev.rows, extra], ignore_index=True), n_boot=300)
+
+    steady = beyond_noise.drop_rule(with_repeats([0.800, 0.801, 0.799]), [("4-bit", fp, q)], ("attack_acc",))
+    assert steady.status == claims.AGREES and "training SD of the attack's attack acc 0.10 points" in steady.detail
+    shaky = beyond_noise.drop_rule(with_repeats([0.85, 0.65, 0.75]), [("4-bit", fp, q)], ("attack_acc",))
+    assert shaky.status == claims.UNMEASURABLE and shaky.noise and "10.00 points" in shaky.detail
+    g = beyond_noise.attack_gap(with_repeats([0.85, 0.65, 0.75]), fp, q, "attack_acc", chance=0.5)
+    assert g.hi - g.lo == pytest.approx(2 * 1.959964 * np.sqrt(2) * 0.10)

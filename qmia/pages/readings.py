@@ -112,6 +112,13 @@ def readings_statements(pg: Page):
         if noise is not None
         else "not measured in these rows (no configuration trained twice), so they hold only the test examples' noise",
     )
+    attack_noise = ev.training_noise(pg.profile.resnet[0], "attack_acc")
+    pg.keep(
+        "attack_training_noise",
+        f"for attack accuracy a {attack_noise}"
+        if attack_noise is not None
+        else "not measured in these rows (no configuration trained twice), so they hold only the examples' noise",
+    )
     counts_df = counts.reset_index().rename(columns={"index": "reading"})
     counts_df["range of the net"] = [f"{choice.bounds[r][0]} to {choice.bounds[r][1]}" for r in counts.index]
     counts_df["reading"] = counts_df["reading"].map(READING_NAMES)
