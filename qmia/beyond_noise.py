@@ -23,6 +23,7 @@ from .claims import (
     MAX_UTILITY_DROP,
     UNMEASURABLE,
     leaks,
+    single_trainings,
 )
 from .config import TrainConfig
 from .evidence import Evidence
@@ -105,17 +106,12 @@ def attack_gap(
     chance: float | None = None,
     attack_after: str = "shadow",
 ) -> Gap:
-    """The drop of one attack's ``metric`` from ``before`` to ``after`` (paired by seed and example,
+    """The drop of one attack's ``metric`` from ``before`` to ``after`` (paired by example,
     :meth:`qmia.evidence.Evidence.compare`, credited only down to ``chance``), its interval at least as wide as two
-    single trainings' variation: +- 1.96 sqrt(2) times the metric's training SD measured on the stored rows
-    (:mod:`qmia.training_noise`; the pooled seed-to-seed SD of the shadow attack's metric, which also holds a new
-    split's examples, so it errs wide)."""
-    g = drop_gap(ev.compare(before, after, metric, chance=chance, attack_after=attack_after))
-    noise = ev.training_noise(before.arch, metric)
-    if noise is None:
-        return replace(g, training="training variation not measured")
-    half = Z95 * math.sqrt(2.0) * noise.sd
-    return Gap(g.value, min(g.lo, g.value - half), max(g.hi, g.value + half), str(noise))
+    single trainings' variation of the metric (:func:`qmia.claims.single_trainings`)."""
+    c = ev.compare(before, after, metric, chance=chance, attack_after=attack_after)
+    widened, noise = single_trainings(ev, c, before.arch)
+    return replace(drop_gap(widened), training=noise)
 
 
 def not_measurable(why: str, noise: bool = False) -> Cell:

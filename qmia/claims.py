@@ -24,7 +24,7 @@ nor the data of Figures 5-6 (:data:`NOT_RECOVERED`).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -32,7 +32,7 @@ from .config import TrainConfig
 from .evidence import Evidence, MissingRow
 from .plan import reading_spec
 from .quantizers import QuantSpec
-from .uncertainty import Comparison, Estimate
+from .uncertainty import Z95, Comparison, Estimate
 from .vocabulary import AGREES, DISAGREES, PENDING, UNMEASURABLE  # noqa: F401 (the statuses, read as claims.AGREES ...)
 
 SOURCE = "https://www.mdpi.com/1424-8220/23/18/7722"
@@ -209,6 +209,20 @@ def claim_seeds(ev: Evidence, reading: str, bits: int) -> tuple[list[int], str]:
     return have, note
 
 
+def single_trainings(ev: Evidence, cmp: Comparison, arch: str) -> tuple[Comparison, str]:
+    """``cmp`` (one seed: one training of each model) with the interval of its drop at least as wide as two single
+    trainings' variation of its metric, +- 1.96 sqrt(2) times the pooled seed-to-seed SD measured on the stored rows
+    (:meth:`qmia.evidence.Evidence.training_noise`; it also holds a new split's examples, so it errs wide); and that
+    SD as text ('training variation not measured' where no configuration was trained twice). The p-value stays the
+    examples' own; a verdict needs the interval too (:func:`reduction_verdict`)."""
+    noise = ev.training_noise(arch, cmp.metric)
+    if noise is None:
+        return cmp, "training variation not measured"
+    half = Z95 * np.sqrt(2.0) * noise.sd
+    lo, hi = min(cmp.reduction_lo, cmp.reduction - half), max(cmp.reduction_hi, cmp.reduction + half)
+    return replace(cmp, reduction_lo=float(lo), reduction_hi=float(hi)), str(noise)
+
+
 def _with_note(v: Verdict, note: str) -> Verdict:
     return Verdict(v.word, f"{v.reason}; {note}") if note else v
 
@@ -263,7 +277,8 @@ def dorefa_verdict(ev: Evidence, reading: str, bits: Sequence[int] = (4, 8)) -> 
     """Table 6: the proposed quantizer lowers the attack more than DoReFa-Net. At each bitwidth, the attack's
     AUC on the MIA-quantized target against DoReFa-Net's (seed 0, paired), by :func:`reduction_verdict` with
     DoReFa-Net as the baseline (which must leak) and the MIA target's test accuracy against DoReFa-Net's as
-    the utility; then all bitwidths reproduced: reproduced; some: partly; none: the most common verdict."""
+    the utility, the drop's interval holding two single trainings' variation (:func:`single_trainings`); then all
+    bitwidths reproduced: reproduced; some: partly; none: the most common verdict."""
     results = []
     for b in bits:
         d_cfg, m_cfg = (
@@ -271,9 +286,10 @@ def dorefa_verdict(ev: Evidence, reading: str, bits: Sequence[int] = (4, 8)) -> 
             ev.config(*ev.p.resnet, reading_spec(reading, b)),
         )
         base = ev.estimate([d_cfg])
-        cmp = ev.compare(d_cfg, m_cfg, "auc", chance=0.5)
+        cmp, noise = single_trainings(ev, ev.compare(d_cfg, m_cfg, "auc", chance=0.5), ev.p.resnet[0])
         drop = float(ev.row(d_cfg)["target_test_acc"] - ev.row(m_cfg)["target_test_acc"])
-        results.append(ClaimResult(reduction_verdict(cmp, base, drop), cmp, cmp, drop, base, b, reading))
+        verdict = _with_note(reduction_verdict(cmp, base, drop), noise)
+        results.append(ClaimResult(verdict, cmp, cmp, drop, base, b, reading))
     words = [r.verdict.word for r in results]
     wins = words.count(REPRODUCED)
     reasons = "; ".join(f"{r.bits}-bit: {r.verdict.word}" for r in results)
@@ -287,10 +303,11 @@ def dorefa_verdict(ev: Evidence, reading: str, bits: Sequence[int] = (4, 8)) -> 
 
 def partial_verdict(ev: Evidence, reading: str, bits: int = 4, last: int = 5) -> ClaimResult:
     """Figure 6: quantizing only the last ``last`` layers lowers the attack (AUC) against full precision
-    (seed 0, paired), by :func:`reduction_verdict` with no claimed size."""
+    (seed 0, paired), by :func:`reduction_verdict` with no claimed size, the drop's interval holding two single
+    trainings' variation (:func:`single_trainings`)."""
     fp_cfg = ev.config(*ev.p.resnet)
     part = ev.config(*ev.p.resnet, reading_spec(reading, bits, layers=f"last:{last}"))
     base = ev.estimate([fp_cfg])
-    cmp = ev.compare(fp_cfg, part, "auc", chance=0.5)
+    cmp, noise = single_trainings(ev, ev.compare(fp_cfg, part, "auc", chance=0.5), ev.p.resnet[0])
     drop = float(ev.row(fp_cfg)["target_test_acc"] - ev.row(part)["target_test_acc"])
-    return ClaimResult(reduction_verdict(cmp, base, drop), cmp, cmp, drop, base, bits, reading)
+    return ClaimResult(_with_note(reduction_verdict(cmp, base, drop), noise), cmp, cmp, drop, base, bits, reading)
