@@ -113,6 +113,28 @@ def measure(rows: pd.DataFrame, arch: str, metric: str = TEST_ACC) -> TrainingNo
     return TrainingNoise(math.sqrt(num / dof), n_conf, n_train, arch, metric=metric) if dof else None
 
 
+def by_config(rows: pd.DataFrame, arch: str, metrics: tuple[str, ...]) -> pd.DataFrame:
+    """Where :func:`measure`'s pooled SDs come from: one row per configuration of ``arch`` trained two or more times,
+    its settings (method, reading, bits, layers), its trainings, whether it keeps utility (and so is pooled), and
+    the seed-to-seed SD of each of ``metrics`` (fractions). Empty when none was trained twice."""
+    cols = [c for c in CONFIG_COLUMNS if c in rows.columns]
+    arch_rows = rows[rows["arch"] == arch] if "arch" in rows.columns else rows.iloc[:0]
+    out: dict[tuple, dict] = {}
+    for metric in metrics:
+        if metric not in rows.columns or arch_rows.empty:
+            continue
+        df = trainings(arch_rows, metric)
+        full = df[df["method"] == "none"] if "method" in df.columns else df.iloc[:0]
+        floor = (full[TEST_ACC].mean() if len(full) else df[TEST_ACC].max()) - MAX_UTILITY_DROP
+        for key, g in df.groupby(cols, dropna=False):
+            if len(g) < 2:
+                continue
+            row = out.setdefault(key, {**dict(zip(cols, key)), "trainings": len(g)})
+            row["pooled"] = bool(g[TEST_ACC].astype(float).mean() >= floor)
+            row[metric] = float(g[metric].astype(float).std(ddof=1))
+    return pd.DataFrame(list(out.values()))
+
+
 def for_arch(rows: pd.DataFrame, arch: str, metric: str = TEST_ACC) -> TrainingNoise | None:
     """``arch``'s measured training SD of ``metric``; where it has no repeated trainings, the largest measured on
     another architecture (marked borrowed); None when the rows hold no repeated trainings at all."""

@@ -27,6 +27,7 @@ EXPECTED: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
             "readings-statements",
             "readings-counts",
             "readings-details",
+            "readings-training-variation",
             "readings-fit",
             "readings-recipes",
             "readings-precision",

@@ -51,6 +51,9 @@ def test_the_pooled_seed_to_seed_sd_leaves_out_single_trainings_and_collapses():
     pooled = np.sqrt((np.var(fp, ddof=1) * 2 + np.var(q, ddof=1) * 2) / 4)
     assert n.sd == pytest.approx(pooled) and (n.configs, n.trainings, n.borrowed) == (2, 6, False)
     assert "6 trainings of ResNet-20" in str(n)
+    table = training_noise.by_config(rows, "resnet20", ("target_test_acc",))  # where the pooled figure comes from
+    assert list(table["bits"]) == ["16.0", "4.0", "none"] and list(table["pooled"]) == [False, True, True]
+    assert table["target_test_acc"].iloc[1] == pytest.approx(np.std(q, ddof=1)) and set(table["trainings"]) == {3}
 
 
 def test_a_key_trained_twice_counts_twice_and_other_architectures_borrow_or_say_none():

@@ -43,6 +43,7 @@ from .readings import (
     readings_precision,
     readings_recipes,
     readings_statements,
+    readings_training_variation,
 )
 from .report import answer_figure, report_needs, report_status, report_verdicts
 from .tables import claim_table, table3, table4, table5
@@ -76,6 +77,7 @@ __all__ = [
     "readings_precision",
     "readings_recipes",
     "readings_statements",
+    "readings_training_variation",
     "report_needs",
     "report_status",
     "report_verdicts",

@@ -20,7 +20,7 @@ from ..clipping import clipped_table, weight_stats
 from ..plan import paper_configs, precision_configs, runs_reading
 from ..results import load_outcome, provenance
 from ..uncertainty import compare
-from ..vocabulary import FULL_PRECISION, READING_INFO
+from ..vocabulary import DOREFA, FULL_PRECISION, READING_INFO
 from ._common import _status
 from .clipping import _overall_shares
 
@@ -231,4 +231,47 @@ def readings_recipes(pg: Page):
         f"recipe (best reading; {model_name(*pg.profile.resnet)}, seed 0). The rule picks *{pick}*.",
         provenance(ev.rows),
         {"fp train acc": PCT, "fp test acc": PCT, "fp attack AUC": NUM, "AUC lo": NUM, "AUC hi": NUM},
+    )
+
+
+VARIATION_METRICS = ("target_test_acc", "attack_acc", "auc", "precision_member", "recall_member", "f1_member")
+
+
+def readings_training_variation(pg: Page):
+    """Where the training SDs that widen the statements' comparisons of single trainings come from: each
+    configuration of the profile's ResNet trained two or more times, its seed-to-seed SD of test accuracy and of the
+    shadow attack's metrics, and the pooled SD over those that keep utility (:mod:`qmia.training_noise`)."""
+    from .. import training_noise
+
+    ev = pg.evidence()
+    arch = pg.profile.resnet[0]
+    df = training_noise.by_config(ev.rows, arch, VARIATION_METRICS)
+    if df.empty:
+        return "No configuration of this profile's models was trained twice: the comparisons hold only examples' noise."
+    df["bits"] = ["–" if b in ("none", "nan") else str(int(float(b))) for b in df["bits"]]
+    df["method"] = df["method"].replace({"none": FULL_PRECISION, "mia": "the paper's quantizer", "dorefa": DOREFA})
+    df = df.rename(columns={"bits": "bitwidth"}).replace({"reading": {"none": "–"}})
+    show_cols = [c for c in ("method", "reading", "bitwidth", "layers") if c in df.columns]
+    df = df[[*show_cols, "trainings", "pooled", *[m for m in VARIATION_METRICS if m in df.columns]]].copy()
+    pooled = {"method": "pooled (utility kept)", "trainings": int(df.loc[df["pooled"], "trainings"].sum())}
+    for m in VARIATION_METRICS:
+        noise = ev.training_noise(arch, m)
+        if m in df.columns and noise is not None and not noise.borrowed:
+            pooled[m] = noise.sd
+    df = pd.concat([df, pd.DataFrame([pooled])], ignore_index=True)
+    df["pooled"] = df["pooled"].map({True: "yes", False: "no (collapsed)"}).fillna("")
+    for m in VARIATION_METRICS:
+        if m in df.columns:
+            df[m] = 100 * df[m]
+    df = df.rename(columns={m: f"SD of {LABELS.get(m, m.replace('_', ' '))} (points)" for m in VARIATION_METRICS})
+    sd_cols = [c for c in df.columns if c.startswith("SD of")]
+    df[[c for c in df.columns if c not in sd_cols]] = df[[c for c in df.columns if c not in sd_cols]].fillna("")
+    return styled(
+        df,
+        "readings-training-variation",
+        f"How much one training of {model_name(*pg.profile.resnet)} decides: the seed-to-seed SD of each "
+        "configuration trained two or more times (test accuracy; the shadow attack's metrics), and the pooled SD "
+        "that widens every comparison of two single trainings",
+        provenance(ev.rows),
+        {c: "{:.2f}" for c in df.columns if c.startswith("SD of")},
     )
