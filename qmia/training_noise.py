@@ -92,25 +92,16 @@ def trainings(rows: pd.DataFrame, metric: str = TEST_ACC) -> pd.DataFrame:
 def measure(rows: pd.DataFrame, arch: str, metric: str = TEST_ACC) -> TrainingNoise | None:
     """The pooled training SD of ``metric`` (the target's test accuracy, or a column of the shadow attack's rows)
     for ``arch`` on the stored ``rows``, or None when no configuration that keeps utility was trained twice. Pooled
-    variance: sum over configurations of (n_i - 1) s_i^2 / sum of (n_i - 1)."""
+    variance over :func:`by_config`'s pooled configurations: sum of (n_i - 1) s_i^2 / sum of (n_i - 1)."""
     if not {"arch", "seed", "target_key", TEST_ACC, metric} <= set(rows.columns):
         return None  # rows that do not say which model they are (hand-built ones), or lack the metric
-    df = trainings(rows[rows["arch"] == arch], metric)
-    if df.empty:
+    t = by_config(rows, arch, (metric,))
+    t = t[t["pooled"]] if not t.empty else t
+    if t.empty:
         return None
-    cols = [c for c in CONFIG_COLUMNS if c in df.columns]
-    full = df[df["method"] == "none"] if "method" in df.columns else df.iloc[:0]
-    floor = (full["target_test_acc"].mean() if len(full) else df["target_test_acc"].max()) - MAX_UTILITY_DROP
-    num = dof = n_conf = n_train = 0
-    for _, g in df.groupby(cols, dropna=False):
-        acc, value = g[TEST_ACC].astype(float), g[metric].astype(float)
-        if len(acc) < 2 or acc.mean() < floor:
-            continue
-        num += (len(value) - 1) * value.var(ddof=1)
-        dof += len(value) - 1
-        n_conf += 1
-        n_train += len(value)
-    return TrainingNoise(math.sqrt(num / dof), n_conf, n_train, arch, metric=metric) if dof else None
+    dof = t["trainings"] - 1
+    sd = math.sqrt(float((dof * t[metric] ** 2).sum() / dof.sum()))
+    return TrainingNoise(sd, len(t), int(t["trainings"].sum()), arch, metric=metric)
 
 
 def by_config(rows: pd.DataFrame, arch: str, metrics: tuple[str, ...]) -> pd.DataFrame:
