@@ -186,6 +186,7 @@ def table6_verdicts(pg: Page):
                     "p (fall)": res.ours.p_value,
                     "test acc. lost vs DoReFa-Net": res.utility_drop,
                     "verdict at this bitwidth": res.verdict.word,
+                    "why": res.verdict.reason,
                 }
             )
         pg.keep(f"{_slug(r)}_verdict", v.word)
@@ -195,7 +196,7 @@ def table6_verdicts(pg: Page):
         "table6-summary",
         "Does the proposed quantizer defend better than DoReFa-Net? (attack AUC, DoReFa-Net as the baseline; seed 0)",
         provenance(pg.evidence().rows),
-        {"p (fall)": "{:.3f}", "test acc. lost vs DoReFa-Net": PCT},
+        {"bits": "{:.0f}", "p (fall)": "{:.3f}", "test acc. lost vs DoReFa-Net": PCT},
     )
 
 
