@@ -169,6 +169,8 @@ def _record(folder: Path, part: str, executor: str, job) -> dict:
 
 
 def _alive(pid: int | None) -> bool:
+    """Whether process ``pid`` still runs. A zombie (killed, not yet reaped: in a container whose first process does
+    not reap orphans it may stay one) counts as gone."""
     if not pid:
         return False
     try:
@@ -177,7 +179,11 @@ def _alive(pid: int | None) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    try:  # Linux: the state letter follows the parenthesised command name in /proc/<pid>/stat
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state not in ("Z", "X")
 
 
 def job_status(p: Profile, part: str) -> str:

@@ -129,6 +129,20 @@ def test_a_killed_job_leaves_the_store_consistent_and_its_rerun_completes_it(ser
     assert _rows(tmp_path) == want and len(want) == 8
 
 
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc (Linux)")
+def test_a_killed_but_unreaped_job_counts_as_gone():
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    assert executor._alive(proc.pid)
+    proc.kill()
+    deadline = time.monotonic() + 10
+    while "Z" not in Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()[0]:
+        assert time.monotonic() < deadline, "the child never became a zombie"
+        time.sleep(0.01)
+    assert not executor._alive(proc.pid)  # a zombie: os.kill(pid, 0) still succeeds, yet the job is gone
+    proc.wait()
+    assert not executor._alive(proc.pid)
+
+
 def _fake_slurm(bin_dir: Path, capture: Path) -> None:
     bin_dir.mkdir()
     for name, body in {"srun": "exit 0", "sbatch": f'cp "$1" {capture}\necho "Submitted batch job 4242"'}.items():
