@@ -153,10 +153,11 @@ def reduction_verdict(
     )
     if claimed is not None:
         what += f" vs claimed {claimed:.0f} %"
-    if not (cmp.reduction > 0 and cmp.significant(alpha)):
-        return Verdict(NOT_REPRODUCED, what + ": not a significant reduction")
-    if cmp.reduction_lo <= 0:
-        return Verdict(NOT_REPRODUCED, what + ": its 95 % interval holds zero (p alone is not enough)")
+    if not cmp.decided_drop(alpha):
+        why = ": not a significant reduction"
+        if cmp.reduction > 0 and cmp.significant(alpha):
+            why = ": its 95 % interval holds zero (p alone is not enough)"
+        return Verdict(NOT_REPRODUCED, what + why)
     if utility_drop > max_utility_drop:
         return Verdict(WITH_LOSS, what + f"; but test accuracy fell by {100 * utility_drop:.1f} points: not a defence")
     if claimed is None or cmp.relative >= claimed / 2:
@@ -264,7 +265,7 @@ def chance_verdict(ev: Evidence, reading: str, bits: int | None = None) -> Claim
         v = Verdict(NOT_MEASURABLE, _leak_reason(base_auc))
     elif not (after.lo <= 0.5 <= after.hi):
         v = Verdict(NOT_REPRODUCED, what + ": the quantized model's attack is not at chance")
-    elif not cmp.significant() or cmp.reduction_lo <= 0:
+    elif not cmp.decided_drop():
         v = Verdict(NOT_REPRODUCED, what + ": the fall is not significant (p, or its 95 % interval reaches zero)")
     elif drop > MAX_UTILITY_DROP:
         v = Verdict(WITH_LOSS, what + f"; but test accuracy fell by {100 * drop:.1f} points: not a defence")

@@ -118,6 +118,11 @@ class Comparison:
     def significant(self, alpha: float = 0.05) -> bool:
         return self.p_value < alpha
 
+    def decided_drop(self, alpha: float = 0.05) -> bool:
+        """Whether the metric fell beyond noise: a positive reduction, p < ``alpha`` and the printed two-sided 95 %
+        interval above zero (both, so that a verdict never contradicts the interval shown beside it)."""
+        return self.reduction > 0 and self.significant(alpha) and self.reduction_lo > 0
+
 
 def measurable_fpr(n_nonmembers: int, alpha: float) -> bool:
     """Whether TPR at FPR ``alpha`` is measured, not extrapolated: at least

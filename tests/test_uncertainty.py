@@ -77,6 +77,9 @@ def test_a_real_reduction_is_significant_and_no_change_is_not():
     assert c.reduction > 0.1 and c.significant() and c.reduction_lo > 0
     n = compare(before, same, "auc", chance=0.5, n_boot=400)
     assert not n.significant() and n.reduction_lo < 0 < n.reduction_hi
+    assert c.decided_drop() and not n.decided_drop()
+    borderline = type(c)("auc", c.before, c.after, 0.005, -0.001, 0.010, 0.046, 0.5)  # p < 0.05, interval holds 0
+    assert borderline.significant() and not borderline.decided_drop()
 
 
 def test_reduction_is_credited_only_down_to_chance():
