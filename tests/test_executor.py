@@ -117,9 +117,14 @@ def test_a_killed_job_leaves_the_store_consistent_and_its_rerun_completes_it(ser
     assert all(serial[k] == v for k, v in stored.items())  # what was stored before the kill is whole and right
     env = _env(tmp_path)
     code = f"from qmia import executor, config; print(executor.job_status(config.get_profile('smoke'), {part!r}))"
-    status = subprocess.run(
-        [sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout
+    deadline = time.monotonic() + 20  # SIGKILL is delivered asynchronously: give the processes time to die
+    while True:
+        status = subprocess.run(
+            [sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout
+        if status.startswith("lost: ") or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
     assert status.startswith("lost: ") and status.strip().endswith(".err"), status  # named, with its log
     listing = _sweep(tmp_path, "--parts").stdout
     assert "lost: " in listing
