@@ -11,8 +11,9 @@ models lost their utility (mean test accuracy more than :data:`qmia.claims.MAX_U
 architecture's full-precision mean) are left out: a collapse varies in its own way.
 
 The same holds for an attack's metrics (attack accuracy, AUC, member precision ...): ResNet-20's 4-bit min-anchored
-targets gave shadow-attack accuracies of 79.1, 72.7 and 69.1 % over seeds 0-2. ``measure(rows, arch, metric)`` pools
-a metric of the shadow attack the same way, one value per (target instance, shadow instance); the drop rules
+targets gave shadow-attack accuracies of 72.3, 72.7 and 69.1 % over seeds 0-2 on the CPU (seed 0's superseded
+H200 row: 79.1 %; the pooled SDs fell by half when the readings were re-derived). ``measure(rows, arch, metric)``
+pools a metric of the shadow attack the same way, one value per (target instance, shadow instance); the drop rules
 (:func:`qmia.beyond_noise.attack_gap`) widen a comparison of two single trainings with it.
 """
 
